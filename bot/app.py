@@ -1,0 +1,213 @@
+"""Wiring: build the bot's parts from settings, and the ASGI app that serves them.
+
+Nothing here runs at import time; `build_runtime` does no I/O, `Runtime.start` migrates the store
+and starts the background loops, `Runtime.stop` lets in-flight work finish before closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from bot.cache import KeyedCache, build_backend
+from bot.connect.client import ConnectClient
+from bot.settings import Settings
+from bot.slack.listeners import ListenerDeps, register_listeners
+from bot.slack.notifier import SlackNotifier
+from bot.slack.people import SlackPeople
+from bot.store.database import create_engine
+from bot.store.migrate import upgrade
+from bot.store.sql_store import SqlRequestStore
+from bot.tasks import TaskSupervisor
+from bot.workflow.service import ProvisioningService, utcnow
+
+log = logging.getLogger(__name__)
+
+RECOVERY_INTERVAL_SECONDS = 15.0
+
+
+def new_instance_id() -> str:
+    """Names this process in leases, so replicas can tell whose work is whose."""
+    return f"{socket.gethostname()}:{secrets.token_hex(4)}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    instance_id: str
+    engine: AsyncEngine
+    store: SqlRequestStore
+    connect: ConnectClient
+    cache: KeyedCache
+    slack_client: AsyncWebClient
+    people: SlackPeople
+    notifier: SlackNotifier
+    service: ProvisioningService
+    supervisor: TaskSupervisor
+    bolt: AsyncApp
+    recovery_interval: float = RECOVERY_INTERVAL_SECONDS
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _loops: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, *, migrate: bool = True) -> None:
+        if migrate:
+            await upgrade(self.engine)
+        self._stop.clear()
+        self._loops = [
+            asyncio.create_task(self.notifier.run(self._stop), name="outbox"),
+            asyncio.create_task(self._recovery_loop(), name="lease-recovery"),
+        ]
+        log.info("bot started as %s", self.instance_id)
+
+    async def _recovery_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.service.recover_expired_leases()
+            except Exception:
+                log.exception("lease recovery pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.recovery_interval)
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        cancelled = await self.supervisor.drain(grace)
+        if cancelled:
+            log.warning("%d task(s) did not finish within %.0fs", cancelled, grace)
+        self._stop.set()
+        # One last delivery pass, so what the finished work owes people goes out before exit.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.notifier.deliver_due(), timeout=min(grace, 5) or 1)
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.connect.aclose()
+        await self.cache.close()
+        await self.engine.dispose()
+        log.info("bot stopped")
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=15,
+    )
+    # Honour 429 Retry-After on interactive calls (views.open, conversations.members…).
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    instance_id: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    socket_mode: bool = False,
+) -> Runtime:
+    instance_id = instance_id or new_instance_id()
+    engine = create_engine(settings.database_url)
+    store = SqlRequestStore(engine)
+    connect = ConnectClient(
+        settings.connect_server,
+        settings.connect_api_key.get_secret_value(),
+        timeout=settings.connect_timeout,
+    )
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    cache = KeyedCache(build_backend(redis_url))
+    slack_client = build_slack_client(settings)
+    people = SlackPeople(
+        slack_client,
+        cache,
+        approver_channel=settings.slack_approver_channel,
+        search_channel=settings.slack_search_channel,
+        allow_guests=settings.allow_guests,
+        membership_ttl=settings.membership_cache_ttl,
+    )
+    notifier = SlackNotifier(
+        store=store,
+        client=slack_client,
+        approver_channel=settings.slack_approver_channel,
+        connect_url=settings.connect_ui_url,
+        instance_id=instance_id,
+        clock=clock,
+    )
+    service = ProvisioningService(
+        store=store,
+        directory=connect,
+        approvers=people,
+        instance_id=instance_id,
+        search_limit=settings.search_limit,
+        search_cache=cache,
+        search_cache_ttl=settings.search_cache_ttl,
+        lease_seconds=settings.lease_seconds,
+        clock=clock,
+        on_outbox=notifier.wake,
+    )
+    supervisor = TaskSupervisor()
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    # Token and secret given explicitly, so Bolt never reads the environment by itself.
+    bolt = AsyncApp(
+        client=slack_client,
+        signing_secret=signing_secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        name="connect-user-bot",
+    )
+    register_listeners(
+        bolt,
+        ListenerDeps(
+            service=service,
+            people=people,
+            notifier=notifier,
+            supervisor=supervisor,
+            approver_channel=settings.slack_approver_channel,
+            connect_url=settings.connect_ui_url,
+        ),
+    )
+    return Runtime(
+        settings=settings,
+        instance_id=instance_id,
+        engine=engine,
+        store=store,
+        connect=connect,
+        cache=cache,
+        slack_client=slack_client,
+        people=people,
+        notifier=notifier,
+        service=service,
+        supervisor=supervisor,
+        bolt=bolt,
+    )
+
+
+def create_asgi_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    """The web app: Slack's endpoint and the health check, with the runtime's life tied to it."""
+    from bot.web.routes import build_routes
+
+    runtime = runtime or build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Starlette(routes=build_routes(runtime), lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,130 @@
+"""`connect-user-bot check`: will this configuration work? Plain words; non-zero on trouble."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from slack_sdk.errors import SlackApiError
+
+from bot.app import build_slack_client
+from bot.connect.client import ConnectClient
+from bot.connect.errors import ConnectAPIError, ConnectError
+from bot.settings import Settings
+from bot.store.database import create_engine
+from bot.store.migrate import is_up_to_date
+from bot.store.urls import redact_url
+
+# Providers whose users Connect can search remotely (GET /v1/users/remote).
+REMOTE_SEARCH_PROVIDERS = ("ldap", "oauth2", "google")
+
+
+class Report:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.problems = 0
+
+    def ok(self, text: str) -> None:
+        print(f"  ok    {text}", file=self.out)
+
+    def warn(self, text: str) -> None:
+        print(f"  warn  {text}", file=self.out)
+
+    def fail(self, text: str) -> None:
+        self.problems += 1
+        print(f"  FAIL  {text}", file=self.out)
+
+
+async def run_checks(settings: Settings, out: TextIO = sys.stdout) -> int:
+    report = Report(out)
+    print(f"Connect at {settings.connect_server}", file=out)
+    await _check_connect(settings, report)
+    print(f"Slack at {settings.slack_api_url}", file=out)
+    await _check_slack(settings, report)
+    print(f"Database {redact_url(settings.database_url)}", file=out)
+    await _check_database(settings, report)
+    if report.problems:
+        print(f"\n{report.problems} problem(s) found.", file=out)
+        return 1
+    print("\nEverything the bot needs is in place.", file=out)
+    return 0
+
+
+async def _check_connect(settings: Settings, report: Report) -> None:
+    async with ConnectClient(
+        settings.connect_server,
+        settings.connect_api_key.get_secret_value(),
+        timeout=settings.connect_timeout,
+        read_retries=0,
+    ) as connect:
+        try:
+            owner = await connect.current_user()
+        except ConnectAPIError as exc:
+            if exc.status == 401:
+                report.fail("Connect rejected CONNECT_API_KEY (401): create a new key.")
+            else:
+                report.fail(f"Connect refused GET /v1/user: {exc}")
+            return
+        except ConnectError as exc:
+            report.fail(f"Connect could not be reached: {exc}")
+            return
+        role = owner.user_role or "unknown"
+        report.ok(f"the API key belongs to {owner.username} (role: {role})")
+        if role not in ("publisher", "administrator"):
+            report.fail(
+                f"{owner.username} is a {role}: searching and creating users needs a publisher or "
+                "administrator key."
+            )
+        try:
+            server = await connect.server_settings()
+        except ConnectError as exc:
+            report.warn(f"could not read server settings ({type(exc).__name__})")
+            return
+        provider = server.provider
+        report.ok(f"Connect {server.version or '(version hidden)'}, authentication: {provider}")
+        if not any(name in provider.lower() for name in REMOTE_SEARCH_PROVIDERS):
+            report.warn(
+                f"remote user search works with LDAP or OAuth2 (Google); {provider} may answer "
+                "every search with an error."
+            )
+
+
+async def _check_slack(settings: Settings, report: Report) -> None:
+    client = build_slack_client(settings)
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        report.fail(f"SLACK_BOT_TOKEN was refused: {exc.response.get('error')}")
+        return
+    except Exception as exc:
+        report.fail(f"Slack could not be reached: {type(exc).__name__}")
+        return
+    report.ok(f"bot token for {auth.get('user')} in workspace {auth.get('team')}")
+    channel = settings.slack_approver_channel
+    try:
+        await client.conversations_members(channel=channel, limit=1)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        hint = {
+            "channel_not_found": "check the ID, and invite the bot if the channel is private",
+            "not_in_channel": "invite the bot to the channel (/invite @bot)",
+            "missing_scope": "reinstall the app from manifest.yml (channels:read, groups:read)",
+        }.get(str(error), "")
+        report.fail(f"cannot read the approver channel {channel}: {error}. {hint}".strip())
+    else:
+        report.ok(f"the bot can read the members of the approver channel {channel}")
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+
+
+async def _check_database(settings: Settings, report: Report) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        if await is_up_to_date(engine):
+            report.ok("reachable, schema up to date")
+        else:
+            report.warn("reachable; the schema will be migrated when the bot starts")
+    except Exception as exc:
+        report.fail(f"cannot use the database: {type(exc).__name__}")
+    finally:
+        await engine.dispose()

@@ -1,0 +1,64 @@
+"""Errors raised by the Connect client. Messages never contain the API key or a temp_ticket."""
+
+from __future__ import annotations
+
+# Connect error codes the bot acts on (match on the code, never on the text).
+CODE_USERNAME_IN_USE = 8
+CODE_TOO_MANY_RESULTS = 83
+CODE_STALE_TICKET = 127
+CODE_PROVIDER_CANNOT_CREATE = 119
+CODE_PROVIDER_UNSUPPORTED = 132
+CODE_NOT_AUTHENTICATED = 24
+CODE_USER_LOCKED = 50
+PERMISSION_CODES = frozenset({19, 20, 21, 22, 23})
+
+
+class ConnectError(Exception):
+    """Base class of every error the Connect client raises."""
+
+
+class ConnectUnavailable(ConnectError):
+    """Connect could not be reached or failed on its side (timeout, connection error, 5xx, 429).
+
+    For a request that changes state (the PUT) the outcome is unknown: the caller must find out
+    whether it took effect before doing anything else.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason  # "timeout" | "connection" | "server_error" | "rate_limited"
+        self.status = status
+        # Seconds the server asked us to wait (Retry-After on 429/503), uncapped; None if not sent.
+        self.retry_after = retry_after
+
+
+class ConnectAPIError(ConnectError):
+    """Connect answered with a 4xx and (usually) its JSON error body `{code, error, payload}`."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"Connect answered {status} (code {code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @property
+    def is_configuration_problem(self) -> bool:
+        """A problem an administrator must fix in Connect or in the bot's key, not a retry."""
+        return (
+            self.status == 401
+            or self.code
+            in (CODE_PROVIDER_CANNOT_CREATE, CODE_PROVIDER_UNSUPPORTED, CODE_NOT_AUTHENTICATED)
+            or self.code in PERMISSION_CODES
+            or (self.status == 403 and self.code != CODE_USER_LOCKED)
+        )
+
+
+class ConnectProtocolError(ConnectError):
+    """Connect answered 2xx with something the bot cannot read (not JSON, fields missing)."""

@@ -1,0 +1,147 @@
+"""Configuration: the only module that reads the environment.
+
+Read once at start (`Settings.from_env()`), validated, then passed to whatever needs it. Secrets are
+`SecretStr` and validation errors never echo input values, so a misplaced token never reaches a log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.store.urls import normalize_database_url
+
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a runnable bot; the message names each problem."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    slack_bot_token: SecretStr = Field(description="Bot token, xoxb-…")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Signing secret (HTTP mode)"
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="App-level token, xapp-… (Socket Mode)"
+    )
+    slack_api_url: str = SLACK_DEFAULT_API_URL
+    slack_approver_channel: str = Field(description="Channel ID of the approvers, e.g. C0123ABCD")
+    slack_search_channel: str | None = Field(
+        default=None, description="If set, only members of this channel may search"
+    )
+    allow_guests: bool = Field(
+        default=False, description="Let guest accounts and Slack Connect users search"
+    )
+
+    connect_server: str = Field(description="https://connect.example.com/ (a sub-path is fine)")
+    connect_api_key: SecretStr
+    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    search_limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+    database_url: str = ""
+    redis_url: SecretStr | None = None
+    search_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    membership_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 60.0
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+
+    @field_validator("slack_approver_channel", "slack_search_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = value.strip()
+        if not _CHANNEL_ID.match(value):
+            raise ValueError(
+                "must be a channel ID like C0123ABCD (right-click the channel → View channel "
+                "details → the ID at the bottom), not a channel name"
+            )
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        value = value.strip() or SLACK_DEFAULT_API_URL
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("connect_server")
+    @classmethod
+    def _connect_server(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                "must be the URL of the Connect server, e.g. https://connect.example.com/"
+            )
+        if value.rstrip("/").endswith("/__api__"):
+            raise ValueError("give the server's URL without /__api__")
+        return value.rstrip("/") + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @property
+    def connect_ui_url(self) -> str:
+        return self.connect_server
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read and validate the environment, or raise ConfigurationError naming each problem."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = ["The bot's configuration is incomplete or wrong:"]
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"]).upper() or "(settings)"
+        if error["type"] == "missing":
+            lines.append(f"  - {name} is not set")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {name}: {message}")
+    return "\n".join(lines)
+
+
+# Bolt reads these by itself and switches to a multi-workspace OAuth install when the first two
+# are present; this bot is configured explicitly, so they must not steer it.
+BOLT_ENVIRONMENT_OVERRIDES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_VERIFICATION_TOKEN")
+
+
+def isolate_from_bolt_environment(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove the variables Bolt would act on by itself; returns the names removed."""
+    removed = [name for name in BOLT_ENVIRONMENT_OVERRIDES if environ.pop(name, None) is not None]
+    return removed

@@ -1,0 +1,27 @@
+"""The last line: an exception before `ack()` still gets a logged, answered request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from bot.slack.listeners import ListenerDeps
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, deps: ListenerDeps) -> None:
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        kind = body.get("type") or ("command" if body.get("command") else "unknown")
+        if kind == "view_submission":
+            return BoltResponse(status=200, body="")
+        # Slack shows its own "failed" note for a non-200; the text reaches the person for commands.
+        return BoltResponse(
+            status=200,
+            body="Sorry, something went wrong on my side. Please try again in a moment.",
+        )

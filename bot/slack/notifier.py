@@ -1,0 +1,280 @@
+"""Delivers what the workflow owes people: the outbox worker.
+
+The service writes each owed message in the same transaction as the state change; this worker
+claims them (a lease per message, so replicas share the work without sending twice), renders them
+from the request's current state, and retries Slack's 429/5xx with backoff. A message is marked
+delivered only after Slack accepted it, so a restart resumes where the last process stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack import blocks
+from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
+from bot.workflow.ports import RequestStore
+from bot.workflow.service import utcnow
+
+log = logging.getLogger(__name__)
+
+# Slack errors that a retry will not fix: give the message up and log why.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "user_not_found",
+        "cant_update_message",
+        "message_not_found",
+        "invalid_arguments",
+        "user_disabled",
+    }
+)
+
+
+class Retry(Exception):
+    """Deliver this message again later."""
+
+
+class GiveUp(Exception):
+    """This message cannot be delivered; stop trying."""
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        client: AsyncWebClient,
+        approver_channel: str,
+        connect_url: str,
+        instance_id: str,
+        clock: Callable[[], datetime] = utcnow,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        poll_seconds: float = 2.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.approver_channel = approver_channel
+        self.connect_url = connect_url
+        self.instance_id = instance_id
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._wake = asyncio.Event()
+        self._handlers = {
+            OutboxKind.POST_CARD: self._post_card,
+            OutboxKind.UPDATE_CARD: self._update_card,
+            OutboxKind.CONFIRM_REQUESTER: self._confirm_requester,
+            OutboxKind.NOTIFY_REQUESTER: self._notify_requester,
+            OutboxKind.WELCOME: self._welcome,
+        }
+
+    def wake(self) -> None:
+        """Something was written to the outbox: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                delivered = await self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed; trying again shortly")
+                delivered = 0
+            if delivered:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait(
+                        {waiter, stopper},
+                        timeout=self.poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
+
+    async def deliver_due(self) -> int:
+        """Claim and deliver every message whose time has come; returns how many were handled."""
+        handled = 0
+        while True:
+            batch = await self.store.claim_outbox(
+                owner=self.instance_id, now=self.clock(), lease_seconds=self.lease_seconds
+            )
+            if not batch:
+                return handled
+            for message in batch:
+                await self._deliver(message)
+                handled += 1
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        try:
+            request = await self.store.get(message.request_id)
+            if request is None:
+                raise GiveUp("the request no longer exists")
+            await self._handlers[message.kind](request, message.payload)
+        except Retry as exc:
+            await self._retry_or_give_up(message, str(exc))
+        except GiveUp as exc:
+            log.error(
+                "outbox %s (%s) for request %s given up: %s",
+                message.id,
+                message.kind,
+                message.request_id,
+                exc,
+            )
+            await self.store.outbox_give_up(message.id, now=self.clock(), error=str(exc))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            if error in PERMANENT_ERRORS:
+                log.error(
+                    "outbox %s (%s) for request %s: Slack refused with %s",
+                    message.id,
+                    message.kind,
+                    message.request_id,
+                    error,
+                )
+                await self.store.outbox_give_up(message.id, now=self.clock(), error=error)
+            else:
+                await self._retry_or_give_up(message, error)
+        except Exception as exc:
+            log.exception("outbox %s (%s) failed", message.id, message.kind)
+            await self._retry_or_give_up(message, type(exc).__name__)
+        else:
+            await self.store.outbox_delivered(message.id, now=self.clock())
+
+    async def _retry_or_give_up(self, message: OutboxMessage, error: str) -> None:
+        if message.attempts >= self.max_attempts:
+            log.error(
+                "outbox %s (%s) for request %s failed %d times, giving up: %s",
+                message.id,
+                message.kind,
+                message.request_id,
+                message.attempts,
+                error,
+            )
+            await self.store.outbox_give_up(message.id, now=self.clock(), error=error)
+            return
+        delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, message.attempts - 1))
+        log.warning(
+            "outbox %s (%s) will be retried in %.0fs: %s", message.id, message.kind, delay, error
+        )
+        await self.store.outbox_retry_later(
+            message.id, next_attempt_at=self.clock() + timedelta(seconds=delay), error=error
+        )
+
+    # -- the messages --------------------------------------------------------------------------
+
+    async def _post_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        if request.card_ts:
+            return  # posted by an earlier attempt that died before marking it delivered
+        message = blocks.approval_card(request, connect_url=self.connect_url)
+        response = await self.client.chat_postMessage(
+            channel=self.approver_channel, unfurl_links=False, unfurl_media=False, **message
+        )
+        await self.store.set_card(request.id, response["channel"], response["ts"])
+
+    async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        if not (request.card_channel and request.card_ts):
+            raise GiveUp("the approval card was never posted")
+        message = blocks.approval_card(request, connect_url=self.connect_url)
+        await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
+
+    async def card_permalink(self, request: ProvisioningRequest) -> str | None:
+        if not (request.card_channel and request.card_ts):
+            return None
+        try:
+            response = await self.client.chat_getPermalink(
+                channel=request.card_channel, message_ts=request.card_ts
+            )
+        except SlackApiError as exc:
+            log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+            return None
+        return response.get("permalink")
+
+    async def _confirm_requester(
+        self, request: ProvisioningRequest, payload: dict[str, Any]
+    ) -> None:
+        message = blocks.requester_confirmation(
+            request, card_permalink=await self.card_permalink(request)
+        )
+        response_url = payload.get("response_url")
+        if response_url and await post_to_response_url(
+            response_url, {**message, "replace_original": True, "response_type": "ephemeral"}
+        ):
+            return
+        # The response_url expired or was refused: a DM carries the confirmation instead.
+        await self._direct_message(request.requester_id, message)
+
+    async def _notify_requester(
+        self, request: ProvisioningRequest, payload: dict[str, Any]
+    ) -> None:
+        message = blocks.requester_outcome_message(request, connect_url=self.connect_url)
+        await self._direct_message(request.requester_id, message)
+
+    async def _welcome(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        if not request.email:
+            return
+        try:
+            found = await self.client.users_lookupByEmail(email=request.email)
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("users_not_found", "user_not_found"):
+                return  # not in this workspace: nobody to welcome
+            raise
+        user = found.get("user") or {}
+        if not user.get("id") or user.get("deleted") or user.get("is_bot"):
+            return
+        message = blocks.welcome_message(connect_url=self.connect_url, username=request.username)
+        await self._direct_message(user["id"], message)
+
+    async def _direct_message(self, user_id: str, message: dict[str, Any]) -> None:
+        opened = await self.client.conversations_open(users=user_id)
+        channel = (opened.get("channel") or {}).get("id")
+        if not channel:
+            raise Retry("conversations.open returned no channel")
+        await self.client.chat_postMessage(
+            channel=channel, unfurl_links=False, unfurl_media=False, **message
+        )
+
+
+async def post_to_response_url(url: str, payload: dict[str, Any]) -> bool:
+    """POST to an interaction's response_url; True when Slack took it.
+
+    Slack answers 404 once the URL is older than 30 minutes or used 5 times; callers decide what
+    to do instead. The URL itself is a credential for that message and is never logged.
+    """
+    try:
+        response = await AsyncWebhookClient(url, timeout=10).send_dict(payload)
+    except Exception as exc:
+        log.warning("posting to a response_url failed: %s", type(exc).__name__)
+        return False
+    if response.status_code != 200:
+        log.warning("a response_url answered %s", response.status_code)
+        return False
+    return True

@@ -1,0 +1,353 @@
+"""The RequestStore on SQLAlchemy Core, for SQLite (one replica) and PostgreSQL (several).
+
+Every decision that two replicas could race on is made by the database: the partial unique index
+decides which of two requests for a username exists, a conditional UPDATE decides which click
+wins, and a conditional UPDATE decides which worker delivers a message. Nothing here logs or
+formats a ticket, and the engine hides bound parameters from error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.store.database import for_reads
+from bot.store.tables import (
+    ACTIVE_STATE_VALUES,
+    ACTIVE_USERNAME_INDEX,
+    REQUEST_COLUMNS,
+    outbox,
+    provisioning_requests,
+)
+from bot.workflow.models import (
+    NewRequest,
+    OutboxItem,
+    OutboxKind,
+    OutboxMessage,
+    ProvisioningRequest,
+)
+from bot.workflow.ports import DuplicateRequestError
+from bot.workflow.states import RequestState
+
+_requests = provisioning_requests
+# Set by the store itself; letting `changes` touch them would break its guarantees.
+_RESERVED_CHANGE_KEYS = frozenset({"id", "state", "updated_at"})
+# A request that keeps finishing and reappearing between our insert and our lookup is absurd;
+# bounded anyway so a bug cannot spin forever.
+_CREATE_ATTEMPTS = 5
+_MAX_ERROR_CHARS = 4000
+
+
+class SqlRequestStore:
+    """`bot.workflow.ports.RequestStore` backed by an AsyncEngine from `bot.store.database`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # Same pool; on SQLite, reads start deferred so they never queue behind writers.
+        self._reader = for_reads(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def ping(self) -> None:
+        async with self._reader.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def create(
+        self, new: NewRequest, *, outbox: Sequence[OutboxItem] = ()
+    ) -> ProvisioningRequest:
+        person = new.person
+        _check_ticket(person.temp_ticket)
+        values = {
+            "id": new.request_id,
+            "state": RequestState.PENDING.value,
+            "requester_id": new.requester_id,
+            "username": person.username,
+            "full_name": person.full_name,
+            "email": person.email,
+            "temp_ticket": person.temp_ticket,
+            "justification": new.justification,
+            "created_at": new.created_at,
+            "updated_at": new.created_at,
+        }
+        for _ in range(_CREATE_ATTEMPTS):
+            try:
+                async with self._engine.begin() as conn:
+                    result = await conn.execute(
+                        sa.insert(_requests).values(values).returning(*_requests.c)
+                    )
+                    row = result.one()
+                    await self._insert_outbox(conn, new.request_id, outbox, new.created_at)
+                return _to_request(row)
+            except IntegrityError as exc:
+                if not _is_active_username_violation(exc):
+                    raise
+            # Loaded after the failed transaction ended: PostgreSQL refuses further statements
+            # in an aborted one.
+            existing = await self.find_active(person.username)
+            if existing is not None:
+                raise DuplicateRequestError(existing)
+            # The blocking request finished in between; the username is free again.
+        raise RuntimeError(
+            f"could not create request {new.request_id}: the active request for its username "
+            "kept changing"
+        )
+
+    async def get(self, request_id: str) -> ProvisioningRequest | None:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(sa.select(_requests).where(_requests.c.id == request_id))
+            row = result.first()
+        return None if row is None else _to_request(row)
+
+    async def find_active(self, username: str) -> ProvisioningRequest | None:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(_requests).where(
+                    _requests.c.username == username,
+                    _requests.c.state.in_(ACTIVE_STATE_VALUES),
+                )
+            )
+            row = result.first()
+        return None if row is None else _to_request(row)
+
+    async def transition(
+        self,
+        request_id: str,
+        *,
+        from_states: Collection[RequestState],
+        to_state: RequestState,
+        now: datetime,
+        changes: Mapping[str, Any] | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        lease_owner: str | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> ProvisioningRequest | None:
+        values = _validated_changes(changes)
+        if "temp_ticket" in values:
+            _check_ticket(values["temp_ticket"])
+        values["state"] = RequestState(to_state).value
+        values["updated_at"] = now
+        sources = [RequestState(state).value for state in from_states]
+        if not sources:
+            return None
+
+        conditions = [_requests.c.id == request_id, _requests.c.state.in_(sources)]
+        if lease_owner is not None:
+            conditions.append(_requests.c.lease_owner == lease_owner)
+        if lease_expired_before is not None:
+            conditions.append(_requests.c.lease_expires_at < lease_expired_before)
+        # One statement decides the winner: the row count is the answer, so there is no window
+        # between checking the state and changing it (PostgreSQL re-checks the WHERE clause
+        # against the committed row after waiting on a concurrent update; SQLite serialises).
+        statement = sa.update(_requests).where(*conditions).values(values).returning(*_requests.c)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is None:
+                return None
+            await self._insert_outbox(conn, request_id, outbox, now)
+        return _to_request(row)
+
+    async def set_card(self, request_id: str, channel: str, ts: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(card_channel=channel, card_ts=ts)
+            )
+
+    async def list_expired_leases(self, now: datetime) -> list[ProvisioningRequest]:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(_requests)
+                .where(
+                    _requests.c.state == RequestState.PROVISIONING.value,
+                    _requests.c.lease_expires_at < now,
+                )
+                .order_by(_requests.c.lease_expires_at, _requests.c.id)
+            )
+            return [_to_request(row) for row in result]
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def _insert_outbox(
+        self,
+        conn: AsyncConnection,
+        request_id: str,
+        items: Sequence[OutboxItem],
+        now: datetime,
+    ) -> None:
+        if not items:
+            return
+        # One row at a time keeps ids in the order given, which is the delivery order.
+        for item in items:
+            await conn.execute(
+                sa.insert(outbox).values(
+                    request_id=request_id,
+                    kind=OutboxKind(item.kind).value,
+                    payload=dict(item.payload),
+                    created_at=now,
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
+
+    async def claim_outbox(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int = 20
+    ) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        earlier = outbox.alias("earlier")
+        claimable = sa.and_(
+            outbox.c.delivered_at.is_(None),
+            outbox.c.failed_at.is_(None),
+            sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+            sa.or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at <= now),
+        )
+        # Messages for one request go out strictly in id order: the card before the
+        # confirmation that links to it. An earlier message still in flight (leased) blocks too.
+        no_earlier_undelivered = ~sa.exists().where(
+            earlier.c.request_id == outbox.c.request_id,
+            earlier.c.id < outbox.c.id,
+            earlier.c.delivered_at.is_(None),
+            earlier.c.failed_at.is_(None),
+        )
+        candidates = (
+            sa.select(outbox.c.id)
+            .where(claimable, no_earlier_undelivered)
+            .order_by(outbox.c.id)
+            .limit(limit)
+            # PostgreSQL: let concurrent claimers pass over rows another one is taking instead
+            # of queueing on them. SQLite ignores it (BEGIN IMMEDIATE already serialises).
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        async with self._engine.begin() as conn:
+            ids = list((await conn.execute(candidates)).scalars())
+            if not ids:
+                return []
+            # The claim itself is conditional, so even without SKIP LOCKED two workers can
+            # never both take a row: the second UPDATE finds the lease already taken.
+            result = await conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id.in_(ids), claimable)
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=outbox.c.attempts + 1,
+                )
+                .returning(*outbox.c)
+            )
+            rows = result.all()
+        return sorted((_to_message(row) for row in rows), key=lambda message: message.id)
+
+    async def outbox_delivered(self, message_id: int, *, now: datetime) -> None:
+        await self._update_message(
+            message_id, delivered_at=now, lease_owner=None, lease_expires_at=None
+        )
+
+    async def outbox_retry_later(
+        self, message_id: int, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        await self._update_message(
+            message_id,
+            next_attempt_at=next_attempt_at,
+            last_error=_clip(error),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    async def outbox_give_up(self, message_id: int, *, now: datetime, error: str) -> None:
+        await self._update_message(
+            message_id,
+            failed_at=now,
+            last_error=_clip(error),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    async def outbox_pending_count(self) -> int:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.delivered_at.is_(None), outbox.c.failed_at.is_(None))
+            )
+            return int(result.scalar_one())
+
+    async def _update_message(self, message_id: int, **values: Any) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(sa.update(outbox).where(outbox.c.id == message_id).values(values))
+
+
+def _validated_changes(changes: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(changes or {})
+    unknown = sorted(set(values) - REQUEST_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown request columns in changes: {', '.join(unknown)}")
+    reserved = sorted(set(values) & _RESERVED_CHANGE_KEYS)
+    if reserved:
+        raise ValueError(
+            f"changes may not set {', '.join(reserved)}: the store sets them (use to_state)"
+        )
+    return values
+
+
+def _check_ticket(ticket: object) -> None:
+    # A wrongly typed value would make the driver's encoding error quote it.
+    if not isinstance(ticket, str):
+        raise TypeError(f"temp_ticket must be a str, not {type(ticket).__name__}")
+
+
+def _is_active_username_violation(exc: IntegrityError) -> bool:
+    message = str(exc.orig)
+    # PostgreSQL names the index; SQLite names the column.
+    return ACTIVE_USERNAME_INDEX in message or "provisioning_requests.username" in message
+
+
+def _clip(error: str) -> str:
+    return error if len(error) <= _MAX_ERROR_CHARS else error[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+def _to_request(row: Row[Any]) -> ProvisioningRequest:
+    m = row._mapping
+    return ProvisioningRequest(
+        id=m["id"],
+        state=RequestState(m["state"]),
+        requester_id=m["requester_id"],
+        username=m["username"],
+        full_name=m["full_name"],
+        email=m["email"],
+        temp_ticket=m["temp_ticket"],
+        justification=m["justification"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        decided_by=m["decided_by"],
+        decided_at=m["decided_at"],
+        deny_reason=m["deny_reason"],
+        connect_guid=m["connect_guid"],
+        last_error=m["last_error"],
+        card_channel=m["card_channel"],
+        card_ts=m["card_ts"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+    )
+
+
+def _to_message(row: Row[Any]) -> OutboxMessage:
+    m = row._mapping
+    return OutboxMessage(
+        id=int(m["id"]),
+        request_id=m["request_id"],
+        kind=OutboxKind(m["kind"]),
+        payload=dict(m["payload"] or {}),
+        attempts=int(m["attempts"]),
+        created_at=m["created_at"],
+    )

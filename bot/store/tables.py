@@ -1,0 +1,138 @@
+"""The schema as SQLAlchemy Core tables.
+
+This describes the schema for queries; the migrations in `bot/store/migrations/versions` create
+it. Change both together (a new column here needs a new migration there).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+ACTIVE_STATE_VALUES = ("pending", "provisioning")
+ACTIVE_USERNAME_INDEX = "uq_provisioning_requests_active_username"
+_ACTIVE_WHERE = sa.text("state IN ('pending', 'provisioning')")
+_UNDELIVERED_WHERE = sa.text("delivered_at IS NULL AND failed_at IS NULL")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite stores datetimes as text without an offset, so an aware value in another zone would be
+    stored as its wall-clock time and compare wrongly; everything is converted to UTC on the way
+    in, and SQLite's naive results are marked UTC on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive datetime is almost always local time by accident; refuse rather than guess.
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        # SQLite compares these as strings, so they must all be in one zone and one format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JSONPayload(sa.TypeDecorator[dict[str, Any]]):
+    """A JSON object; stored as text on SQLite and as json on PostgreSQL."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+provisioning_requests = sa.Table(
+    "provisioning_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("requester_id", sa.String(64), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("full_name", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("temp_ticket", sa.Text, nullable=False),
+    sa.Column("justification", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("deny_reason", sa.Text, nullable=True),
+    sa.Column("connect_guid", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("card_channel", sa.String(64), nullable=True),
+    sa.Column("card_ts", sa.String(32), nullable=True),
+    sa.Column("lease_owner", sa.String(255), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    # The database, not the service, guarantees one active request per username, so two replicas
+    # inserting at the same instant cannot both succeed.
+    sa.Index(
+        ACTIVE_USERNAME_INDEX,
+        "username",
+        unique=True,
+        sqlite_where=_ACTIVE_WHERE,
+        postgresql_where=_ACTIVE_WHERE,
+    ),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # INTEGER PRIMARY KEY is SQLite's rowid alias (BIGINT would not autoincrement there);
+    # AUTOINCREMENT keeps ids monotonic, which per-request delivery order relies on.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column(
+        "request_id",
+        sa.String(32),
+        sa.ForeignKey("provisioning_requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", JSONPayload, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("lease_owner", sa.String(255), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("failed_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    # Keeps the claim query cheap once delivered rows pile up.
+    sa.Index(
+        "ix_outbox_undelivered",
+        "id",
+        sqlite_where=_UNDELIVERED_WHERE,
+        postgresql_where=_UNDELIVERED_WHERE,
+    ),
+    sqlite_autoincrement=True,
+)
+
+REQUEST_COLUMNS = frozenset(provisioning_requests.c.keys())

@@ -1,0 +1,84 @@
+"""Plain data the workflow passes between its ports. No Slack or HTTP types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.workflow.states import RequestState
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone from the directory, as the requester saw them in search results."""
+
+    username: str
+    full_name: str
+    email: str
+    temp_ticket: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    request_id: str
+    requester_id: str
+    person: Person
+    justification: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningRequest:
+    """A request as the store holds it: everything needed to finish it after a restart."""
+
+    id: str
+    state: RequestState
+    requester_id: str
+    username: str
+    full_name: str
+    email: str
+    temp_ticket: str = field(repr=False)
+    justification: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    deny_reason: str | None = None
+    connect_guid: str | None = None
+    last_error: str | None = None
+    card_channel: str | None = None
+    card_ts: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+class OutboxKind(StrEnum):
+    """What the bot owes someone, delivered by the notifier after the state change commits."""
+
+    POST_CARD = "post_card"  # the approval card, in the approver channel
+    UPDATE_CARD = "update_card"  # re-render the card from the request's current state
+    CONFIRM_REQUESTER = "confirm_requester"  # replace the requester's ephemeral results
+    NOTIFY_REQUESTER = "notify_requester"  # DM the requester the outcome
+    WELCOME = "welcome"  # DM the new account holder, when they are in the workspace
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message to owe, written in the same transaction as the state change."""
+
+    kind: OutboxKind
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An owed message as stored, claimed by one delivering worker at a time."""
+
+    id: int
+    request_id: str
+    kind: OutboxKind
+    payload: dict[str, Any] = field(repr=False)
+    attempts: int = 0
+    created_at: datetime | None = None

@@ -1,0 +1,101 @@
+"""What the workflow needs from the outside world, as protocols.
+
+The service depends on these, never on Slack, httpx or SQLAlchemy directly; tests can hand it
+fakes, production hands it the Connect client, the SQL store and the Slack-backed approver check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.connect.models import ConnectUser, RemoteSearchResult, RemoteUser
+from bot.workflow.models import NewRequest, OutboxItem, OutboxMessage, ProvisioningRequest
+from bot.workflow.states import RequestState
+
+
+class DuplicateRequestError(Exception):
+    """Another active (pending or provisioning) request exists for the same username."""
+
+    def __init__(self, existing: ProvisioningRequest) -> None:
+        super().__init__(f"request {existing.id} is already {existing.state} for this username")
+        self.existing = existing
+
+
+class RequestStore(Protocol):
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+
+    async def create(
+        self, new: NewRequest, *, outbox: Sequence[OutboxItem] = ()
+    ) -> ProvisioningRequest:
+        """Insert a pending request and its owed messages in one transaction.
+
+        Raises DuplicateRequestError when the username already has an active request (enforced by
+        the database, so two replicas racing cannot both insert).
+        """
+
+    async def get(self, request_id: str) -> ProvisioningRequest | None: ...
+
+    async def find_active(self, username: str) -> ProvisioningRequest | None: ...
+
+    async def transition(
+        self,
+        request_id: str,
+        *,
+        from_states: Collection[RequestState],
+        to_state: RequestState,
+        now: datetime,
+        changes: Mapping[str, Any] | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        lease_owner: str | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> ProvisioningRequest | None:
+        """One conditional UPDATE: move the request if it is in one of `from_states`.
+
+        Optional guards: `lease_owner` (the row's lease must belong to this owner) and
+        `lease_expired_before` (the row's lease must have expired before this instant).
+        Returns the updated request, or None when the guard failed (someone else won). The owed
+        messages are inserted in the same transaction, only when the update won.
+        """
+
+    async def set_card(self, request_id: str, channel: str, ts: str) -> None: ...
+
+    async def list_expired_leases(self, now: datetime) -> list[ProvisioningRequest]: ...
+
+    async def claim_outbox(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int = 20
+    ) -> list[OutboxMessage]:
+        """Claim undelivered messages whose time has come and whose request has no earlier
+        undelivered message (so a card is posted before the confirmation that links to it)."""
+
+    async def outbox_delivered(self, message_id: int, *, now: datetime) -> None: ...
+
+    async def outbox_retry_later(
+        self, message_id: int, *, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    async def outbox_give_up(self, message_id: int, *, now: datetime, error: str) -> None: ...
+
+    async def outbox_pending_count(self) -> int: ...
+
+
+class DirectoryClient(Protocol):
+    """The slice of the Connect client the workflow uses."""
+
+    async def search_remote(self, prefix: str, *, limit: int) -> RemoteSearchResult: ...
+
+    async def find_remote_user(self, username: str) -> RemoteUser | None: ...
+
+    async def create_from_ticket(self, temp_ticket: str) -> ConnectUser: ...
+
+    async def find_user(self, username: str) -> ConnectUser | None: ...
+
+
+class ApproverPolicy(Protocol):
+    async def is_approver(self, user_id: str) -> bool: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...

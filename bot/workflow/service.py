@@ -1,0 +1,534 @@
+"""The provisioning workflow: search, request, approve, deny, and settling interrupted work.
+
+Pure Python over the ports in `ports.py`: no Slack, HTTP or SQL types. Every state change is one
+conditional update in the store, and the messages it owes people are written in the same
+transaction (the outbox), so a crash or a second replica can never decide a request twice or forget
+to tell someone.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from bot.cache import KeyedCache, cache_key
+from bot.connect.errors import (
+    CODE_PROVIDER_CANNOT_CREATE,
+    CODE_PROVIDER_UNSUPPORTED,
+    CODE_STALE_TICKET,
+    CODE_TOO_MANY_RESULTS,
+    CODE_USER_LOCKED,
+    CODE_USERNAME_IN_USE,
+    ConnectAPIError,
+    ConnectError,
+    ConnectProtocolError,
+    ConnectUnavailable,
+)
+from bot.connect.models import RemoteSearchResult
+from bot.workflow.models import (
+    NewRequest,
+    OutboxItem,
+    OutboxKind,
+    Person,
+    ProvisioningRequest,
+)
+from bot.workflow.ports import (
+    ApproverPolicy,
+    DirectoryClient,
+    DuplicateRequestError,
+    RequestStore,
+)
+from bot.workflow.states import RequestState
+
+log = logging.getLogger(__name__)
+
+MAX_JUSTIFICATION = 1000
+MAX_DENY_REASON = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes: what happened, for the caller (a Slack listener) to render.
+
+
+class SearchProblem(StrEnum):
+    TOO_MANY_RESULTS = "too_many_results"
+    REMOTE_SEARCH_UNSUPPORTED = "remote_search_unsupported"
+    CONNECT_UNAVAILABLE = "connect_unavailable"
+    CONNECT_GARBAGE = "connect_garbage"
+    CONFIGURATION = "configuration"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    result: RemoteSearchResult | None = None
+    problem: SearchProblem | None = None
+
+
+class Refusal(StrEnum):
+    NOT_FOUND = "not_found"
+    SELF_APPROVAL = "self_approval"
+    NOT_APPROVER = "not_approver"
+    ALREADY_DECIDED = "already_decided"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Refusal
+    request: ProvisioningRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The click won; `request` is the request as it ended up (approved, pending again, …)."""
+
+    request: ProvisioningRequest
+
+
+class FileProblem(StrEnum):
+    EMPTY_JUSTIFICATION = "empty_justification"
+    ALREADY_HAS_ACCOUNT = "already_has_account"
+    NOT_IN_DIRECTORY = "not_in_directory"
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    request: ProvisioningRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    existing: ProvisioningRequest
+
+
+@dataclass(frozen=True, slots=True)
+class NotFiled:
+    problem: FileProblem
+    guid: str | None = None
+
+
+FileOutcome = Filed | Duplicate | NotFiled
+DecisionOutcome = Decided | Refused
+
+
+# Plain words for the card when a decision could not be carried out.
+def describe_connect_refusal(exc: ConnectAPIError) -> str:
+    if exc.status == 401 or exc.code == 24:
+        return (
+            "Connect rejected the bot's API key (401). An administrator must give the bot a valid "
+            "CONNECT_API_KEY; then press Approve again."
+        )
+    if exc.code in (CODE_PROVIDER_CANNOT_CREATE, CODE_PROVIDER_UNSUPPORTED):
+        return (
+            f"Connect's authentication provider cannot create accounts from the directory "
+            f"(code {exc.code}). An administrator must check Connect's authentication settings."
+        )
+    if exc.code == CODE_USER_LOCKED:
+        return "Connect says this account is locked (code 50). An administrator must unlock it."
+    if exc.status == 403:
+        return (
+            f"The bot's API key lacks the permission to create users (403, code {exc.code}). "
+            "It must belong to a publisher or administrator; then press Approve again."
+        )
+    if exc.code == CODE_STALE_TICKET:
+        return (
+            "Connect no longer accepts this person's directory ticket, even after a fresh search. "
+            "Try again later, or ask the requester to search again."
+        )
+    return f"Connect refused to create the account ({exc.status}, code {exc.code})."
+
+
+def describe_unavailable(exc: ConnectError) -> str:
+    if isinstance(exc, ConnectUnavailable):
+        what = {
+            "timeout": "did not answer in time",
+            "connection": "could not be reached",
+            "server_error": f"failed on its side ({exc.status})",
+            "rate_limited": "asked the bot to slow down (429)",
+        }.get(exc.reason, "failed")
+    else:
+        what = "gave an answer the bot could not read"
+    return f"Connect {what}, and no account was created. Press Approve to try again."
+
+
+class ProvisioningService:
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        directory: DirectoryClient,
+        approvers: ApproverPolicy,
+        instance_id: str,
+        search_limit: int = 50,
+        search_cache: KeyedCache | None = None,
+        search_cache_ttl: float = 30.0,
+        lease_seconds: float = 120.0,
+        clock: Callable[[], datetime] = utcnow,
+        id_factory: Callable[[], str] = new_request_id,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.approvers = approvers
+        self.instance_id = instance_id
+        self.search_limit = search_limit
+        self.search_cache = search_cache
+        self.search_cache_ttl = search_cache_ttl
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
+        self.id_factory = id_factory
+        self._on_outbox = on_outbox or (lambda: None)
+
+    # -- search --------------------------------------------------------------------------------
+
+    async def search(self, prefix: str) -> SearchOutcome:
+        try:
+            result = await self._search_remote(prefix)
+        except ConnectAPIError as exc:
+            if exc.code == CODE_TOO_MANY_RESULTS:
+                return SearchOutcome(problem=SearchProblem.TOO_MANY_RESULTS)
+            if exc.code in (CODE_PROVIDER_UNSUPPORTED, CODE_PROVIDER_CANNOT_CREATE):
+                return SearchOutcome(problem=SearchProblem.REMOTE_SEARCH_UNSUPPORTED)
+            if exc.is_configuration_problem:
+                log.error("remote search refused: %s", exc)
+                return SearchOutcome(problem=SearchProblem.CONFIGURATION)
+            log.warning("remote search failed: %s", exc)
+            return SearchOutcome(problem=SearchProblem.CONNECT_GARBAGE)
+        except ConnectUnavailable as exc:
+            log.warning("remote search unavailable: %s", exc)
+            return SearchOutcome(problem=SearchProblem.CONNECT_UNAVAILABLE)
+        except ConnectProtocolError as exc:
+            log.warning("remote search answered garbage: %s", exc)
+            return SearchOutcome(problem=SearchProblem.CONNECT_GARBAGE)
+        return SearchOutcome(result=result)
+
+    async def _search_remote(self, prefix: str) -> RemoteSearchResult:
+        async def compute() -> RemoteSearchResult:
+            return await self.directory.search_remote(prefix, limit=self.search_limit)
+
+        if self.search_cache is None:
+            return await compute()
+        return await self.search_cache.get_or_compute(
+            "search:" + cache_key(prefix, self.search_limit),
+            compute,
+            ttl=self.search_cache_ttl,
+            dump=lambda result: result.model_dump(mode="json"),
+            load=RemoteSearchResult.model_validate,
+        )
+
+    # -- request -------------------------------------------------------------------------------
+
+    async def active_request_for(self, username: str) -> ProvisioningRequest | None:
+        return await self.store.find_active(username)
+
+    async def file_request(
+        self,
+        *,
+        requester_id: str,
+        person: Person,
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        existing = await self.store.find_active(person.username)
+        if existing is not None:
+            return Duplicate(existing)
+
+        # The button's data came from this requester's own search a moment ago; a fresh look-up
+        # confirms the identity shown to approvers matches the ticket and renews the ticket.
+        try:
+            fresh = await self.directory.find_remote_user(person.username)
+        except ConnectError as exc:
+            log.info(
+                "could not re-check %s in the directory (%s); using the search result",
+                "the person",
+                type(exc).__name__,
+            )
+        else:
+            if fresh is None:
+                return NotFiled(FileProblem.NOT_IN_DIRECTORY)
+            if fresh.has_account:
+                return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
+            person = Person(
+                username=fresh.username,
+                full_name=fresh.full_name or person.full_name,
+                email=fresh.email or person.email,
+                temp_ticket=fresh.temp_ticket or person.temp_ticket,
+            )
+
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=person,
+            justification=justification,
+            created_at=self.clock(),
+        )
+        try:
+            request = await self.store.create(new, outbox=outbox)
+        except DuplicateRequestError as exc:
+            return Duplicate(exc.existing)
+        log.info("request %s filed by %s", request.id, requester_id)
+        self._on_outbox()
+        return Filed(request)
+
+    # -- decide ----------------------------------------------------------------------------------
+
+    async def check_can_decide(self, request_id: str, user_id: str) -> Refused | None:
+        """The authorisation every decision goes through, checked on the server at click time."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id == request.requester_id:
+            return Refused(Refusal.SELF_APPROVAL, request)
+        if not await self.approvers.is_approver(user_id):
+            return Refused(Refusal.NOT_APPROVER, request)
+        if request.state is not RequestState.PENDING:
+            return Refused(Refusal.ALREADY_DECIDED, request)
+        return None
+
+    async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
+        refused = await self.check_can_decide(request_id, approver_id)
+        if refused is not None:
+            return refused
+        now = self.clock()
+        claimed = await self.store.transition(
+            request_id,
+            from_states={RequestState.PENDING},
+            to_state=RequestState.PROVISIONING,
+            now=now,
+            changes={
+                "decided_by": approver_id,
+                "decided_at": now,
+                "lease_owner": self.instance_id,
+                "lease_expires_at": now + self.lease,
+                "last_error": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+        )
+        if claimed is None:
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        log.info("request %s approved by %s; creating the account", request_id, approver_id)
+        self._on_outbox()
+        return Decided(await self._provision(claimed))
+
+    async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
+        refused = await self.check_can_decide(request_id, approver_id)
+        if refused is not None:
+            return refused
+        now = self.clock()
+        denied = await self.store.transition(
+            request_id,
+            from_states={RequestState.PENDING},
+            to_state=RequestState.DENIED,
+            now=now,
+            changes={
+                "decided_by": approver_id,
+                "decided_at": now,
+                "deny_reason": reason.strip()[:MAX_DENY_REASON],
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
+        )
+        if denied is None:
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        log.info("request %s denied by %s", request_id, approver_id)
+        self._on_outbox()
+        return Decided(denied)
+
+    # -- carrying out an approval (the holder of the lease only) -------------------------------
+
+    async def _provision(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        ticket = request.temp_ticket
+        for attempt in (1, 2):
+            try:
+                user = await self.directory.create_from_ticket(ticket)
+            except ConnectAPIError as exc:
+                if exc.code == CODE_USERNAME_IN_USE:
+                    return await self._settle_existing(request)
+                if exc.code == CODE_STALE_TICKET and attempt == 1:
+                    fresh_ticket = await self._fresh_ticket(request)
+                    if isinstance(fresh_ticket, ProvisioningRequest):
+                        return fresh_ticket  # settled while looking (no longer in the directory…)
+                    ticket = fresh_ticket
+                    continue
+                log.warning("request %s: Connect refused the PUT: %s", request.id, exc)
+                return await self._back_to_pending(request, describe_connect_refusal(exc))
+            except (ConnectUnavailable, ConnectProtocolError) as exc:
+                log.warning("request %s: outcome of the PUT unknown: %s", request.id, exc)
+                return await self._settle_unknown(request, describe_unavailable(exc))
+            if user.username != request.username:
+                log.error(
+                    "request %s: Connect created %r for a ticket filed as %r",
+                    request.id,
+                    user.username,
+                    request.username,
+                )
+            return await self._finish(request, RequestState.APPROVED, user.guid)
+        raise AssertionError("unreachable: the loop returns on its second attempt")
+
+    async def _fresh_ticket(self, request: ProvisioningRequest) -> str | ProvisioningRequest:
+        """Code 127: search again by username and take the exact match's ticket."""
+        try:
+            fresh = await self.directory.find_remote_user(request.username)
+        except ConnectError as exc:
+            return await self._back_to_pending(request, describe_unavailable(exc))
+        if fresh is None:
+            return await self._back_to_pending(
+                request, f"{request.username} is no longer in the directory."
+            )
+        if fresh.has_account and fresh.guid:
+            return await self._finish(request, RequestState.ALREADY_EXISTS, fresh.guid)
+        # Keep the fresh ticket so a retry after a restart does not start from the stale one.
+        updated = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"temp_ticket": fresh.temp_ticket},
+            lease_owner=self.instance_id,
+        )
+        return fresh.temp_ticket if updated is not None else await self._reload(request)
+
+    async def _settle_existing(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Code 8: the username is taken; report the existing account."""
+        try:
+            user = await self.directory.find_user(request.username)
+        except ConnectError as exc:
+            return await self._keep_unsettled(request, describe_unavailable(exc))
+        if user is None:
+            # Case-sensitive usernames: Connect says taken, but no exact match is visible.
+            return await self._back_to_pending(
+                request,
+                f"Connect says the username {request.username} is already in use, but the bot "
+                "cannot find that account. An administrator should look in Connect.",
+            )
+        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid)
+
+    async def _settle_unknown(
+        self, request: ProvisioningRequest, error: str
+    ) -> ProvisioningRequest:
+        """The PUT may or may not have happened: look before anything is retried."""
+        try:
+            user = await self.directory.find_user(request.username)
+        except ConnectError:
+            return await self._keep_unsettled(request, error)
+        if user is not None:
+            return await self._finish(request, RequestState.APPROVED, user.guid)
+        return await self._back_to_pending(request, error)
+
+    async def _finish(
+        self, request: ProvisioningRequest, state: RequestState, guid: str
+    ) -> ProvisioningRequest:
+        outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
+        if state is RequestState.APPROVED and request.email:
+            outbox.append(OutboxItem(OutboxKind.WELCOME))
+        finished = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=state,
+            now=self.clock(),
+            changes={
+                "connect_guid": guid,
+                "last_error": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=outbox,
+            lease_owner=request.lease_owner,
+        )
+        if finished is None:
+            return await self._reload(request)
+        log.info("request %s ended %s (guid %s)", request.id, state, guid)
+        self._on_outbox()
+        return finished
+
+    async def _back_to_pending(
+        self, request: ProvisioningRequest, error: str
+    ) -> ProvisioningRequest:
+        pending = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PENDING,
+            now=self.clock(),
+            changes={
+                "last_error": error,
+                "decided_by": None,
+                "decided_at": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=request.lease_owner,
+        )
+        if pending is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return pending
+
+    async def _keep_unsettled(
+        self, request: ProvisioningRequest, error: str
+    ) -> ProvisioningRequest:
+        """Connect cannot even tell whether the account exists: keep the lease's expiry as the
+        moment to look again (recover_expired_leases), and say so on the card."""
+        note = f"{error} The bot could not check the outcome yet and will look again shortly."
+        kept = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"last_error": note, "lease_expires_at": self.clock()},
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=request.lease_owner,
+        )
+        if kept is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return kept
+
+    async def _reload(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        return await self.store.get(request.id) or request
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    async def recover_expired_leases(self) -> list[ProvisioningRequest]:
+        """Settle requests whose approver's process died (or could not tell) mid-PUT.
+
+        The expired lease is taken over with one conditional update, so among replicas only one
+        settles each request; a live lease held by another replica is left alone.
+        """
+        settled = []
+        now = self.clock()
+        for stuck in await self.store.list_expired_leases(now):
+            taken = await self.store.transition(
+                stuck.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=now,
+                changes={"lease_owner": self.instance_id, "lease_expires_at": now + self.lease},
+                lease_expired_before=now,
+            )
+            if taken is None:
+                continue
+            log.info("request %s: settling an interrupted approval", stuck.id)
+            error = stuck.last_error or (
+                "The bot stopped while creating this account, and Connect has no such account."
+            )
+            # Strip the "will look again" note from the previous pass before reusing it.
+            error = error.split(" The bot could not check")[0]
+            settled.append(await self._settle_unknown(replace(taken), error))
+        return settled

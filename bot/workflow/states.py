@@ -1,0 +1,52 @@
+"""The provisioning request's states and the moves allowed between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"  # waiting for an approver; Approve and Deny are live
+    PROVISIONING = (
+        "provisioning"  # one approver won the click; the PUT is in flight (under a lease)
+    )
+    APPROVED = "approved"  # the account was created (connect_guid holds it)
+    ALREADY_EXISTS = "already_exists"  # Connect already had the username (connect_guid holds it)
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_STATES
+
+    @property
+    def is_final(self) -> bool:
+        return not self.is_active
+
+
+ACTIVE_STATES = frozenset({RequestState.PENDING, RequestState.PROVISIONING})
+
+# Every move the workflow makes; the store refuses nothing by itself, the service asks for these.
+ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.PENDING: frozenset(
+        {
+            RequestState.PROVISIONING,
+            RequestState.DENIED,
+            RequestState.EXPIRED,
+            RequestState.CANCELLED,
+        }
+    ),
+    RequestState.PROVISIONING: frozenset(
+        {
+            RequestState.APPROVED,
+            RequestState.ALREADY_EXISTS,
+            RequestState.PENDING,
+            RequestState.PROVISIONING,
+        }  # PROVISIONING -> PROVISIONING: an expired lease taken over
+    ),
+}
+
+
+def can_move(source: RequestState, target: RequestState) -> bool:
+    return target in ALLOWED_TRANSITIONS.get(source, frozenset())
