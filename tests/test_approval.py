@@ -476,3 +476,9 @@ async def test_lease_of_a_dead_process_is_settled_by_another(bot: BotUnderTest, 
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED and request.connect_guid == guid
     assert len(dms_to(bot, REQUESTER)) == 1
+
+
+async def test_ticket_is_not_kept_after_a_decision(bot: BotUnderTest) -> None:
+    approved_id = await file_request(bot, "julie2")
+    await approve(bot, approved_id)
+    assert (await bot.runtime.store.get(approved_id)).temp_ticket == ""

@@ -197,6 +197,12 @@ def test_normalize_keeps_encoded_password_and_heroku_form() -> None:
     assert dict(url.query) == {"ssl": "require"}
 
 
+def test_normalize_keeps_unix_socket_host() -> None:
+    url = make_url(normalize_database_url("postgresql://bot@/bot?host=/var/run/postgresql"))
+    assert url.drivername == "postgresql+asyncpg"
+    assert dict(url.query) == {"host": "/var/run/postgresql"}
+
+
 BAD_URLS = [
     f"mysql://bot:{SECRET}@db/bot",
     f"mongodb+srv://bot:{SECRET}@cluster0.example.net/bot",
@@ -865,3 +871,27 @@ async def test_database_errors_never_contain_the_ticket(
             now=T0,
             changes={"temp_ticket": 12345},
         )
+
+
+async def test_sqlite_migrations_run_without_foreign_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.store.migrate as migrate_module
+
+    seen: list[int] = []
+    real = migrate_module._upgrade_sync
+
+    def spy(connection: sa.Connection) -> None:
+        # A batch migration would drop and recreate tables; with foreign keys on, that cascades.
+        seen.append(connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one())
+        real(connection)
+
+    monkeypatch.setattr(migrate_module, "_upgrade_sync", spy)
+    engine = create_engine(":memory:")  # one pooled connection: the one the migration used
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("PRAGMA foreign_keys")) == 1
+        assert seen == [0]
+    finally:
+        await engine.dispose()

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.database import create_engine, for_reads
 from bot.store.urls import redact_url
@@ -50,7 +50,8 @@ async def upgrade(engine_or_url: AsyncEngine | str) -> None:
     The whole upgrade runs in one transaction: on PostgreSQL under a transaction-scoped advisory
     lock (the second replica waits, then finds nothing to do; DDL is transactional, so a failed
     migration leaves nothing half-done); on SQLite under BEGIN IMMEDIATE, which serialises the
-    same way. Passing a URL string opens and disposes a temporary engine (so not for :memory:).
+    same way, with foreign keys off while it runs. Passing a URL string opens and disposes a
+    temporary engine (so pass an engine for :memory:).
     """
     if isinstance(engine_or_url, str):
         engine = create_engine(engine_or_url)
@@ -62,12 +63,34 @@ async def upgrade(engine_or_url: AsyncEngine | str) -> None:
 
     engine = engine_or_url
     log.info("migrating database %s to head", redact_url(engine.url))
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
-            )
-        await connection.run_sync(_upgrade_sync)
+    async with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            await _upgrade_sqlite(connection)
+            return
+        async with connection.begin():
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                )
+            await connection.run_sync(_upgrade_sync)
+
+
+async def _upgrade_sqlite(connection: AsyncConnection) -> None:
+    # Alembic's batch mode changes a SQLite table by copying it and dropping the original; with
+    # foreign keys on, that DROP would cascade and delete every outbox row. The pragma is ignored
+    # inside a transaction, so it is switched on the raw connection before ours begins, and the
+    # result is checked before committing instead.
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        async with connection.begin():
+            await connection.run_sync(_upgrade_sync)
+            problems = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+            if problems:
+                raise RuntimeError(f"migration left dangling foreign keys: {problems[:5]}")
+    finally:
+        await driver.execute("PRAGMA foreign_keys = ON")
 
 
 def _upgrade_sync(connection: Connection) -> None:

@@ -292,10 +292,6 @@ def _boolean(name: str, value: str) -> bool:
     raise ValueError(f"database URL parameter {name}={value!r} must be true or false")
 
 
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def is_memory_sqlite(url: str | URL) -> bool:
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")

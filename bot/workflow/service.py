@@ -341,6 +341,7 @@ class ProvisioningService:
                 "decided_by": approver_id,
                 "decided_at": now,
                 "deny_reason": reason.strip()[:MAX_DENY_REASON],
+                "temp_ticket": "",
             },
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
         )
@@ -444,6 +445,7 @@ class ProvisioningService:
             now=self.clock(),
             changes={
                 "connect_guid": guid,
+                "temp_ticket": "",  # a credential with no further use: do not keep it
                 "last_error": None,
                 "lease_owner": None,
                 "lease_expires_at": None,

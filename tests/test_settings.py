@@ -1,0 +1,113 @@
+"""Configuration: read once, validated, secrets never echoed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.settings import ConfigurationError, Settings, isolate_from_bolt_environment
+
+REQUIRED = {
+    "SLACK_BOT_TOKEN": "xoxb-secret-token-value",
+    "SLACK_SIGNING_SECRET": "signing-secret-value",
+    "SLACK_APPROVER_CHANNEL": "C0123ABCD",
+    "CONNECT_SERVER": "https://connect.example.com",
+    "CONNECT_API_KEY": "connect-api-key-value",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    for name in (*REQUIRED, "DATABASE_URL", "REDIS_URL", "SLACK_API_URL", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_defaults(env: pytest.MonkeyPatch) -> None:
+    settings = Settings.from_env()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.database_url == "sqlite+aiosqlite:///./connect-user-bot.db"
+    assert settings.redis_url is None
+    assert settings.port == 3000
+    assert settings.connect_server == "https://connect.example.com/"
+    assert "xoxb-secret" not in repr(settings)
+    assert "connect-api-key-value" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("https://connect.example.com", "https://connect.example.com/"),
+        ("https://connect.example.com/", "https://connect.example.com/"),
+        ("https://host/rsc", "https://host/rsc/"),
+        ("https://host/rsc/", "https://host/rsc/"),
+    ],
+)
+def test_connect_server_forms(env: pytest.MonkeyPatch, raw: str, normalised: str) -> None:
+    env.setenv("CONNECT_SERVER", raw)
+    assert Settings.from_env().connect_server == normalised
+
+
+@pytest.mark.parametrize(
+    ("raw", "driver"),
+    [
+        ("sqlite:///./bot.db", "sqlite+aiosqlite:///./bot.db"),
+        (
+            "postgres://u:p@db.example.com:5432/bot",
+            "postgresql+asyncpg://u:p@db.example.com:5432/bot",
+        ),
+        (
+            "postgresql://u:p@db:5432/bot?sslmode=require",
+            "postgresql+asyncpg://u:p@db:5432/bot?ssl=require",
+        ),
+    ],
+)
+def test_database_url_forms(env: pytest.MonkeyPatch, raw: str, driver: str) -> None:
+    env.setenv("DATABASE_URL", raw)
+    assert Settings.from_env().database_url == driver
+
+
+def test_missing_variables_are_named(env: pytest.MonkeyPatch) -> None:
+    env.delenv("SLACK_BOT_TOKEN")
+    env.delenv("CONNECT_API_KEY")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    message = str(caught.value)
+    assert "SLACK_BOT_TOKEN is not set" in message
+    assert "CONNECT_API_KEY is not set" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLACK_APPROVER_CHANNEL", "#approvers-secret-value"),
+        ("CONNECT_SERVER", "connect.example.com/secret-value"),
+        ("PORT", "not-a-port-secret-value"),
+        ("DATABASE_URL", "mysql://user:hunter2-secret-value@host/db"),
+        ("REDIS_URL", "http://:hunter2-secret-value@host"),
+    ],
+)
+def test_malformed_values_are_named_but_never_echoed(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    message = str(caught.value)
+    assert name in message
+    assert "secret-value" not in message
+    assert "hunter2" not in message
+
+
+def test_rediss_url_is_accepted(env: pytest.MonkeyPatch) -> None:
+    env.setenv("REDIS_URL", "rediss://default:pw@cache.example.com:6380/0")
+    assert Settings.from_env().redis_url is not None
+
+
+def test_bolt_environment_is_isolated() -> None:
+    environ = {"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2", "PATH": "/bin"}
+    removed = isolate_from_bolt_environment(environ)
+    assert sorted(removed) == ["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"]
+    assert environ == {"PATH": "/bin"}
