@@ -125,7 +125,7 @@ def build_runtime(
         timeout=settings.connect_timeout,
     )
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    cache = KeyedCache(build_backend(redis_url))
+    cache = KeyedCache(build_backend(redis_url, namespace=settings.cache_namespace))
     slack_client = build_slack_client(settings)
     people = SlackPeople(
         slack_client,
@@ -191,6 +191,7 @@ def build_runtime(
         service=service,
         supervisor=supervisor,
         bolt=bolt,
+        recovery_interval=settings.recovery_interval_seconds,
     )
 
 

@@ -31,7 +31,7 @@ def cache_key(*parts: str | int | float | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
 
 
-def build_backend(redis_url: str | None, *, namespace: str = "cub") -> BaseCache:
+def build_backend(redis_url: str | None, *, namespace: str = "connect-user-bot") -> BaseCache:
     """Redis when a URL is given (redis:// or rediss://), otherwise the in-process memory cache."""
     if not redis_url:
         # The memory backend's dict is shared by every instance in a process: a per-instance

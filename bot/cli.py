@@ -49,7 +49,7 @@ def serve(settings: Settings) -> None:
     app = create_asgi_app(settings)
     uvicorn.run(
         app,
-        host="0.0.0.0",  # noqa: S104 - a web service: the platform decides what reaches it
+        host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,

@@ -59,10 +59,13 @@ class Settings(BaseSettings):
     search_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 30.0
     membership_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 60.0
 
+    host: str = "0.0.0.0"  # noqa: S104 - a web service: the platform decides what reaches it
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
-    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    recovery_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    cache_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = "connect-user-bot"
 
     @field_validator("slack_approver_channel", "slack_search_channel")
     @classmethod

@@ -783,3 +783,26 @@ def test_slack_date_format() -> None:
         text
         == f"<!date^{int(NOW.timestamp())}^{{date_short_pretty}} at {{time}}|2025-03-04 05:06 UTC>"
     )
+
+
+def test_requester_card_failed_is_valid_and_inert() -> None:
+    from bot.slack.blocks import requester_card_failed
+    from bot.workflow.models import ProvisioningRequest
+    from bot.workflow.states import RequestState
+    from tests.blockkit_limits import assert_fallback_inert, assert_valid_message
+
+    request = ProvisioningRequest(
+        id="0123456789abcdef",
+        state=RequestState.PENDING,
+        requester_id="U1",
+        username="*bold* <!channel>",
+        full_name="<@U2>",
+        email="e@x",
+        temp_ticket="t",
+    )
+    message = requester_card_failed(request)
+    assert_valid_message(message)
+    assert_fallback_inert(message["text"])
+    assert "<!channel>" not in json.dumps(
+        [b for b in message["blocks"] if b.get("text", {}).get("type") == "mrkdwn"]
+    )

@@ -654,6 +654,20 @@ def requester_confirmation(
     )
 
 
+def requester_card_failed(req: ProvisioningRequest) -> dict[str, Any]:
+    """The request is stored, but the approver channel could not be reached: say so, plainly."""
+    return _message(
+        f"Your request for {_fallback_value(req.username)} is saved, but approvers were not told",
+        [
+            _section_md(
+                ":warning: Your request is saved, but I couldn't post it to the approver channel. "
+                "Please tell a Connect administrator: `connect-user-bot check` shows why."
+            ),
+            _section_plain(_who(req)),
+        ],
+    )
+
+
 def duplicate_request_message(
     existing: ProvisioningRequest, *, card_permalink: str | None
 ) -> dict[str, Any]:

@@ -221,9 +221,12 @@ class SlackNotifier:
     async def _confirm_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
-        message = blocks.requester_confirmation(
-            request, card_permalink=await self.card_permalink(request)
-        )
+        if request.card_ts:
+            message = blocks.requester_confirmation(
+                request, card_permalink=await self.card_permalink(request)
+            )
+        else:  # posting the card was given up: the requester must not think approvers know
+            message = blocks.requester_card_failed(request)
         response_url = payload.get("response_url")
         if response_url and await post_to_response_url(
             response_url, {**message, "replace_original": True, "response_type": "ephemeral"}

@@ -1,0 +1,117 @@
+"""The cache: explicit keys, JSON on both backends, single-flight, Redis shared by replicas."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiocache.backends.redis import RedisBackend
+
+from bot.cache import KeyedCache, build_backend, cache_key
+from bot.connect.models import RemoteSearchResult
+from tests.conftest import REQUESTER, make_settings, start_bot
+from tests.services import require_redis, unique_namespace
+
+
+def test_keys_come_from_values_not_reprs() -> None:
+    assert cache_key("julie", 50) == cache_key("julie", 50)
+    assert cache_key("julie", 50) != cache_key("julie", 51)
+    assert len(cache_key("x" * 10_000)) == 40
+
+
+def test_rediss_url_is_built_from_its_parts() -> None:
+    backend = build_backend("rediss://bot-user:s3cret@cache.example.com:6380/2", namespace="n")
+    assert isinstance(backend, RedisBackend)
+    assert (backend.endpoint, backend.port, backend.db) == ("cache.example.com", 6380, 2)
+    assert backend.password == "s3cret"
+    kwargs = backend.client.connection_pool.connection_kwargs
+    assert kwargs["username"] == "bot-user"
+    assert backend.client.connection_pool.connection_class.__name__ == "SSLConnection"
+
+
+async def test_concurrent_misses_compute_once_in_memory() -> None:
+    cache = KeyedCache(build_backend(None))
+    calls = 0
+
+    async def compute() -> dict:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return {"value": 1}
+
+    results = await asyncio.gather(*[cache.get_or_compute("k", compute, ttl=10) for _ in range(50)])
+    assert calls == 1 and all(result == {"value": 1} for result in results)
+    assert await cache.get_or_compute("k", compute, ttl=10) == {"value": 1}
+    assert calls == 1
+
+
+async def test_a_failed_computation_is_not_cached() -> None:
+    cache = KeyedCache(build_backend(None))
+
+    async def fail() -> dict:
+        raise RuntimeError("connect down")
+
+    for _ in range(2):
+        try:
+            await cache.get_or_compute("k", fail, ttl=10)
+        except RuntimeError:
+            pass
+
+    async def succeed() -> dict:
+        return {"ok": True}
+
+    assert await cache.get_or_compute("k", succeed, ttl=10) == {"ok": True}
+
+
+async def test_pydantic_models_round_trip_through_redis_as_json() -> None:
+    url = await require_redis()
+    namespace = unique_namespace()
+    writer = KeyedCache(build_backend(url, namespace=namespace))
+    reader = KeyedCache(build_backend(url, namespace=namespace))
+    result = RemoteSearchResult.model_validate(
+        {"results": [{"guid": None, "username": "julie2", "temp_ticket": "a+b/c="}], "total": 1}
+    )
+
+    async def compute() -> RemoteSearchResult:
+        return result
+
+    async def must_not_run() -> RemoteSearchResult:
+        raise AssertionError("the second instance should read the shared entry")
+
+    options = {
+        "ttl": 30,
+        "dump": lambda r: r.model_dump(mode="json"),
+        "load": RemoteSearchResult.model_validate,
+    }
+    await writer.get_or_compute("search", compute, **options)
+    assert await reader.get_or_compute("search", must_not_run, **options) == result
+    await writer.close()
+    await reader.close()
+
+
+async def test_two_app_instances_share_search_results_on_redis(
+    fake_slack, fake_connect, tmp_path
+) -> None:
+    url = await require_redis()
+    namespace = unique_namespace()
+    bots = []
+    try:
+        for n in (1, 2):
+            settings = make_settings(
+                fake_slack,
+                fake_connect,
+                f"sqlite:///{tmp_path / f'bot{n}.db'}",
+                redis_url=url,
+                cache_namespace=namespace,
+                search_cache_ttl=30,
+            )
+            bots.append(await start_bot(settings, fake_slack, fake_connect, instance_id=f"r{n}"))
+        for running in bots:
+            _, response_url = await running.command("search julie", user_id=REQUESTER)
+            await running.settle()
+            assert "julie2" in str(await fake_slack.wait_for_response(response_url))
+        assert fake_connect.count(path="/__api__/v1/users/remote") == 1
+        # Membership and profiles are shared too: the second instance asked Slack nothing.
+        assert fake_slack.count("users.info") == 1
+    finally:
+        for running in bots:
+            await running.stop()

@@ -1,0 +1,91 @@
+"""Owed messages survive Slack failures and restarts, and arrive once each."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.slack import blocks
+from bot.store.tables import outbox
+from bot.workflow.states import RequestState
+from tests.conftest import APPROVER, APPROVER_CHANNEL, REQUESTER, BotUnderTest, start_bot
+from tests.test_approval import approve, file_request
+
+
+def delivered(bot: BotUnderTest, method: str, channel: str) -> list:
+    return [c for c in bot.slack.calls_to(method) if c.ok and c.args.get("channel") == channel]
+
+
+@pytest.fixture
+def quick_retries(bot: BotUnderTest) -> BotUnderTest:
+    bot.runtime.notifier.backoff_base = 0.05
+    return bot
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_card_is_posted_once_after_slack_recovers(
+    quick_retries: BotUnderTest, status: int
+) -> None:
+    bot = quick_retries
+    # The confirmation and the card share chat.postMessage's fault: fail the card's first tries.
+    bot.slack.fail("chat.postMessage", status=status, times=3, retry_after=0)
+    request_id = await file_request(bot)
+    assert len(delivered(bot, "chat.postMessage", APPROVER_CHANNEL)) == 1
+    request = await bot.runtime.store.get(request_id)
+    assert request.card_ts
+
+
+async def test_outcome_messages_are_retried_and_sent_once(quick_retries: BotUnderTest) -> None:
+    bot = quick_retries
+    request_id = await file_request(bot)
+    bot.slack.fail("chat.update", status=500, times=2)
+    bot.slack.fail("conversations.open", status=503, times=2)
+    await approve(bot, request_id)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert len(delivered(bot, "chat.postMessage", f"D{REQUESTER}")) == 1
+    updates = [c for c in bot.slack.calls_to("chat.update") if c.ok]
+    assert updates and "Approved" in str(updates[-1].args)
+
+
+async def test_messages_owed_at_shutdown_are_sent_by_the_next_process(
+    bot: BotUnderTest, settings
+) -> None:
+    request_id = await file_request(bot)
+    bot.slack.fail("chat.update", status=500, times=None)
+    bot.slack.fail("conversations.open", status=500, times=None)
+    await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
+    await bot.runtime.supervisor.join()
+    await bot.runtime.notifier.deliver_due()
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert await bot.runtime.store.outbox_pending_count() > 0
+    await bot.stop()
+    bot.slack.clear_faults()
+    restarted = await start_bot(settings, bot.slack, bot.connect, instance_id="test-2")
+    try:
+        # The old process's backoff is in the store; bring the retries due now.
+        async with restarted.runtime.engine.begin() as conn:
+            await conn.execute(outbox.update().values(next_attempt_at=None))
+        await restarted.settle()
+        assert len(delivered(restarted, "chat.postMessage", f"D{REQUESTER}")) == 1
+        assert await restarted.runtime.store.outbox_pending_count() == 0
+    finally:
+        await restarted.stop()
+
+
+async def test_permanent_slack_errors_are_given_up(bot: BotUnderTest) -> None:
+    bot.slack.set_channel_not_member(APPROVER_CHANNEL)
+    request_id = await file_request_without_card(bot)
+    request = await bot.runtime.store.get(request_id)
+    assert request.card_ts is None
+    assert await bot.runtime.store.outbox_pending_count() == 0
+
+
+async def file_request_without_card(bot: BotUnderTest) -> str:
+    from tests.test_approval import open_request_form, submit_request
+
+    view, click_url = await open_request_form(bot, "julie2")
+    await submit_request(bot, view, "needs it")
+    request = await bot.runtime.store.find_active("julie2")
+    # The requester is told that the approvers could not be reached, not left waiting.
+    answer = (await bot.slack.wait_for_response(click_url))[-1]
+    assert "couldn't post it to the approver channel" in str(answer)
+    return request.id
