@@ -482,3 +482,21 @@ async def test_ticket_is_not_kept_after_a_decision(bot: BotUnderTest) -> None:
     approved_id = await file_request(bot, "julie2")
     await approve(bot, approved_id)
     assert (await bot.runtime.store.get(approved_id)).temp_ticket == ""
+
+
+async def test_a_live_lease_of_another_replica_is_left_alone(bot: BotUnderTest) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    request_id = await file_request(bot)
+    now = datetime.now(UTC)
+    await bot.runtime.store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.PROVISIONING,
+        now=now,
+        changes={"lease_owner": "other:1", "lease_expires_at": now + timedelta(seconds=60)},
+    )
+    assert await bot.runtime.service.recover_expired_leases() == []
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PROVISIONING and request.lease_owner == "other:1"
+    assert bot.connect.count(path="/__api__/v1/users") == 0
