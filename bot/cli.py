@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("migrate", help="bring the database schema up to date")
     args = parser.parse_args(argv)
 
-    removed = isolate_from_bolt_environment(os.environ)
     settings = _load_settings()
+    removed = isolate_from_bolt_environment(os.environ)
     _configure_logging(settings.log_level)
     if removed:
         log.warning("ignoring %s: this bot is configured for one workspace", ", ".join(removed))

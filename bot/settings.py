@@ -142,9 +142,13 @@ def describe_validation_error(exc: ValidationError) -> str:
 # Bolt reads these by itself and switches to a multi-workspace OAuth install when the first two
 # are present; this bot is configured explicitly, so they must not steer it.
 BOLT_ENVIRONMENT_OVERRIDES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_VERIFICATION_TOKEN")
+# Read once into Settings; afterwards no library (Bolt peeks at both) and no child process needs them.
+SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 
 
 def isolate_from_bolt_environment(environ: MutableMapping[str, str]) -> list[str]:
-    """Remove the variables Bolt would act on by itself; returns the names removed."""
-    removed = [name for name in BOLT_ENVIRONMENT_OVERRIDES if environ.pop(name, None) is not None]
-    return removed
+    """Remove the variables Bolt would act on by itself; returns the names of the overrides
+    removed (the secrets already read into Settings are removed silently)."""
+    for name in SECRETS_READ_ONCE:
+        environ.pop(name, None)
+    return [name for name in BOLT_ENVIRONMENT_OVERRIDES if environ.pop(name, None) is not None]

@@ -242,3 +242,4 @@ async def test_sigterm_exits_cleanly(fakes, tmp_path) -> None:
         assert bots[0].terminate() in (0, -signal.SIGTERM)
         log = bots[0].log_path.read_text()
         assert "bot stopped" in log and "Traceback" not in log
+        assert "will be unused" not in log, "Bolt must not pick up a token of its own"

@@ -107,7 +107,12 @@ def test_rediss_url_is_accepted(env: pytest.MonkeyPatch) -> None:
 
 
 def test_bolt_environment_is_isolated() -> None:
-    environ = {"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2", "PATH": "/bin"}
+    environ = {
+        "SLACK_CLIENT_ID": "1",
+        "SLACK_CLIENT_SECRET": "2",
+        "PATH": "/bin",
+        "SLACK_BOT_TOKEN": "x",
+    }
     removed = isolate_from_bolt_environment(environ)
     assert sorted(removed) == ["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"]
     assert environ == {"PATH": "/bin"}
