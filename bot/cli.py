@@ -10,20 +10,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from bot.logs import configure_logging
 from bot.settings import ConfigurationError, Settings, isolate_from_bolt_environment
 
 log = logging.getLogger("bot")
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # slack_sdk logs request bodies and response_urls at DEBUG: never let it.
-    for noisy in ("slack_sdk", "slack_bolt", "aiosqlite", "asyncio", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
 def _load_settings() -> Settings:
@@ -52,6 +42,7 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the bot's own handlers (JSON in production)
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
@@ -113,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = _load_settings()
     removed = isolate_from_bolt_environment(os.environ)
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if removed:
         log.warning("ignoring %s: this bot is configured for one workspace", ", ".join(removed))
 

@@ -11,7 +11,7 @@ from collections.abc import MutableMapping
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.store.urls import normalize_database_url
 
@@ -62,10 +62,32 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a web service: the platform decides what reaches it
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
     lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     recovery_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     cache_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = "connect-user-bot"
+
+    # -- request lifecycle (expiry, reminders) ---------------------------------------------------
+    request_expiry_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 7 * 24.0
+    reminder_after_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
+    timers_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    # -- hosted on Posit Connect: visitor identity and the audit page ---------------------------
+    # Only believe RStudio-Connect-Credentials when the app runs behind Connect: elsewhere anyone
+    # could send that header.
+    trust_connect_credentials: bool = False
+    connect_credentials_use_guid: bool = False  # Authorization.ContentCredentialsUseGUID
+    audit_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    audit_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    audit_allow_connect_admins: bool = True
+
+    @field_validator("audit_users", "audit_groups", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("slack_approver_channel", "slack_search_channel")
     @classmethod
@@ -142,7 +164,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 # Bolt reads these by itself and switches to a multi-workspace OAuth install when the first two
 # are present; this bot is configured explicitly, so they must not steer it.
 BOLT_ENVIRONMENT_OVERRIDES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_VERIFICATION_TOKEN")
-# Read once into Settings; afterwards no library (Bolt peeks at both) and no child process needs them.
+# Read once into Settings; after that neither a library (Bolt peeks) nor a child process needs them.
 SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 
 

@@ -116,3 +116,12 @@ def test_bolt_environment_is_isolated() -> None:
     removed = isolate_from_bolt_environment(environ)
     assert sorted(removed) == ["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"]
     assert environ == {"PATH": "/bin"}
+
+
+def test_audit_lists_are_comma_separated(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AUDIT_USERS", "alice, bob ,,carol")
+    env.setenv("AUDIT_GROUPS", "")
+    settings = Settings.from_env()
+    assert settings.audit_users == ["alice", "bob", "carol"]
+    assert settings.audit_groups == []
+    assert settings.trust_connect_credentials is False

@@ -269,6 +269,8 @@ class PersonValue:
     full_name: str
     email: str
     temp_ticket: str = field(repr=False)
+    # The search's request id, so logs follow the request from the command to the DM.
+    correlation_id: str | None = None
 
     def to_person(self) -> Person:
         return Person(
@@ -279,9 +281,11 @@ class PersonValue:
         )
 
 
-def encode_person_value(user: RemoteUser) -> str:
+def encode_person_value(user: RemoteUser, correlation_id: str | None = None) -> str:
     """Compact JSON, ASCII only (so Slack's length limit counts what we count)."""
     payload = {"u": user.username, "n": user.full_name, "e": user.email, "t": user.temp_ticket}
+    if correlation_id and _CORRELATION_RE.fullmatch(correlation_id):
+        payload["c"] = correlation_id
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -301,11 +305,23 @@ def decode_person_value(value: object) -> PersonValue | None:
         return None
     if not (isinstance(full_name, str) and isinstance(email, str)):
         return None
-    return PersonValue(username=username, full_name=full_name, email=email, temp_ticket=ticket)
+    correlation = data.get("c")
+    if not (isinstance(correlation, str) and _CORRELATION_RE.fullmatch(correlation)):
+        correlation = None
+    return PersonValue(
+        username=username,
+        full_name=full_name,
+        email=email,
+        temp_ticket=ticket,
+        correlation_id=correlation,
+    )
+
+
+_CORRELATION_RE = re.compile(r"[0-9a-f]{16}")
 
 
 def person_value_too_long(user: RemoteUser) -> bool:
-    return len(encode_person_value(user)) > MAX_BUTTON_VALUE
+    return len(encode_person_value(user, "0" * 16)) > MAX_BUTTON_VALUE
 
 
 # --- command replies -----------------------------------------------------------------------------
@@ -359,7 +375,7 @@ def no_results_message(prefix: str) -> dict[str, Any]:
     )
 
 
-def _result_row(user: RemoteUser) -> dict[str, Any]:
+def _result_row(user: RemoteUser, correlation_id: str | None = None) -> dict[str, Any]:
     text = _person_text(user.full_name, user.username, user.email)
     if user.has_account:
         text += f"\nHas an account (GUID {_clip(user.guid, _GUID)})"
@@ -373,7 +389,9 @@ def _result_row(user: RemoteUser) -> dict[str, Any]:
         return _section_plain(f"{text}\nCan't be requested from Slack: {problem}.")
     row = _section_plain(text)
     row["accessory"] = _button(
-        "Request account", action_id=ACTION_REQUEST_ACCOUNT, value=encode_person_value(user)
+        "Request account",
+        action_id=ACTION_REQUEST_ACCOUNT,
+        value=encode_person_value(user, correlation_id),
     )
     return row
 
@@ -391,7 +409,11 @@ def _results_footer(shown: int, total: int) -> dict[str, Any]:
 
 
 def search_results_message(
-    prefix: str, result: RemoteSearchResult, *, connect_url: str
+    prefix: str,
+    result: RemoteSearchResult,
+    *,
+    connect_url: str,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """Header, a row per person while the limits allow, then how many more matched.
 
@@ -407,7 +429,7 @@ def search_results_message(
     for user in people:
         if len(rows) + 2 >= MAX_MESSAGE_BLOCKS:  # header + rows + footer
             break
-        row = _result_row(user)
+        row = _result_row(user, correlation_id)
         candidate = [header, *rows, row, _results_footer(len(rows) + 1, total)]
         if _blocks_json_len(candidate) > BLOCKS_JSON_BUDGET:
             break

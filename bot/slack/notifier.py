@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.logs import bind_request_id
 from bot.slack import blocks
 from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
 from bot.workflow.ports import RequestStore
@@ -134,6 +135,10 @@ class SlackNotifier:
                 handled += 1
 
     async def _deliver(self, message: OutboxMessage) -> None:
+        with bind_request_id(message.request_id):
+            await self._deliver_bound(message)
+
+    async def _deliver_bound(self, message: OutboxMessage) -> None:
         try:
             request = await self.store.get(message.request_id)
             if request is None:

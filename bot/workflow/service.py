@@ -29,6 +29,7 @@ from bot.connect.errors import (
     ConnectUnavailable,
 )
 from bot.connect.models import RemoteSearchResult
+from bot.logs import request_id_var
 from bot.workflow.models import (
     NewRequest,
     OutboxItem,
@@ -283,7 +284,13 @@ class ProvisioningService:
             request = await self.store.create(new, outbox=outbox)
         except DuplicateRequestError as exc:
             return Duplicate(exc.existing)
-        log.info("request %s filed by %s", request.id, requester_id)
+        # From here on the request's own id is the one its logs carry; this line links the two.
+        log.info(
+            "request %s filed by %s (from interaction %s)",
+            request.id,
+            requester_id,
+            request_id_var.get(),
+        )
         self._on_outbox()
         return Filed(request)
 

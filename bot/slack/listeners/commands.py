@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.logs import request_id_var
 from bot.slack import blocks
 from bot.slack.command import Help, Search, parse_command
 from bot.slack.listeners import ListenerDeps
@@ -46,7 +47,10 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
         message = blocks.search_failure_message(outcome.problem.value, parsed.prefix)
     elif outcome.result is not None and outcome.result.results:
         message = blocks.search_results_message(
-            parsed.prefix, outcome.result, connect_url=deps.connect_url
+            parsed.prefix,
+            outcome.result,
+            connect_url=deps.connect_url,
+            correlation_id=request_id_var.get(),
         )
     else:
         message = blocks.no_results_message(parsed.prefix)
