@@ -500,3 +500,24 @@ async def test_a_live_lease_of_another_replica_is_left_alone(bot: BotUnderTest) 
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.PROVISIONING and request.lease_owner == "other:1"
     assert bot.connect.count(path="/__api__/v1/users") == 0
+
+
+async def test_membership_unknown_is_not_taken_for_a_refusal(bot: BotUnderTest) -> None:
+    request_id = await file_request(bot)
+    bot.slack.fail("conversations.members", status=500, times=5)
+    response_url = await approve(bot, request_id)
+    answer = response_text((await bot.slack.wait_for_response(response_url))[-1])
+    assert "can't check who may approve" in answer
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.PENDING
+    assert bot.connect.count(**PUT) == 0
+
+
+async def test_deactivated_member_may_not_approve(bot: BotUnderTest) -> None:
+    bot.slack.add_user("UGONE", deleted=True)
+    bot.slack.set_channel_members(APPROVER_CHANNEL, ["U0BOT", APPROVER, "UGONE"])
+    request_id = await file_request(bot)
+    response_url = await approve(bot, request_id, user_id="UGONE")
+    assert "approver channel" in response_text(
+        (await bot.slack.wait_for_response(response_url))[-1]
+    )
+    assert bot.connect.count(**PUT) == 0

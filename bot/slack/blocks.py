@@ -777,6 +777,11 @@ def approval_refusal(
         known = {s.value for s in RequestState}
         status = _CARD_STATUS[RequestState(state)] if state in known else None
         text = "This request was already decided" + (f" ({status})." if status else ".")
+    elif reason_kind == "cannot_check":
+        text = (
+            "I can't check who may approve right now (Slack didn't tell me the approver channel's "
+            "members). Nothing was changed; please try again in a minute."
+        )
     elif reason_kind == "not_found":
         text = "That request no longer exists."
     else:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cache import KeyedCache, cache_key
+from bot.workflow.ports import ApproverCheckUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,14 @@ class SlackPeople:
             members = await self.channel_members(self.approver_channel)
         except MembershipUnavailable as exc:
             log.error("cannot read the approver channel's members: %s", exc)
-            return False
+            raise ApproverCheckUnavailable(str(exc)) from None
         if user_id not in members:
             return False
         profile = await self.user_info(user_id)
-        return profile is not None and not profile.get("deleted", False)
+        if profile is None:
+            raise ApproverCheckUnavailable("users.info failed")
+        # Deactivated accounts can linger in member lists; bots never approve.
+        return not profile.get("deleted", False) and not profile.get("is_bot", False)
 
     async def channel_members(self, channel: str) -> frozenset[str]:
         members = await self.cache.get_or_compute(
@@ -77,6 +81,8 @@ class SlackPeople:
                 )
             except SlackApiError as exc:
                 raise MembershipUnavailable(str(exc.response.get("error"))) from None
+            except Exception as exc:  # connection errors, timeouts
+                raise MembershipUnavailable(type(exc).__name__) from None
             members.extend(page.get("members") or [])
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:

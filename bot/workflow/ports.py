@@ -23,6 +23,10 @@ class DuplicateRequestError(Exception):
         self.existing = existing
 
 
+class ApproverCheckUnavailable(Exception):
+    """Who may approve cannot be determined right now (Slack down, bot not in the channel)."""
+
+
 class RequestStore(Protocol):
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -94,7 +98,8 @@ class DirectoryClient(Protocol):
 
 
 class ApproverPolicy(Protocol):
-    async def is_approver(self, user_id: str) -> bool: ...
+    async def is_approver(self, user_id: str) -> bool:
+        """Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""
 
 
 class Clock(Protocol):

@@ -38,6 +38,7 @@ from bot.workflow.models import (
     ProvisioningRequest,
 )
 from bot.workflow.ports import (
+    ApproverCheckUnavailable,
     ApproverPolicy,
     DirectoryClient,
     DuplicateRequestError,
@@ -82,6 +83,7 @@ class Refusal(StrEnum):
     SELF_APPROVAL = "self_approval"
     NOT_APPROVER = "not_approver"
     ALREADY_DECIDED = "already_decided"
+    CANNOT_CHECK = "cannot_check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +305,11 @@ class ProvisioningService:
             return Refused(Refusal.NOT_FOUND)
         if user_id == request.requester_id:
             return Refused(Refusal.SELF_APPROVAL, request)
-        if not await self.approvers.is_approver(user_id):
+        try:
+            allowed = await self.approvers.is_approver(user_id)
+        except ApproverCheckUnavailable:
+            return Refused(Refusal.CANNOT_CHECK, request)
+        if not allowed:
             return Refused(Refusal.NOT_APPROVER, request)
         if request.state is not RequestState.PENDING:
             return Refused(Refusal.ALREADY_DECIDED, request)
