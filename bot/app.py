@@ -166,6 +166,9 @@ def build_runtime(
         request_verification_enabled=not socket_mode,
         process_before_response=False,
         name="connect-user-bot",
+        # Bolt copies the root logger's level onto its own loggers, and at DEBUG it logs response
+        # bodies; basing them on "slack_bolt" keeps the floor that bot.logs sets for it.
+        logger=logging.getLogger("slack_bolt"),
     )
     register_listeners(
         bolt,

@@ -204,6 +204,10 @@ class _ThreadServer(uvicorn.Server):
                 await self.on_tick(0)
 
 
+# Every fake made in this process: the log guard collects their secrets.
+INSTANCES: list[FakeConnect] = []
+
+
 class FakeConnect:
     """In-memory Connect: a directory (what remote search sees) and local accounts."""
 
@@ -243,7 +247,10 @@ class FakeConnect:
         self._accounts: dict[str, _Account] = {}  # by guid
         self._guid_by_username: dict[str, str] = {}
         self._groups: dict[str, str] = {}  # guid -> name
+        INSTANCES.append(self)
         self._tickets: dict[str, str] = {}  # ticket -> username
+        # Every ticket ever handed out, so tests can check none of them leaked into a log.
+        self.issued_tickets: set[str] = set()
         self._fail_rules: list[_FailRule] = []
         self._calls: list[RecordedCall] = []
 
@@ -828,6 +835,7 @@ class FakeConnect:
                 del self._tickets[old]
         ticket = _new_ticket()
         self._tickets[ticket] = username
+        self.issued_tickets.add(ticket)
         return ticket
 
 

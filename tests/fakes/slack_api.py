@@ -141,6 +141,10 @@ class _ResponseUrl:
     message_ts: str | None = None
 
 
+# Every fake made in this process: the log guard collects their response_urls.
+INSTANCES: list[FakeSlack] = []
+
+
 class FakeSlack:
     """A fake Slack Web API server. See the module docstring.
 
@@ -170,6 +174,7 @@ class FakeSlack:
         members_page_size: int | None = None,
     ) -> None:
         """``token``: if given, calls with another token answer ``invalid_auth``."""
+        INSTANCES.append(self)
         self.team_id = team_id
         self.team_name = team_name
         self.team_domain = team_domain
@@ -620,6 +625,12 @@ class FakeSlack:
         with self._lock:
             self._response_urls[url] = _ResponseUrl(channel=channel, message_ts=message_ts)
         return url
+
+    @property
+    def issued_response_urls(self) -> list[str]:
+        """Every response_url handed out (each is a credential for its message)."""
+        with self._lock:
+            return list(self._response_urls)
 
     def set_response_url_status(self, url: str | None, status: int | None) -> None:
         """Answer posts to ``url`` (``None``: every response_url) with ``status`` (e.g. 404 for an

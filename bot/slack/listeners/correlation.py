@@ -48,8 +48,8 @@ async def bind_correlation_id(
     req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
 ) -> BoltResponse:
     body = req.body if isinstance(req.body, dict) else {}
-    token = request_id_var.set(correlation_id(body))
-    try:
-        return await next()
-    finally:
-        request_id_var.reset(token)
+    # Not reset afterwards: Bolt runs middlewares one after another and the listener only after
+    # the last has returned. Each incoming request is handled in a task (and context) of its own,
+    # so the value cannot leak into another request.
+    request_id_var.set(correlation_id(body))
+    return await next()
