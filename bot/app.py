@@ -36,6 +36,7 @@ from bot.workflow.service import ProvisioningService, utcnow
 log = logging.getLogger(__name__)
 
 RECOVERY_INTERVAL_SECONDS = 15.0
+TIMERS_INTERVAL_SECONDS = 60.0
 
 
 def new_instance_id() -> str:
@@ -58,6 +59,7 @@ class Runtime:
     supervisor: TaskSupervisor
     bolt: AsyncApp
     recovery_interval: float = RECOVERY_INTERVAL_SECONDS
+    timers_interval: float = TIMERS_INTERVAL_SECONDS
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _loops: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -68,6 +70,7 @@ class Runtime:
         self._loops = [
             asyncio.create_task(self.notifier.run(self._stop), name="outbox"),
             asyncio.create_task(self._recovery_loop(), name="lease-recovery"),
+            asyncio.create_task(self._timers_loop(), name="request-timers"),
         ]
         log.info("bot started as %s", self.instance_id)
 
@@ -79,6 +82,17 @@ class Runtime:
                 log.exception("lease recovery pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.recovery_interval)
+
+    async def _timers_loop(self) -> None:
+        # Expiry and reminders are due times stored with each request: every replica looks,
+        # and the store's conditional updates let only one act on each.
+        while not self._stop.is_set():
+            try:
+                await self.service.run_timers()
+            except Exception:
+                log.exception("request timers pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.timers_interval)
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_seconds
@@ -142,6 +156,7 @@ def build_runtime(
         connect_url=settings.connect_ui_url,
         instance_id=instance_id,
         clock=clock,
+        cache=cache,
     )
     service = ProvisioningService(
         store=store,
@@ -152,6 +167,8 @@ def build_runtime(
         search_cache=cache,
         search_cache_ttl=settings.search_cache_ttl,
         lease_seconds=settings.lease_seconds,
+        request_expiry_hours=settings.request_expiry_hours,
+        reminder_after_hours=settings.reminder_after_hours,
         clock=clock,
         on_outbox=notifier.wake,
     )
@@ -195,6 +212,7 @@ def build_runtime(
         supervisor=supervisor,
         bolt=bolt,
         recovery_interval=settings.recovery_interval_seconds,
+        timers_interval=settings.timers_interval_seconds,
     )
 
 

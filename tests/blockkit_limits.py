@@ -151,6 +151,21 @@ def assert_valid_view(view: dict[str, Any]) -> None:
     json.dumps(view)
 
 
+def assert_valid_home_view(view: dict[str, Any]) -> None:
+    """An App Home view `views.publish` accepts: no title, submit or inputs; at most 100 blocks."""
+    assert view.get("type") == "home"
+    for key in ("title", "submit", "close"):
+        assert key not in view, f"a Home tab view has no {key}"
+    if "callback_id" in view:
+        _check_id(view["callback_id"], "callback_id")
+    metadata = view.get("private_metadata", "")
+    assert isinstance(metadata, str) and len(metadata) <= MAX_PRIVATE_METADATA
+    blocks = view.get("blocks")
+    _check_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, in_view=True)
+    assert not any(b.get("type") == "input" for b in blocks), "no inputs on the Home tab"
+    json.dumps(view)
+
+
 # --- helpers to look inside payloads -------------------------------------------------------------
 
 

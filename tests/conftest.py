@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +184,15 @@ class BotUnderTest:
 
 
 async def start_bot(
-    settings: Settings, slack: FakeSlack, connect: FakeConnect, *, instance_id: str = "test-1"
+    settings: Settings,
+    slack: FakeSlack,
+    connect: FakeConnect,
+    *,
+    instance_id: str = "test-1",
+    clock: Callable[[], datetime] | None = None,
 ) -> BotUnderTest:
-    runtime = build_runtime(settings, instance_id=instance_id)
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    runtime = build_runtime(settings, instance_id=instance_id, **extra)
     app = create_asgi_app(settings, runtime=runtime)
     sock = _free_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")

@@ -23,6 +23,8 @@ __all__ = [
     "API_APP_ID",
     "VERIFICATION_TOKEN",
     "block_actions_body",
+    "event_callback_body",
+    "home_block_actions_body",
     "new_trigger_id",
     "post_signed",
     "sign",
@@ -195,6 +197,99 @@ def block_actions_body(
     return _payload_body(payload)
 
 
+def home_block_actions_body(
+    *,
+    action_id: str,
+    value: str,
+    user_id: str,
+    view_id: str = "VHOME0001",
+    trigger_id: str | None = None,
+    block_id: str = "b",
+    team_id: str = "T0001",
+    view_blocks: list[dict[str, Any]] | None = None,
+    api_app_id: str = API_APP_ID,
+    bot_id: str = "B0BOT",
+) -> str:
+    """A button click on the App Home tab, as ``payload=<json>``.
+
+    As Slack sends it: ``container`` is ``{"type": "view", "view_id": …}``, the payload carries
+    the ``view`` (type ``home``), and there is NO ``message``, ``channel`` or ``response_url``.
+    """
+    action = {
+        "type": "button",
+        "action_id": action_id,
+        "block_id": block_id,
+        "text": {"type": "plain_text", "text": "Button", "emoji": True},
+        "value": value,
+        "action_ts": _action_ts(),
+    }
+    view = {
+        "id": view_id,
+        "team_id": team_id,
+        "type": "home",
+        "blocks": view_blocks or [],
+        "private_metadata": "",
+        "callback_id": "",
+        "state": {"values": {}},
+        "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+        "title": {"type": "plain_text", "text": "View Title", "emoji": True},
+        "clear_on_close": False,
+        "notify_on_close": False,
+        "close": None,
+        "submit": None,
+        "previous_view_id": None,
+        "root_view_id": view_id,
+        "app_id": api_app_id,
+        "external_id": "",
+        "app_installed_team_id": team_id,
+        "bot_id": bot_id,
+    }
+    payload = {
+        "type": "block_actions",
+        "user": _user(user_id, team_id),
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": trigger_id or new_trigger_id(),
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+        "actions": [action],
+    }
+    return _payload_body(payload)
+
+
+def event_callback_body(
+    event: dict[str, Any],
+    *,
+    team_id: str = "T0001",
+    api_app_id: str = API_APP_ID,
+    event_id: str | None = None,
+) -> str:
+    """An Events API delivery (JSON, as Slack posts it), e.g. ``{"type": "app_home_opened", …}``."""
+    payload = {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": {"event_ts": f"{time.time():.6f}", **event},
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": "U0BOT",
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(payload, separators=(",", ":"))
+
+
 def _state_value(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value  # a full state element, e.g. {"type": "static_select", "selected_option": …}
@@ -267,5 +362,9 @@ async def post_signed(
     timestamp: int | None = None,
     path: str = "/slack/events",
 ) -> httpx.Response:
-    """POST ``body`` to ``path`` with Slack's signature headers."""
-    return await client.post(path, content=body.encode(), headers=sign(body, secret, timestamp))
+    """POST ``body`` to ``path`` with Slack's signature headers (as JSON when it is JSON: Events
+    API deliveries are)."""
+    headers = sign(body, secret, timestamp)
+    if body.startswith("{"):
+        headers["Content-Type"] = "application/json"
+    return await client.post(path, content=body.encode(), headers=headers)

@@ -325,3 +325,29 @@ def test_signing_and_bodies() -> None:
     )
     assert sub["type"] == "view_submission"
     assert sub["view"]["state"]["values"]["reason"]["value"]["value"] == "because"
+
+
+async def test_views_publish_validates_and_keeps_one_home_per_user(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_user("U1")
+    home = {
+        "type": "home",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}],
+    }
+    first = await client.views_publish(user_id="U1", view=home)
+    again = await client.views_publish(user_id="U1", view=home)
+    assert first["view"]["id"] == again["view"]["id"], "republishing replaces the user's Home tab"
+    assert fake.home_view("U1")["blocks"] == home["blocks"]
+    assert fake.home_view("U2") is None
+
+    too_many = {"type": "home", "blocks": home["blocks"] * 101}
+    for view, user, error in (
+        (too_many, "U1", "invalid_arguments"),
+        ({**home, "type": "modal", "title": {"type": "plain_text", "text": "x"}}, "U1", None),
+        (home, "UNOBODY", "user_not_found"),
+    ):
+        with pytest.raises(SlackApiError) as raised:
+            await client.views_publish(user_id=user, view=view)
+        if error:
+            assert raised.value.response["error"] == error

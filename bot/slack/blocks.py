@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.connect.models import RemoteSearchResult, RemoteUser
@@ -40,6 +41,7 @@ from bot.workflow.states import RequestState
 ACTION_REQUEST_ACCOUNT = "request_account"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
+ACTION_CANCEL = "cancel_request"
 
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
@@ -52,6 +54,10 @@ DENY_REASON_INPUT = "deny_reason_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"
+# block_id of the requester's Cancel button under their confirmation
+CANCEL_ACTIONS_BLOCK = "cancel_actions"
+# block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
+HOME_DECIDE_BLOCK_PREFIX = "home_decide:"
 
 JUSTIFICATION_MIN_LENGTH = 3
 JUSTIFICATION_MAX_LENGTH = 1000
@@ -331,14 +337,21 @@ _USAGE_MD = (
     "• `/connect-user search &lt;prefix&gt;`: find people in the directory whose name, "
     "username or email starts with the prefix, and request a Posit Connect account for them. "
     "Example: `/connect-user search jan`\n"
-    "• `/connect-user help`: show this message"
+    "• `/connect-user status`: your own requests and what became of them; cancel one that is "
+    "still waiting\n"
+    "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"
+    "• `/connect-user help`: show this message\n"
+    "The app's *Home* tab shows the same lists."
 )
 
 
 def usage_message(reason: str | None = None) -> dict[str, Any]:
     """Usage, with the parser's `reason` (plain text, may quote the user) first when given."""
     blocks: list[dict[str, Any]] = []
-    fallback = "Usage: /connect-user search &lt;prefix&gt;, or /connect-user help"
+    fallback = (
+        "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
+        "/connect-user pending, or /connect-user help"
+    )
     if reason:
         blocks.append(_section_plain(_clip(reason, (500, 2000))))
         fallback = f"{_fallback_value(reason)}. {fallback}"
@@ -642,8 +655,19 @@ def _card_state_blocks(req: ProvisioningRequest, connect_url: str) -> list[dict[
             ),
         ]
     if state is RequestState.EXPIRED:
-        return [_section_md(":hourglass: This request expired before anyone decided.")]
-    return [_section_md(":heavy_multiplication_x: This request was cancelled.")]
+        when = f" {_slack_date(req.updated_at)}" if req.updated_at else ""
+        return [
+            _section_md(
+                f":hourglass: Expired{when}: nobody approved or denied it in time, so it can no "
+                "longer be decided. The requester can ask again."
+            )
+        ]
+    return [
+        _section_md(
+            f":heavy_multiplication_x: Cancelled by {_decided(req)}; "
+            "there is nothing left to decide."
+        )
+    ]
 
 
 # --- messages to the requester and the new account holder ----------------------------------------
@@ -665,15 +689,27 @@ def requester_confirmation(
     req: ProvisioningRequest, *, card_permalink: str | None
 ) -> dict[str, Any]:
     """Replaces the requester's ephemeral search results once the card is posted."""
+    blocks = [
+        _section_md(":outbox_tray: Your request was sent to the approvers:"),
+        _section_plain(_who(req)),
+        _context(_md("You will get a direct message when someone decides.")),
+        *_permalink_block(card_permalink),
+    ]
+    if req.state is RequestState.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": CANCEL_ACTIONS_BLOCK,
+                "elements": [_cancel_button(req)],
+            }
+        )
     return _message(
-        f"Your request for {_fallback_value(req.username)} was sent to the approvers",
-        [
-            _section_md(":outbox_tray: Your request was sent to the approvers:"),
-            _section_plain(_who(req)),
-            _context(_md("You will get a direct message when someone decides.")),
-            *_permalink_block(card_permalink),
-        ],
+        f"Your request for {_fallback_value(req.username)} was sent to the approvers", blocks
     )
+
+
+def _cancel_button(req: ProvisioningRequest) -> dict[str, Any]:
+    return _button("Cancel request", action_id=ACTION_CANCEL, value=req.id)
 
 
 def requester_card_failed(req: ProvisioningRequest) -> dict[str, Any]:
@@ -734,7 +770,13 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
         extra = [_section_plain(f"Error: {_clip(req.last_error, _ERROR, multiline=True)}")]
     elif state is RequestState.EXPIRED:
         fallback = f"Your request for {user} expired"
-        line = ":hourglass: Your request expired before anyone decided. You can ask again."
+        waited = ""
+        if req.created_at and req.updated_at:
+            waited = f" within {_duration(_aware(req.updated_at) - _aware(req.created_at))}"
+        line = (
+            f":hourglass: Your request expired: nobody approved or denied it{waited}. "
+            "You can ask again with `/connect-user search`."
+        )
     elif state is RequestState.CANCELLED:
         fallback = f"Your request for {user} was cancelled"
         line = ":heavy_multiplication_x: Your request was cancelled."
@@ -773,6 +815,14 @@ def approval_refusal(
         text = "Only members of the approver channel can approve or deny requests."
     elif reason_kind == "self_approval":
         text = "You cannot approve your own request; another approver has to."
+    elif reason_kind == "already_decided" and state == RequestState.EXPIRED:
+        # Nobody decided an expired request: "already decided" would send people looking for who.
+        text = (
+            "This request expired: nobody approved or denied it in time, so it can no longer be "
+            "decided. The requester can ask again."
+        )
+    elif reason_kind == "already_decided" and state == RequestState.CANCELLED:
+        text = "The requester cancelled this request, so there is nothing left to decide."
     elif reason_kind == "already_decided":
         known = {s.value for s in RequestState}
         status = _CARD_STATUS[RequestState(state)] if state in known else None
@@ -787,3 +837,321 @@ def approval_refusal(
     else:
         text = "That action could not be completed."
     return _message(text, [_section_md(text)])
+
+
+# --- lifecycle: reminders, cancelling, the pending and status lists, the Home tab ---------------
+
+# How many requests the lists ask the store for; the builders show what fits and count the rest.
+PENDING_LIST_LIMIT = 20
+STATUS_LIST_LIMIT = 15
+HOME_MINE_LIMIT = 10
+HOME_WAITING_LIMIT = 20
+
+_LIST_JUSTIFICATION = (200, 1200)
+
+
+def _duration(delta: timedelta) -> str:
+    """The largest whole unit ("3 days", "5 hours", "12 minutes"), never "0 days"."""
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _link(url: str | None, label: str) -> str | None:
+    return f"<{_link_url(url)}|{label}>" if url else None
+
+
+def _fit_rows(
+    prefix: list[dict[str, Any]],
+    rows: Iterable[list[dict[str, Any]]],
+    footer: Callable[[int], list[dict[str, Any]]],
+    *,
+    max_blocks: int,
+    budget: int = BLOCKS_JSON_BUDGET,
+) -> tuple[list[dict[str, Any]], int]:
+    """`prefix`, then whole rows while the blocks and the JSON budget allow, then `footer(shown)`.
+
+    Rows are never cut in half: a request is listed completely or counted in "and N more".
+    """
+    kept: list[dict[str, Any]] = []
+    shown = 0
+    for row in rows:
+        candidate = [*prefix, *kept, *row, *footer(shown + 1)]
+        if len(candidate) > max_blocks or _blocks_json_len(candidate) > budget:
+            break
+        kept.extend(row)
+        shown += 1
+    return [*prefix, *kept, *footer(shown)], shown
+
+
+def _more(total: int, shown: int, hint: str = "") -> list[dict[str, Any]]:
+    if total <= shown:
+        return []
+    return [_context(_md(f"…and {total - shown} more.{' ' + hint if hint else ''}"))]
+
+
+def approver_reminder(req: ProvisioningRequest, *, now: datetime) -> dict[str, Any]:
+    """Posted in the card's thread when a request has waited too long."""
+    waited = ""
+    if req.created_at:
+        waited = f" for {_duration(_aware(now) - _aware(req.created_at))}"
+    text = (
+        f":alarm_clock: This request has been waiting{waited}. "
+        "Approvers: please approve or deny it with the buttons on the card above."
+    )
+    return _message(
+        f"Reminder: the request for {_fallback_value(req.username)} is still waiting{waited}",
+        [_section_md(text)],
+    )
+
+
+def cancelled_message(req: ProvisioningRequest) -> dict[str, Any]:
+    """The answer to the requester's own Cancel click."""
+    return _message(
+        f"You cancelled your request for {_fallback_value(req.username)}",
+        [
+            _section_md(
+                ":heavy_multiplication_x: You cancelled your request; the approvers' card says so."
+            ),
+            _section_plain(_who(req)),
+        ],
+    )
+
+
+def decision_notice(req: ProvisioningRequest) -> dict[str, Any]:
+    """Shown on the approver's Home tab after their click there decided a request."""
+    status = _CARD_STATUS.get(req.state, str(req.state))
+    return _message(
+        f"Your decision on the request for {_fallback_value(req.username)} was recorded",
+        [
+            _section_md(":ballot_box_with_check: Your decision was recorded:"),
+            _section_plain(f"{_who(req)}: {status}"),
+        ],
+    )
+
+
+def cancel_refusal(reason_kind: str, *, state: RequestState | str | None = None) -> dict[str, Any]:
+    """Why a Cancel click changed nothing. Kinds: "not_requester", "already_decided" (pass the
+    request's `state`), "not_found"; anything else gets a generic line."""
+    if reason_kind == "not_requester":
+        text = "Only the person who asked for this account can cancel the request."
+    elif reason_kind == "already_decided":
+        known = {s.value for s in RequestState}
+        status = _CARD_STATUS[RequestState(state)] if state in known else None
+        text = "This request can no longer be cancelled" + (f": it is {status}." if status else ".")
+    elif reason_kind == "not_found":
+        text = "That request no longer exists."
+    else:
+        text = "That action could not be completed."
+    return _message(text, [_section_md(text)])
+
+
+def _waiting_context(req: ProvisioningRequest, permalink: str | None) -> dict[str, Any]:
+    parts = [f"Requested by {_mention(req.requester_id)}"]
+    if req.created_at:
+        parts[0] += f" {_slack_date(req.created_at)}"
+    parts.append(_link(permalink, "Open the card") or "the card was not posted")
+    return _context(_md(" · ".join(parts)))
+
+
+def _waiting_summary(req: ProvisioningRequest) -> dict[str, Any]:
+    why = _clip(req.justification, _LIST_JUSTIFICATION, multiline=True) or "(none)"
+    return _section_plain(f"{_who(req)}\nWhy: {why}")
+
+
+def pending_message(
+    requests: Sequence[ProvisioningRequest],
+    *,
+    total: int,
+    permalinks: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """`/connect-user pending`: what waits for a decision, oldest first, linked to the cards."""
+    total = max(total, len(requests))
+    if not requests:
+        return _message(
+            "Nothing is waiting for approval",
+            [_section_md(":white_check_mark: Nothing is waiting for approval.")],
+        )
+    head = [_header(f"Waiting for approval ({total})")]
+    rows = (
+        [_waiting_summary(req), _waiting_context(req, permalinks.get(req.id))] for req in requests
+    )
+    blocks, _ = _fit_rows(
+        head,
+        rows,
+        lambda n: _more(total, n, "The oldest are listed first."),
+        max_blocks=MAX_MESSAGE_BLOCKS,
+    )
+    fallback = f"{total} request{'' if total == 1 else 's'} waiting for approval"
+    return _message(fallback, blocks)
+
+
+def pending_refusal(reason_kind: str, *, approver_channel: str) -> dict[str, Any]:
+    """Why `/connect-user pending` shows nothing ("not_approver" or "cannot_check")."""
+    if reason_kind == "cannot_check":
+        fallback = "I can't check who may approve right now"
+        text = (
+            "I can't check who may approve right now (Slack didn't tell me the approver "
+            "channel's members). Please try again in a minute."
+        )
+    else:
+        fallback = "Only approvers can see the requests waiting for approval"
+        channel = (
+            f"<#{approver_channel}>" if _SLACK_ID_RE.fullmatch(approver_channel) else "the channel"
+        )
+        text = (
+            f"Sorry, only approvers (members of {channel}) can see the requests waiting for "
+            "approval. `/connect-user status` shows your own requests."
+        )
+    return _message(fallback, [_section_md(text)])
+
+
+def _status_row(
+    req: ProvisioningRequest, permalink: str | None, *, cancellable: bool = True
+) -> list[dict[str, Any]]:
+    status = _CARD_STATUS.get(req.state, str(req.state))
+    summary = _section_plain(f"{_who(req)}: {status}")
+    if cancellable and req.state is RequestState.PENDING:
+        summary["accessory"] = _cancel_button(req)
+    parts = []
+    if req.created_at:
+        parts.append(f"Requested {_slack_date(req.created_at)}")
+    if req.decided_by and req.state in (
+        RequestState.APPROVED,
+        RequestState.ALREADY_EXISTS,
+        RequestState.DENIED,
+    ):
+        parts.append(f"decided by {_decided(req)}")
+    link = _link(permalink, "View the request")
+    if link:
+        parts.append(link)
+    return [summary, _context(_md(" · ".join(parts)))] if parts else [summary]
+
+
+def status_message(
+    requests: Sequence[ProvisioningRequest],
+    *,
+    total: int,
+    permalinks: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """`/connect-user status`: the caller's own requests, most recent first."""
+    total = max(total, len(requests))
+    if not requests:
+        return _message(
+            "You have not requested any accounts",
+            [
+                _section_md(
+                    "You haven't requested any accounts yet. Find someone with "
+                    "`/connect-user search &lt;prefix&gt;`."
+                )
+            ],
+        )
+    head = [_header("Your account requests")]
+    rows = (_status_row(req, permalinks.get(req.id)) for req in requests)
+    blocks, shown = _fit_rows(
+        head,
+        rows,
+        lambda n: _more(total, n, "Older ones are not shown."),
+        max_blocks=MAX_MESSAGE_BLOCKS,
+    )
+    fallback = f"Your account requests: {shown} of {total}"
+    return _message(fallback, blocks)
+
+
+def _home_decide_row(
+    req: ProvisioningRequest, permalink: str | None, viewer_id: str
+) -> list[dict[str, Any]]:
+    row = [_waiting_summary(req), _waiting_context(req, permalink)]
+    if req.requester_id == viewer_id:
+        # The server would refuse anyway; not offering the buttons says why up front.
+        row.append(_context(_md("This is your own request: another approver has to decide.")))
+        return row
+    row.append(
+        {
+            "type": "actions",
+            "block_id": (HOME_DECIDE_BLOCK_PREFIX + req.id)[:MAX_ID],
+            "elements": [
+                _button("Approve", action_id=ACTION_APPROVE, value=req.id, style="primary"),
+                _button("Deny", action_id=ACTION_DENY, value=req.id, style="danger"),
+            ],
+        }
+    )
+    return row
+
+
+def home_view(
+    *,
+    viewer_id: str,
+    mine: Sequence[ProvisioningRequest],
+    mine_total: int,
+    waiting: Sequence[ProvisioningRequest] | None,
+    waiting_total: int = 0,
+    cannot_check_approver: bool = False,
+    permalinks: Mapping[str, str | None],
+    notice: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The App Home tab: "My requests" and, for approvers (`waiting` not None), "Waiting for
+    approval" with the same Approve/Deny buttons as the cards (the same handlers decide them).
+
+    `notice` is a message from this module (a refusal, an outcome) shown at the top: Home tab
+    clicks have no response_url, so the answer to a click is shown where it was made.
+    """
+    head: list[dict[str, Any]] = [_header("Posit Connect accounts")]
+    if notice:
+        head.extend(notice.get("blocks") or [])
+        head.append({"type": "divider"})
+    head.append(
+        _context(
+            _md(
+                "Ask for an account with `/connect-user search &lt;prefix&gt;`; "
+                "`/connect-user help` lists every command."
+            )
+        )
+    )
+
+    mine_total = max(mine_total, len(mine))
+    head.append(_header("My requests"))
+    if not mine:
+        head.append(_section_md("You haven't requested any accounts yet."))
+        blocks = head
+    else:
+        # Approvers need room for what waits on them: their own list gets at most half.
+        spare = BLOCKS_JSON_BUDGET - _blocks_json_len(head)
+        budget = BLOCKS_JSON_BUDGET if waiting is None else BLOCKS_JSON_BUDGET - spare // 2
+        blocks, _ = _fit_rows(
+            head,
+            (_status_row(req, permalinks.get(req.id)) for req in mine),
+            lambda n: _more(mine_total, n, "`/connect-user status` lists them."),
+            max_blocks=MAX_VIEW_BLOCKS // 2 if waiting is not None else MAX_VIEW_BLOCKS,
+            budget=budget,
+        )
+
+    if waiting is not None:
+        waiting_total = max(waiting_total, len(waiting))
+        blocks = [*blocks, {"type": "divider"}, _header(f"Waiting for approval ({waiting_total})")]
+        if not waiting:
+            blocks.append(_section_md(":white_check_mark: Nothing is waiting for approval."))
+        else:
+            blocks, _ = _fit_rows(
+                blocks,
+                (_home_decide_row(req, permalinks.get(req.id), viewer_id) for req in waiting),
+                lambda n: _more(waiting_total, n, "`/connect-user pending` lists them all."),
+                max_blocks=MAX_VIEW_BLOCKS,
+            )
+    elif cannot_check_approver:
+        blocks.append(
+            _context(
+                _md(
+                    "I couldn't check whether you are an approver just now, so requests waiting "
+                    "for approval are not shown. Open this tab again in a minute."
+                )
+            )
+        )
+    return {"type": "home", "blocks": blocks}

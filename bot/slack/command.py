@@ -38,7 +38,24 @@ class Search:
     prefix: str
 
 
-ParsedCommand = Help | Search
+@dataclass(frozen=True)
+class Pending:
+    """What waits for a decision (approvers only)."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """The caller's own requests."""
+
+
+ParsedCommand = Help | Search | Pending | Status
+
+# Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
+# `/connect-user status jan` (meaning search) is explained instead of silently answered.
+_BARE_SUBCOMMANDS: dict[str, type[Pending] | type[Status]] = {
+    "pending": Pending,
+    "status": Status,
+}
 
 
 def unescape_slack(text: str) -> str:
@@ -59,6 +76,10 @@ def parse_command(text: str) -> ParsedCommand:
         return Help()
     if subcommand == "search":
         return _parse_search(rest)
+    if subcommand in _BARE_SUBCOMMANDS:
+        if rest.strip():
+            return Help(reason=f"`{subcommand}` takes nothing after it")
+        return _BARE_SUBCOMMANDS[subcommand]()
     return Help(reason=f"unknown subcommand `{_quote(word)}`")
 
 

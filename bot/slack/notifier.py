@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +19,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.cache import KeyedCache, cache_key
 from bot.logs import bind_request_id
 from bot.slack import blocks
 from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
 from bot.workflow.ports import RequestStore
 from bot.workflow.service import utcnow
+from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,12 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+# A message's permalink never changes, and lists (pending, status, the Home tab) ask for many.
+PERMALINK_TTL = 24 * 3600.0
+# chat.getPermalink calls in flight at once when a list needs several.
+PERMALINK_CONCURRENCY = 5
+
+
 class Retry(Exception):
     """Deliver this message again later."""
 
@@ -73,6 +81,7 @@ class SlackNotifier:
         poll_seconds: float = 2.0,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
+        cache: KeyedCache | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -85,6 +94,7 @@ class SlackNotifier:
         self.poll_seconds = poll_seconds
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.cache = cache
         self._wake = asyncio.Event()
         self._handlers = {
             OutboxKind.POST_CARD: self._post_card,
@@ -92,6 +102,7 @@ class SlackNotifier:
             OutboxKind.CONFIRM_REQUESTER: self._confirm_requester,
             OutboxKind.NOTIFY_REQUESTER: self._notify_requester,
             OutboxKind.WELCOME: self._welcome,
+            OutboxKind.REMIND_APPROVERS: self._remind_approvers,
         }
 
     def wake(self) -> None:
@@ -211,17 +222,53 @@ class SlackNotifier:
         message = blocks.approval_card(request, connect_url=self.connect_url)
         await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
 
-    async def card_permalink(self, request: ProvisioningRequest) -> str | None:
+    async def _remind_approvers(
+        self, request: ProvisioningRequest, payload: dict[str, Any]
+    ) -> None:
+        if request.state is not RequestState.PENDING:
+            return  # decided between the timer's claim and now: nothing left to remind about
         if not (request.card_channel and request.card_ts):
+            raise GiveUp("the approval card was never posted")
+        message = blocks.approver_reminder(request, now=self.clock())
+        await self.client.chat_postMessage(
+            channel=request.card_channel,
+            thread_ts=request.card_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            **message,
+        )
+
+    async def card_permalink(self, request: ProvisioningRequest) -> str | None:
+        channel, ts = request.card_channel, request.card_ts
+        if not (channel and ts):
             return None
-        try:
-            response = await self.client.chat_getPermalink(
-                channel=request.card_channel, message_ts=request.card_ts
-            )
-        except SlackApiError as exc:
-            log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
-            return None
-        return response.get("permalink")
+
+        async def look_up() -> str | None:
+            try:
+                response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            except SlackApiError as exc:
+                log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+                return None
+            return response.get("permalink")
+
+        if self.cache is None:
+            return await look_up()
+        # A failed look-up (None) is not kept: the caches treat None as a miss.
+        return await self.cache.get_or_compute(
+            "permalink:" + cache_key(channel, ts), look_up, ttl=PERMALINK_TTL
+        )
+
+    async def card_permalinks(
+        self, requests: Iterable[ProvisioningRequest]
+    ) -> dict[str, str | None]:
+        """Permalinks of several cards by request id, a few look-ups at a time."""
+        gate = asyncio.Semaphore(PERMALINK_CONCURRENCY)
+
+        async def one(request: ProvisioningRequest) -> tuple[str, str | None]:
+            async with gate:
+                return request.id, await self.card_permalink(request)
+
+        return dict(await asyncio.gather(*(one(request) for request in requests)))
 
     async def _confirm_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]

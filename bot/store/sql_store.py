@@ -176,6 +176,86 @@ class SqlRequestStore:
             )
             return [_to_request(row) for row in result]
 
+    # -- listing and timers -----------------------------------------------------------------
+
+    async def list_requests(
+        self,
+        *,
+        states: Collection[RequestState] | None = None,
+        requester_id: str | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        limit: int = 50,
+    ) -> list[ProvisioningRequest]:
+        if limit <= 0:
+            return []
+        order = (
+            (_requests.c.created_at.desc(), _requests.c.id.desc())
+            if newest_first
+            else (_requests.c.created_at, _requests.c.id)
+        )
+        statement = (
+            sa.select(_requests)
+            .where(*_filters(states, requester_id, created_before))
+            .order_by(*order)
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            return [_to_request(row) for row in await conn.execute(statement)]
+
+    async def count_requests(
+        self,
+        *,
+        states: Collection[RequestState] | None = None,
+        requester_id: str | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(_requests)
+            .where(*_filters(states, requester_id, created_before))
+        )
+        async with self._reader.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def list_reminders_due(
+        self, *, due_before: datetime, limit: int = 100
+    ) -> list[ProvisioningRequest]:
+        if limit <= 0:
+            return []
+        statement = (
+            sa.select(_requests)
+            .where(_reminder_due(due_before))
+            .order_by(_requests.c.created_at, _requests.c.id)
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            return [_to_request(row) for row in await conn.execute(statement)]
+
+    async def claim_reminder(
+        self,
+        request_id: str,
+        *,
+        now: datetime,
+        due_before: datetime,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> ProvisioningRequest | None:
+        # The same one-statement race as `transition`: the reminder's period is claimed by moving
+        # last_reminder_at to `now`, after which the WHERE clause no longer matches for anyone.
+        # updated_at is left alone: a reminder is not a change to the request.
+        statement = (
+            sa.update(_requests)
+            .where(_requests.c.id == request_id, _reminder_due(due_before))
+            .values(last_reminder_at=now)
+            .returning(*_requests.c)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is None:
+                return None
+            await self._insert_outbox(conn, request_id, outbox, now)
+        return _to_request(row)
+
     # -- outbox -----------------------------------------------------------------------------
 
     async def _insert_outbox(
@@ -287,6 +367,34 @@ class SqlRequestStore:
             await conn.execute(sa.update(outbox).where(outbox.c.id == message_id).values(values))
 
 
+def _filters(
+    states: Collection[RequestState] | None,
+    requester_id: str | None,
+    created_before: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if states is not None:
+        conditions.append(_requests.c.state.in_([RequestState(s).value for s in states]))
+    if requester_id is not None:
+        conditions.append(_requests.c.requester_id == requester_id)
+    if created_before is not None:
+        conditions.append(_requests.c.created_at <= created_before)
+    return conditions
+
+
+def _reminder_due(due_before: datetime) -> sa.ColumnElement[bool]:
+    """Pending, with a card to reply under, and no reminder since `due_before` (nor, for the
+    first one, created since)."""
+    return sa.and_(
+        _requests.c.state == RequestState.PENDING.value,
+        _requests.c.card_ts.is_not(None),
+        sa.or_(
+            sa.and_(_requests.c.last_reminder_at.is_(None), _requests.c.created_at <= due_before),
+            _requests.c.last_reminder_at <= due_before,
+        ),
+    )
+
+
 def _validated_changes(changes: Mapping[str, Any] | None) -> dict[str, Any]:
     values = dict(changes or {})
     unknown = sorted(set(values) - REQUEST_COLUMNS)
@@ -338,6 +446,7 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         card_ts=m["card_ts"],
         lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"],
+        last_reminder_at=m["last_reminder_at"],
     )
 
 

@@ -69,7 +69,8 @@ provisioning_requests = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("state", sa.String(20), nullable=False, index=True),
-    sa.Column("requester_id", sa.String(64), nullable=False),
+    # Indexed for `/connect-user status` and the Home tab, which list one person's requests.
+    sa.Column("requester_id", sa.String(64), nullable=False, index=True),
     sa.Column("username", sa.String(255), nullable=False),
     sa.Column("full_name", sa.String(255), nullable=False),
     sa.Column("email", sa.String(320), nullable=False),
@@ -86,6 +87,7 @@ provisioning_requests = sa.Table(
     sa.Column("card_ts", sa.String(32), nullable=True),
     sa.Column("lease_owner", sa.String(255), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("last_reminder_at", UTCDateTime, nullable=True),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.
     sa.Index(

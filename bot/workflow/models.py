@@ -52,6 +52,7 @@ class ProvisioningRequest:
     card_ts: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    last_reminder_at: datetime | None = None  # when approvers were last reminded of it
 
 
 class OutboxKind(StrEnum):
@@ -62,6 +63,7 @@ class OutboxKind(StrEnum):
     CONFIRM_REQUESTER = "confirm_requester"  # replace the requester's ephemeral results
     NOTIFY_REQUESTER = "notify_requester"  # DM the requester the outcome
     WELCOME = "welcome"  # DM the new account holder, when they are in the workspace
+    REMIND_APPROVERS = "remind_approvers"  # nudge the approvers in the card's thread
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,46 @@ class RequestStore(Protocol):
 
     async def list_expired_leases(self, now: datetime) -> list[ProvisioningRequest]: ...
 
+    async def list_requests(
+        self,
+        *,
+        states: Collection[RequestState] | None = None,
+        requester_id: str | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        limit: int = 50,
+    ) -> list[ProvisioningRequest]:
+        """Requests matching every filter given (created_before is inclusive), oldest first
+        unless `newest_first`, at most `limit`."""
+
+    async def count_requests(
+        self,
+        *,
+        states: Collection[RequestState] | None = None,
+        requester_id: str | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many requests `list_requests` with the same filters would find without a limit."""
+
+    async def list_reminders_due(
+        self, *, due_before: datetime, limit: int = 100
+    ) -> list[ProvisioningRequest]:
+        """Pending requests with a posted card whose last reminder (or, before the first one,
+        whose filing) is at or before `due_before`, oldest first."""
+
+    async def claim_reminder(
+        self,
+        request_id: str,
+        *,
+        now: datetime,
+        due_before: datetime,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> ProvisioningRequest | None:
+        """One conditional UPDATE: if the request is still due (as `list_reminders_due` defines
+        it), set its last_reminder_at to `now` and insert the owed messages in the same
+        transaction. None when it is not due any more (another replica claimed it, or it was
+        decided)."""
+
     async def claim_outbox(
         self, *, owner: str, now: datetime, lease_seconds: float, limit: int = 20
     ) -> list[OutboxMessage]:

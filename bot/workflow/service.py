@@ -1,4 +1,5 @@
-"""The provisioning workflow: search, request, approve, deny, and settling interrupted work.
+"""The provisioning workflow: search, request, approve, deny, cancel, the lists people ask for,
+the timers (expiry, reminders), and settling interrupted work.
 
 Pure Python over the ports in `ports.py`: no Slack, HTTP or SQL types. Every state change is one
 conditional update in the store, and the messages it owes people are written in the same
@@ -84,6 +85,7 @@ class Refusal(StrEnum):
     NOT_APPROVER = "not_approver"
     ALREADY_DECIDED = "already_decided"
     CANNOT_CHECK = "cannot_check"
+    NOT_REQUESTER = "not_requester"  # only the requester may cancel
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,32 @@ class NotFiled:
 
 FileOutcome = Filed | Duplicate | NotFiled
 DecisionOutcome = Decided | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class RequestList:
+    """Some requests, and how many matched in all (for "and N more")."""
+
+    requests: tuple[ProvisioningRequest, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class HomeContent:
+    """What a person's App Home shows: their own requests and, for approvers, what waits."""
+
+    mine: RequestList
+    # None when the person may not approve, or when that cannot be known (see `waiting_refusal`).
+    waiting: RequestList | None
+    waiting_refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerReport:
+    """What one timer pass did: ids of the requests expired and reminded about."""
+
+    expired: tuple[str, ...] = ()
+    reminded: tuple[str, ...] = ()
 
 
 # Plain words for the card when a decision could not be carried out.
@@ -177,6 +205,9 @@ class ProvisioningService:
         search_cache: KeyedCache | None = None,
         search_cache_ttl: float = 30.0,
         lease_seconds: float = 120.0,
+        request_expiry_hours: float = 7 * 24.0,
+        reminder_after_hours: float = 24.0,
+        timer_batch: int = 200,
         clock: Callable[[], datetime] = utcnow,
         id_factory: Callable[[], str] = new_request_id,
         on_outbox: Callable[[], None] | None = None,
@@ -189,6 +220,9 @@ class ProvisioningService:
         self.search_cache = search_cache
         self.search_cache_ttl = search_cache_ttl
         self.lease = timedelta(seconds=lease_seconds)
+        self.request_expiry = timedelta(hours=request_expiry_hours)
+        self.reminder_after = timedelta(hours=reminder_after_hours)
+        self.timer_batch = timer_batch
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
@@ -305,15 +339,20 @@ class ProvisioningService:
             return Refused(Refusal.NOT_FOUND)
         if user_id == request.requester_id:
             return Refused(Refusal.SELF_APPROVAL, request)
-        try:
-            allowed = await self.approvers.is_approver(user_id)
-        except ApproverCheckUnavailable:
-            return Refused(Refusal.CANNOT_CHECK, request)
-        if not allowed:
-            return Refused(Refusal.NOT_APPROVER, request)
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused, request)
         if request.state is not RequestState.PENDING:
             return Refused(Refusal.ALREADY_DECIDED, request)
         return None
+
+    async def _approver_refusal(self, user_id: str) -> Refusal | None:
+        """The approver check shared by decisions and by what only approvers may see."""
+        try:
+            allowed = await self.approvers.is_approver(user_id)
+        except ApproverCheckUnavailable:
+            return Refusal.CANNOT_CHECK
+        return None if allowed else Refusal.NOT_APPROVER
 
     async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
         refused = await self.check_can_decide(request_id, approver_id)
@@ -363,6 +402,120 @@ class ProvisioningService:
         log.info("request %s denied by %s", request_id, approver_id)
         self._on_outbox()
         return Decided(denied)
+
+    # -- cancel ----------------------------------------------------------------------------------
+
+    async def cancel(self, request_id: str, user_id: str) -> DecisionOutcome:
+        """The requester withdraws a request nobody has decided yet."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id != request.requester_id:
+            return Refused(Refusal.NOT_REQUESTER, request)
+        if request.state is not RequestState.PENDING:
+            return Refused(Refusal.ALREADY_DECIDED, request)
+        now = self.clock()
+        cancelled = await self.store.transition(
+            request_id,
+            from_states={RequestState.PENDING},
+            to_state=RequestState.CANCELLED,
+            now=now,
+            changes={"decided_by": user_id, "decided_at": now, "temp_ticket": ""},
+            # The requester is answered on the spot (they clicked); the approvers see the card.
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+        )
+        if cancelled is None:
+            # An approver's click won the race: the request is theirs now.
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        log.info("request %s cancelled by its requester", request_id)
+        self._on_outbox()
+        return Decided(cancelled)
+
+    # -- views -----------------------------------------------------------------------------------
+
+    async def pending_requests(self, user_id: str, *, limit: int) -> RequestList | Refused:
+        """What waits for an approver, oldest first; only approvers may see it (directory data
+        and justifications are for the people who decide)."""
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused)
+        states = {RequestState.PENDING}
+        requests = await self.store.list_requests(states=states, limit=limit)
+        total = await self.store.count_requests(states=states)
+        return RequestList(tuple(requests), max(total, len(requests)))
+
+    async def my_requests(self, user_id: str, *, limit: int) -> RequestList:
+        """The person's own requests, most recent first."""
+        requests = await self.store.list_requests(
+            requester_id=user_id, newest_first=True, limit=limit
+        )
+        total = await self.store.count_requests(requester_id=user_id)
+        return RequestList(tuple(requests), max(total, len(requests)))
+
+    async def home(self, user_id: str, *, mine_limit: int, waiting_limit: int) -> HomeContent:
+        mine = await self.my_requests(user_id, limit=mine_limit)
+        waiting = await self.pending_requests(user_id, limit=waiting_limit)
+        if isinstance(waiting, Refused):
+            return HomeContent(mine=mine, waiting=None, waiting_refusal=waiting.reason)
+        return HomeContent(mine=mine, waiting=waiting)
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    async def run_timers(self, now: datetime | None = None) -> TimerReport:
+        """Expire requests nobody decided in time, then remind approvers of the ones waiting.
+
+        Timers are rows, not sleeps: each pass finds what is due from the database, and each
+        expiry or reminder is claimed with one conditional UPDATE, so a restart loses nothing
+        and two replicas running the same pass act once. Each pass handles at most
+        `timer_batch` of each; the rest wait for the next pass.
+        """
+        now = now or self.clock()
+        expired = await self._expire_due(now)
+        reminded = await self._remind_due(now)
+        if expired or reminded:
+            self._on_outbox()
+        return TimerReport(expired=tuple(expired), reminded=tuple(reminded))
+
+    async def _expire_due(self, now: datetime) -> list[str]:
+        pending = {RequestState.PENDING}
+        due = await self.store.list_requests(
+            states=pending, created_before=now - self.request_expiry, limit=self.timer_batch
+        )
+        expired = []
+        for request in due:
+            done = await self.store.transition(
+                request.id,
+                from_states=pending,
+                to_state=RequestState.EXPIRED,
+                now=now,
+                # The ticket is a credential no one will use now.
+                changes={"temp_ticket": ""},
+                outbox=[
+                    OutboxItem(OutboxKind.UPDATE_CARD),
+                    OutboxItem(OutboxKind.NOTIFY_REQUESTER),
+                ],
+            )
+            if done is not None:  # None: decided or expired elsewhere meanwhile
+                log.info("request %s expired undecided", request.id)
+                expired.append(request.id)
+        return expired
+
+    async def _remind_due(self, now: datetime) -> list[str]:
+        due_before = now - self.reminder_after
+        reminded = []
+        for request in await self.store.list_reminders_due(
+            due_before=due_before, limit=self.timer_batch
+        ):
+            claimed = await self.store.claim_reminder(
+                request.id,
+                now=now,
+                due_before=due_before,
+                outbox=[OutboxItem(OutboxKind.REMIND_APPROVERS)],
+            )
+            if claimed is not None:
+                log.info("request %s: reminding the approvers", request.id)
+                reminded.append(request.id)
+        return reminded
 
     # -- carrying out an approval (the holder of the lease only) -------------------------------
 

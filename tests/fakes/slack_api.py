@@ -198,6 +198,7 @@ class FakeSlack:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._ephemeral_ts: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
+        self._home_views: dict[str, str] = {}  # user id -> view id of their published Home tab
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._response_status: dict[str | None, int] = {}
@@ -359,6 +360,7 @@ class FakeSlack:
                 self._messages.clear()
                 self._ephemeral_ts.clear()
                 self._views.clear()
+                self._home_views.clear()
                 self._used_triggers.clear()
                 self._response_urls.clear()
                 self._response_status.clear()
@@ -611,6 +613,13 @@ class FakeSlack:
             v = self._views.get(view_id)
             return None if v is None else dict(v)
 
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab last published for ``user_id`` with ``views.publish``, if any."""
+        with self._lock:
+            view_id = self._home_views.get(user_id)
+            v = None if view_id is None else self._views.get(view_id)
+            return None if v is None else dict(v)
+
     # -----------------------------------------------------------------------------------------
     # response_url
     # -----------------------------------------------------------------------------------------
@@ -835,6 +844,7 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
             "conversations.members": self._conversations_members,
             "conversations.info": self._conversations_info,
@@ -1062,6 +1072,22 @@ class FakeSlack:
         if current is not None and args.get("hash") and args["hash"] != current["hash"]:
             return {"ok": False, "error": "hash_conflict"}
         return {"ok": True, "view": self._store_view(view, str(view_id))}
+
+    def _views_publish(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user_id")
+        if not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        if str(user_id) not in self._users:
+            return {"ok": False, "error": "user_not_found"}
+        view = args.get("view")
+        problems = _view_problems(view)
+        if not problems and view.get("type") != "home":
+            problems = [_err("must be home for views.publish", "/view/type")]
+        if problems:
+            return _invalid_arguments(problems)
+        stored = self._store_view(view, self._home_views.get(str(user_id)))
+        self._home_views[str(user_id)] = stored["id"]
+        return {"ok": True, "view": stored}
 
     def _conversations_open(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel"):

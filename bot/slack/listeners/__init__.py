@@ -28,11 +28,12 @@ class ListenerDeps:
 
 
 def register_listeners(app: AsyncApp, deps: ListenerDeps) -> None:
-    from bot.slack.listeners import actions, commands, errors, views
+    from bot.slack.listeners import actions, commands, errors, home, views
     from bot.slack.listeners.correlation import bind_correlation_id
 
     app.middleware(bind_correlation_id)
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)
+    home.register(app, deps)
     errors.register(app, deps)

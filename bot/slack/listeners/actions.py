@@ -1,5 +1,10 @@
 """Button clicks: Request account (on the requester's ephemeral results), Approve and Deny (on the
-approval card)."""
+approval card and the approvers' Home tab), Cancel (under the requester's confirmation, in
+`/connect-user status` and on their Home tab).
+
+A click on the Home tab carries `view` and neither `message`, `channel` nor `response_url`: its
+answer is shown at the top of the refreshed Home tab instead (a DM if that fails).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -15,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
+from bot.slack.listeners.home import publish_home
 from bot.slack.listeners.replies import reply, reply_or_ephemeral
 from bot.workflow.service import Decided, Refused
 from bot.workflow.states import RequestState
@@ -29,21 +36,53 @@ SEARCH_AGAIN = (
 )
 
 
-def _click(body: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
-    """(value, clicker, response_url, channel) of a block_actions payload.
+@dataclass(frozen=True, slots=True)
+class Click:
+    value: str
+    user_id: str
+    response_url: str | None
+    channel: str | None
+    from_home: bool = False
 
-    Clicks on ephemeral messages carry `container.is_ephemeral` and no `message`: read only what
-    both kinds have.
+
+def _click(body: dict[str, Any]) -> Click:
+    """What a block_actions payload says, reading only what every kind of click has.
+
+    Clicks on ephemeral messages carry `container.is_ephemeral` and no `message`; clicks on the
+    Home tab carry `view` and no `message`, `channel` or `response_url`.
     """
     action = (body.get("actions") or [{}])[0]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
         "channel_id"
     )
-    return (
-        str(action.get("value") or ""),
-        body["user"]["id"],
-        body.get("response_url"),
-        channel,
+    return Click(
+        value=str(action.get("value") or ""),
+        user_id=body["user"]["id"],
+        response_url=body.get("response_url"),
+        channel=channel,
+        from_home=(body.get("view") or {}).get("type") == "home",
+    )
+
+
+async def answer(
+    deps: ListenerDeps, click: Click, message: dict[str, Any], *, replace: bool = False
+) -> None:
+    """Tell the person who clicked, and only them, wherever they clicked.
+
+    Messages: through the click's response_url (`replace` swaps the clicked message for this
+    one), else ephemeral in the channel, else a DM. Home tab: at the top of their refreshed Home
+    tab, else a DM; chat.postEphemeral needs a channel a Home click does not have.
+    """
+    if click.from_home and await publish_home(deps, click.user_id, notice=message):
+        return
+    if not click.from_home and await reply(click.response_url, message, replace=replace):
+        return
+    await reply_or_ephemeral(
+        deps.notifier.client,
+        response_url=None,
+        channel=None if click.from_home else click.channel,
+        user_id=click.user_id,
+        message=message,
     )
 
 
@@ -51,7 +90,8 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(blocks.ACTION_REQUEST_ACCOUNT)
     async def request_account(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        value, _, response_url, _ = _click(body)
+        click = _click(body)
+        value, response_url = click.value, click.response_url
         person = blocks.decode_person_value(value)
         if person is None:
             await reply(
@@ -81,29 +121,27 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(blocks.ACTION_APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        value, user_id, response_url, channel = _click(body)
+        click = _click(body)
 
         async def report_failure(_: BaseException) -> None:
-            await reply(
-                response_url,
+            await answer(
+                deps,
+                click,
                 blocks.refusal_message(
                     "Something went wrong while approving. The card shows the request's state; "
                     "press Approve again if it is still pending."
                 ),
             )
 
-        deps.supervisor.spawn(
-            run_approve(deps, value, user_id, response_url, channel),
-            name="approve",
-            on_error=report_failure,
-        )
+        deps.supervisor.spawn(run_approve(deps, click), name="approve", on_error=report_failure)
 
     @app.action(blocks.ACTION_DENY)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        value, user_id, response_url, _ = _click(body)
+        click = _click(body)
+        value, user_id = click.value, click.user_id
         if not REQUEST_ID.match(value):
-            await reply(response_url, blocks.approval_refusal("not_found"))
+            await answer(deps, click, blocks.approval_refusal("not_found"))
             return
         try:
             refused = await asyncio.wait_for(
@@ -112,7 +150,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         except TimeoutError:
             refused = None  # decided again, for real, when the reason is submitted
         if refused is not None:
-            await reply(response_url, _refusal(refused))
+            await answer(deps, click, _refusal(refused))
             return
         request = await deps.service.store.get(value)
         try:
@@ -124,20 +162,38 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             )
         except SlackApiError as exc:
             log.warning("views.open failed for a denial: %s", exc.response.get("error"))
-            await reply(
-                response_url,
+            await answer(
+                deps,
+                click,
                 blocks.refusal_message(
                     "Slack didn't let me open the form in time. Please press Deny again."
                 ),
             )
 
+    @app.action(blocks.ACTION_CANCEL)
+    async def cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = _click(body)
+
+        async def report_failure(_: BaseException) -> None:
+            await answer(
+                deps,
+                click,
+                blocks.refusal_message(
+                    "Something went wrong while cancelling. `/connect-user status` shows the "
+                    "request's state; press Cancel again if it is still waiting."
+                ),
+            )
+
+        deps.supervisor.spawn(run_cancel(deps, click), name="cancel", on_error=report_failure)
+
+    # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     @app.action(re.compile(r".*"))
     async def unknown_action(ack: AsyncAck, body: dict[str, Any]) -> None:
         # Buttons from an older version of the bot, or forged payloads: answer, change nothing.
         await ack()
-        _, _, response_url, _ = _click(body)
         await reply(
-            response_url,
+            _click(body).response_url,
             blocks.refusal_message(SEARCH_AGAIN),
         )
 
@@ -147,28 +203,37 @@ def _refusal(refused: Refused) -> dict[str, Any]:
     return blocks.approval_refusal(refused.reason.value, state=state)
 
 
-async def run_approve(
-    deps: ListenerDeps, value: str, user_id: str, response_url: str | None, channel: str | None
-) -> None:
-    if not REQUEST_ID.match(value):
-        await reply(response_url, blocks.approval_refusal("not_found"))
+async def run_approve(deps: ListenerDeps, click: Click) -> None:
+    if not REQUEST_ID.match(click.value):
+        await answer(deps, click, blocks.approval_refusal("not_found"))
         return
-    outcome = await deps.service.approve(value, user_id)
+    outcome = await deps.service.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
-        await reply_or_ephemeral(
-            deps.notifier.client,
-            response_url=response_url,
-            channel=channel,
-            user_id=user_id,
-            message=_refusal(outcome),
-        )
+        await answer(deps, click, _refusal(outcome))
         return
     assert isinstance(outcome, Decided)
     request = outcome.request
     if request.state is not RequestState.APPROVED and request.last_error:
         # Still pending (or unsettled): the card says so too, but the approver clicked and is
         # owed an answer of their own.
-        await reply(
-            response_url,
+        await answer(
+            deps,
+            click,
             blocks.refusal_message("The account could not be created:", detail=request.last_error),
         )
+    elif click.from_home:
+        # On a card the card itself shows the outcome; on the Home tab the list must move on.
+        await publish_home(deps, click.user_id, notice=blocks.decision_notice(request))
+
+
+async def run_cancel(deps: ListenerDeps, click: Click) -> None:
+    if not REQUEST_ID.match(click.value):
+        await answer(deps, click, blocks.cancel_refusal("not_found"))
+        return
+    outcome = await deps.service.cancel(click.value, click.user_id)
+    if isinstance(outcome, Refused):
+        state = outcome.request.state.value if outcome.request else None
+        await answer(deps, click, blocks.cancel_refusal(outcome.reason.value, state=state))
+        return
+    # The clicked message (confirmation, status list) offered a button that no longer applies.
+    await answer(deps, click, blocks.cancelled_message(outcome.request), replace=True)

@@ -1,4 +1,5 @@
-"""`/connect-user`: search the directory, or show how to use the command."""
+"""`/connect-user`: search the directory, list what waits or what became of your requests, or
+show how to use the command."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.logs import request_id_var
 from bot.slack import blocks
-from bot.slack.command import Help, Search, parse_command
+from bot.slack.command import Help, Pending, Search, Status, parse_command
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.replies import reply
+from bot.workflow.service import Refused
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,16 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         await ack()
         response_url = command.get("response_url")
 
+        # Parsing is pure and cheap: done here too so a failure is reported in the command's terms.
+        if isinstance(parse_command(command.get("text") or ""), Search):
+            failure = blocks.search_failure_message("internal", "")
+        else:
+            failure = blocks.refusal_message(
+                "Sorry, something went wrong on my side. Please try again in a moment."
+            )
+
         async def report_failure(_: BaseException) -> None:
-            await reply(response_url, blocks.search_failure_message("internal", ""))
+            await reply(response_url, failure)
 
         deps.supervisor.spawn(
             run_command(deps, command), name="slash-command", on_error=report_failure
@@ -36,6 +46,12 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
     parsed = parse_command(command.get("text") or "")
     if isinstance(parsed, Help):
         await reply(response_url, blocks.usage_message(parsed.reason))
+        return
+    if isinstance(parsed, Pending):
+        await reply(response_url, await pending_reply(deps, command["user_id"]))
+        return
+    if isinstance(parsed, Status):
+        await reply(response_url, await status_reply(deps, command["user_id"]))
         return
     assert isinstance(parsed, Search)
     refusal = await deps.people.search_refusal(command["user_id"])
@@ -56,3 +72,23 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
         message = blocks.no_results_message(parsed.prefix)
     if not await reply(response_url, message):
         log.warning("search results could not be delivered to the response_url")
+
+
+async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
+    outcome = await deps.service.pending_requests(user_id, limit=blocks.PENDING_LIST_LIMIT)
+    if isinstance(outcome, Refused):
+        return blocks.pending_refusal(outcome.reason.value, approver_channel=deps.approver_channel)
+    return blocks.pending_message(
+        outcome.requests,
+        total=outcome.total,
+        permalinks=await deps.notifier.card_permalinks(outcome.requests),
+    )
+
+
+async def status_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
+    mine = await deps.service.my_requests(user_id, limit=blocks.STATUS_LIST_LIMIT)
+    return blocks.status_message(
+        mine.requests,
+        total=mine.total,
+        permalinks=await deps.notifier.card_permalinks(mine.requests),
+    )

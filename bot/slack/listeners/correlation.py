@@ -24,7 +24,8 @@ _ID = re.compile(r"^[0-9a-f]{8,32}$")
 def correlation_id(body: dict[str, Any]) -> str:
     action = (body.get("actions") or [{}])[0]
     value = str(action.get("value") or "")
-    if action.get("action_id") in (blocks.ACTION_APPROVE, blocks.ACTION_DENY) and _ID.match(value):
+    decides = (blocks.ACTION_APPROVE, blocks.ACTION_DENY, blocks.ACTION_CANCEL)
+    if action.get("action_id") in decides and _ID.match(value):
         return value
     if action.get("action_id") == blocks.ACTION_REQUEST_ACCOUNT:
         person = blocks.decode_person_value(value)
