@@ -142,3 +142,29 @@ async def test_search_results_are_only_shown_to_the_searcher(bot: BotUnderTest) 
     for call in bot.slack.calls_to("chat.postMessage"):
         assert not any(t in json.dumps(call.args) for t in bot.connect.issued_tickets)
     assert blocks.ACTION_REQUEST_ACCOUNT in json.dumps(answer)
+
+
+async def test_unknown_form_is_answered_in_the_form(bot: BotUnderTest) -> None:
+    from tests.blockkit_limits import assert_valid_view
+
+    response = await bot.submit("some_old_form", {}, "", user_id=REQUESTER)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "update"
+    assert_valid_view(answer["view"])
+
+
+async def test_search_results_reach_the_user_when_the_response_url_fails(bot: BotUnderTest) -> None:
+    bot.slack.add_channel("CGENERAL", members=["U0BOT", REQUESTER])
+    response_url = bot.slack.new_response_url()
+    bot.slack.set_response_url_status(response_url, 404)
+    from tests.slack_requests import slash_command_body
+
+    body = slash_command_body(
+        text="search julie", user_id=REQUESTER, response_url=response_url, channel_id="CGENERAL"
+    )
+    assert (await bot.post(body)).status_code == 200
+    await bot.settle()
+    ephemeral = bot.slack.calls_to("chat.postEphemeral")
+    assert ephemeral and ephemeral[-1].args["user"] == REQUESTER
+    assert "julie2" in response_text(ephemeral[-1].args)

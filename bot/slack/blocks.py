@@ -537,6 +537,21 @@ def justification_modal(*, person: PersonValue, private_metadata: str) -> dict[s
     }
 
 
+def outdated_form_view() -> dict[str, Any]:
+    """Shown in place of a form the bot no longer understands."""
+    return {
+        "type": "modal",
+        "title": _plain("Form out of date"),
+        "close": _plain("Close"),
+        "blocks": [
+            _section_md(
+                "This form is no longer supported. Close it and start again with "
+                "`/connect-user search &lt;prefix&gt;`."
+            )
+        ],
+    }
+
+
 def deny_modal(*, request_id: str, username: str) -> dict[str, Any]:
     """Ask an approver why they deny; private_metadata is the request id."""
     _check_metadata(request_id)

@@ -12,7 +12,7 @@ from bot.logs import request_id_var
 from bot.slack import blocks
 from bot.slack.command import Help, Pending, Search, Status, parse_command
 from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.replies import reply
+from bot.slack.listeners.replies import reply, reply_or_ephemeral
 from bot.workflow.service import Refused
 
 log = logging.getLogger(__name__)
@@ -42,36 +42,41 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
 
 async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
-    response_url = command.get("response_url")
+    message = await command_reply(deps, command)
+    # The response_url can fail (expired, or Slack refused it): fall back to an ephemeral message
+    # in the channel, then to a DM, so the person is never left in silence.
+    await reply_or_ephemeral(
+        deps.notifier.client,
+        response_url=command.get("response_url"),
+        channel=command.get("channel_id"),
+        user_id=command["user_id"],
+        message=message,
+    )
+
+
+async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str, Any]:
     parsed = parse_command(command.get("text") or "")
     if isinstance(parsed, Help):
-        await reply(response_url, blocks.usage_message(parsed.reason))
-        return
+        return blocks.usage_message(parsed.reason)
     if isinstance(parsed, Pending):
-        await reply(response_url, await pending_reply(deps, command["user_id"]))
-        return
+        return await pending_reply(deps, command["user_id"])
     if isinstance(parsed, Status):
-        await reply(response_url, await status_reply(deps, command["user_id"]))
-        return
+        return await status_reply(deps, command["user_id"])
     assert isinstance(parsed, Search)
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
-        await reply(response_url, blocks.refusal_message(refusal))
-        return
+        return blocks.refusal_message(refusal)
     outcome = await deps.service.search(parsed.prefix)
     if outcome.problem is not None:
-        message = blocks.search_failure_message(outcome.problem.value, parsed.prefix)
-    elif outcome.result is not None and outcome.result.results:
-        message = blocks.search_results_message(
+        return blocks.search_failure_message(outcome.problem.value, parsed.prefix)
+    if outcome.result is not None and outcome.result.results:
+        return blocks.search_results_message(
             parsed.prefix,
             outcome.result,
             connect_url=deps.connect_url,
             correlation_id=request_id_var.get(),
         )
-    else:
-        message = blocks.no_results_message(parsed.prefix)
-    if not await reply(response_url, message):
-        log.warning("search results could not be delivered to the response_url")
+    return blocks.no_results_message(parsed.prefix)
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -103,6 +104,11 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         deps.supervisor.spawn(
             deny(deps, request_id, user_id, reason), name="deny", on_error=report_failure
         )
+
+    @app.view(re.compile(r".*"))
+    async def unknown_view(ack: AsyncAck) -> None:
+        # A form from an older version of the bot, or a forged one: say so in the form itself.
+        await ack(response_action="update", view=blocks.outdated_form_view())
 
 
 async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> None:
