@@ -1,4 +1,4 @@
-"""HTTP routes: Slack's endpoint and the health check (later: visitor pages)."""
+"""HTTP routes: Slack's endpoint, the health check, and the visitor pages (bot.web.visitors)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from bot.web.visitors import visitor_routes
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -50,4 +52,5 @@ def build_routes(runtime: Runtime) -> list[Route]:
     return [
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *visitor_routes(runtime),
     ]
