@@ -10,7 +10,7 @@ import re
 from collections.abc import MutableMapping
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.store.urls import normalize_database_url
@@ -49,8 +49,16 @@ class Settings(BaseSettings):
         default=False, description="Let guest accounts and Slack Connect users search"
     )
 
-    connect_server: str = Field(description="https://connect.example.com/ (a sub-path is fine)")
-    connect_api_key: SecretStr
+    # Connect injects its own CONNECT_SERVER/CONNECT_API_KEY (the publisher's) into content it
+    # hosts, and whether a value set for the content replaces them is undocumented: the BOT_*
+    # names always win, so a dedicated key can be given either way.
+    connect_server: str = Field(
+        description="https://connect.example.com/ (a sub-path is fine)",
+        validation_alias=AliasChoices("BOT_CONNECT_SERVER", "CONNECT_SERVER", "connect_server"),
+    )
+    connect_api_key: SecretStr = Field(
+        validation_alias=AliasChoices("BOT_CONNECT_API_KEY", "CONNECT_API_KEY", "connect_api_key"),
+    )
     connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     search_limit: Annotated[int, Field(ge=1, le=500)] = 50
 
@@ -153,6 +161,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     lines = ["The bot's configuration is incomplete or wrong:"]
     for error in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(part) for part in error["loc"]).upper() or "(settings)"
+        if name.startswith("BOT_CONNECT_"):
+            usual = name.removeprefix("BOT_")
+            name = f"{usual} (or {name}, which wins over it)"
         if error["type"] == "missing":
             lines.append(f"  - {name} is not set")
         else:

@@ -69,7 +69,7 @@ def test_missing_configuration_is_explained(tmp_path) -> None:
     result = run_cli("serve", env={"SLACK_BOT_TOKEN": "xoxb-leak-me"}, cwd=tmp_path)
     assert result.returncode == 2
     assert "SLACK_APPROVER_CHANNEL is not set" in result.stderr
-    assert "CONNECT_SERVER is not set" in result.stderr
+    assert "  - CONNECT_SERVER (or BOT_CONNECT_SERVER" in result.stderr
     assert "xoxb-leak-me" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
 

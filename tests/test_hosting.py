@@ -137,7 +137,10 @@ async def test_missing_configuration_fails_startup_with_the_reason(
     answer = await lifespan_startup(LazyApp())
     assert answer["type"] == "lifespan.startup.failed"
     assert "SLACK_BOT_TOKEN is not set" in answer["message"]
-    assert "CONNECT_API_KEY is not set" in answer["message"]
+    assert (
+        "CONNECT_API_KEY (or BOT_CONNECT_API_KEY, which wins over it) is not set"
+        in answer["message"]
+    )
     assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err
 
 

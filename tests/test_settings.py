@@ -76,7 +76,7 @@ def test_missing_variables_are_named(env: pytest.MonkeyPatch) -> None:
         Settings.from_env()
     message = str(caught.value)
     assert "SLACK_BOT_TOKEN is not set" in message
-    assert "CONNECT_API_KEY is not set" in message
+    assert "CONNECT_API_KEY (or BOT_CONNECT_API_KEY, which wins over it) is not set" in message
 
 
 @pytest.mark.parametrize(
@@ -125,3 +125,21 @@ def test_audit_lists_are_comma_separated(env: pytest.MonkeyPatch) -> None:
     assert settings.audit_users == ["alice", "bob", "carol"]
     assert settings.audit_groups == []
     assert settings.trust_connect_credentials is False
+
+
+def test_bot_specific_connect_variables_win(env: pytest.MonkeyPatch) -> None:
+    # On Connect, CONNECT_SERVER/CONNECT_API_KEY may be the ones Connect injects for the publisher.
+    env.setenv("BOT_CONNECT_API_KEY", "dedicated-bot-key")
+    env.setenv("BOT_CONNECT_SERVER", "https://connect.internal/")
+    settings = Settings.from_env()
+    assert settings.connect_api_key.get_secret_value() == "dedicated-bot-key"
+    assert settings.connect_server == "https://connect.internal/"
+
+
+def test_missing_connect_key_names_the_usual_variable(env: pytest.MonkeyPatch) -> None:
+    env.delenv("CONNECT_API_KEY")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "  - CONNECT_API_KEY (or BOT_CONNECT_API_KEY, which wins over it) is not set" in str(
+        caught.value
+    )
