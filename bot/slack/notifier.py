@@ -78,6 +78,7 @@ class SlackNotifier:
         clock: Callable[[], datetime] = utcnow,
         lease_seconds: float = 60.0,
         max_attempts: int = 8,
+        concurrency: int = 8,
         poll_seconds: float = 2.0,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
@@ -96,6 +97,7 @@ class SlackNotifier:
         self.backoff_max = backoff_max
         self.cache = cache
         self._wake = asyncio.Event()
+        self._concurrency = asyncio.Semaphore(concurrency)
         self._handlers = {
             OutboxKind.POST_CARD: self._post_card,
             OutboxKind.UPDATE_CARD: self._update_card,
@@ -141,9 +143,15 @@ class SlackNotifier:
             )
             if not batch:
                 return handled
-            for message in batch:
-                await self._deliver(message)
-                handled += 1
+            # A batch holds at most one message per request (the store hands out a request's
+            # messages in order, one at a time), so its messages are independent: deliver them
+            # side by side, a bounded number at once, not one Slack round trip after another.
+            await asyncio.gather(*(self._deliver_bounded(message) for message in batch))
+            handled += len(batch)
+
+    async def _deliver_bounded(self, message: OutboxMessage) -> None:
+        async with self._concurrency:
+            await self._deliver(message)
 
     async def _deliver(self, message: OutboxMessage) -> None:
         with bind_request_id(message.request_id):
