@@ -234,6 +234,14 @@ def _blocks_json_len(blocks: list[dict[str, Any]]) -> int:
     return len(json.dumps(blocks))
 
 
+def _list_json_len(item_lengths_total: int, count: int) -> int:
+    """What `len(json.dumps(items))` is, from the items' own JSON lengths: "[" + ", ".join + "]".
+
+    Lets the builders measure each block once while they add blocks, instead of re-serialising
+    the whole message for every candidate row (quadratic in the rows)."""
+    return 2 + item_lengths_total + 2 * max(0, count - 1)
+
+
 def _person_text(full_name: str, username: str, email: str) -> str:
     """`Full Name` / `username · email`, each on one line (plain text)."""
     name = _clip(full_name, _NAME)
@@ -439,14 +447,17 @@ def search_results_message(
     total = max(result.total, len(people))
     header = _header(f"Directory matches for “{_clip(prefix, _PREFIX)}”")
     rows: list[dict[str, Any]] = []
+    measured = _blocks_json_len([header]) - 2  # the header's own JSON length
     for user in people:
         if len(rows) + 2 >= MAX_MESSAGE_BLOCKS:  # header + rows + footer
             break
         row = _result_row(user, correlation_id)
-        candidate = [header, *rows, row, _results_footer(len(rows) + 1, total)]
-        if _blocks_json_len(candidate) > BLOCKS_JSON_BUDGET:
+        row_len = _blocks_json_len([row]) - 2
+        footer_len = _blocks_json_len([_results_footer(len(rows) + 1, total)]) - 2
+        if _list_json_len(measured + row_len + footer_len, len(rows) + 3) > BLOCKS_JSON_BUDGET:
             break
         rows.append(row)
+        measured += row_len
     blocks = [header, *rows, _results_footer(len(rows), total)]
     fallback = f"Directory matches for {_fallback_value(prefix)}: {len(rows)} of {total}"
     return _message(fallback, blocks)
@@ -896,12 +907,17 @@ def _fit_rows(
     Rows are never cut in half: a request is listed completely or counted in "and N more".
     """
     kept: list[dict[str, Any]] = []
+    kept_len = sum(_blocks_json_len([block]) - 2 for block in prefix)
     shown = 0
     for row in rows:
-        candidate = [*prefix, *kept, *row, *footer(shown + 1)]
-        if len(candidate) > max_blocks or _blocks_json_len(candidate) > budget:
+        row_len = sum(_blocks_json_len([block]) - 2 for block in row)
+        tail = footer(shown + 1)
+        tail_len = sum(_blocks_json_len([block]) - 2 for block in tail)
+        count = len(prefix) + len(kept) + len(row) + len(tail)
+        if count > max_blocks or _list_json_len(kept_len + row_len + tail_len, count) > budget:
             break
         kept.extend(row)
+        kept_len += row_len
         shown += 1
     return [*prefix, *kept, *footer(shown)], shown
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -289,7 +290,9 @@ class SlackNotifier:
             message = blocks.requester_card_failed(request)
         response_url = payload.get("response_url")
         if response_url and await post_to_response_url(
-            response_url, {**message, "replace_original": True, "response_type": "ephemeral"}
+            response_url,
+            {**message, "replace_original": True, "response_type": "ephemeral"},
+            session=self.client.session,
         ):
             return
         # The response_url expired or was refused: a DM carries the confirmation instead.
@@ -326,14 +329,18 @@ class SlackNotifier:
         )
 
 
-async def post_to_response_url(url: str, payload: dict[str, Any]) -> bool:
+async def post_to_response_url(
+    url: str, payload: dict[str, Any], *, session: aiohttp.ClientSession | None = None
+) -> bool:
     """POST to an interaction's response_url; True when Slack took it.
 
     Slack answers 404 once the URL is older than 30 minutes or used 5 times; callers decide what
     to do instead. The URL itself is a credential for that message and is never logged.
     """
     try:
-        response = await AsyncWebhookClient(url, timeout=10).send_dict(payload)
+        if session is not None and session.closed:
+            session = None
+        response = await AsyncWebhookClient(url, timeout=10, session=session).send_dict(payload)
     except Exception as exc:
         log.warning("posting to a response_url failed: %s", type(exc).__name__)
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -14,13 +15,17 @@ log = logging.getLogger(__name__)
 
 
 async def reply(
-    response_url: str | None, message: dict[str, Any], *, replace: bool = False
+    response_url: str | None,
+    message: dict[str, Any],
+    *,
+    replace: bool = False,
+    session: aiohttp.ClientSession | None = None,
 ) -> bool:
     """Show `message` only to the person behind the interaction. False if Slack refused it."""
     if not response_url:
         return False
     payload = {**message, "response_type": "ephemeral", "replace_original": replace}
-    return await post_to_response_url(response_url, payload)
+    return await post_to_response_url(response_url, payload, session=session)
 
 
 async def reply_or_ephemeral(
@@ -33,7 +38,7 @@ async def reply_or_ephemeral(
 ) -> None:
     """Try the response_url; if there is none (modal submissions) or it expired, fall back to an
     ephemeral message in the channel, then to a DM, so the person is never left in silence."""
-    if await reply(response_url, message):
+    if await reply(response_url, message, session=client.session):
         return
     if channel:
         try:
