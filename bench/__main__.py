@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown report path")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument(
-        "--no-prototypes", action="store_true", help="skip the patched-bot comparison runs"
+        "--prototypes",
+        action="store_true",
+        help="also run the patched-bot comparison runs (their fixes are in the bot now)",
     )
     parser.add_argument(
         "--postgres-url",
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         quick=args.quick,
         profile=not args.no_profile,
-        prototypes=not args.no_prototypes,
+        prototypes=args.prototypes,
         postgres_url=args.postgres_url,
         workdir=workdir,
         placement=place,

@@ -294,7 +294,9 @@ async def apply_patches(patches: set[str], runtime: Any) -> None:
             runtime.slack_client.session = session
         original = notifier.post_to_response_url
 
-        async def post_to_response_url(url: str, payload: dict[str, Any]) -> bool:
+        async def post_to_response_url(
+            url: str, payload: dict[str, Any], *, session: Any = None
+        ) -> bool:
             try:
                 response = await AsyncWebhookClient(url, timeout=10, session=session).send_dict(
                     payload
