@@ -29,6 +29,7 @@ from collections import Counter
 from typing import Any
 
 from bench.machine import pin_to, process_rss_mb
+from bot.connect.transport import AiohttpTransport
 
 
 def main() -> None:
@@ -280,7 +281,7 @@ async def apply_patches(patches: set[str], runtime: Any) -> None:
         httpcore/anyio/h11, which cost most of a search's CPU time.
     """
     if "connect-aiohttp" in patches and runtime is not None:
-        runtime.connect._http._transport = AiohttpTransport()
+        runtime.connect._http._transport = AiohttpTransport()  # the bot's own, now the default
         patches.discard("connect-aiohttp")
     if "shared-sessions" in patches:
         import aiohttp
@@ -309,53 +310,6 @@ async def apply_patches(patches: set[str], runtime: Any) -> None:
         notifier.post_to_response_url = post_to_response_url
         replies.post_to_response_url = post_to_response_url
         patches.discard("shared-sessions")  # once per process
-
-
-class AiohttpTransport:
-    """An httpx transport on aiohttp (a sketch of the proposed change: see bench/README.md)."""
-
-    def __init__(self, limit: int = 50) -> None:
-        self._limit = limit
-        self._session: Any = None
-
-    async def handle_async_request(self, request: Any) -> Any:
-        import aiohttp
-        import httpx
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit), auto_decompress=True
-            )
-        timeouts = request.extensions.get("timeout") or {}
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
-        )
-        try:
-            async with self._session.request(
-                request.method,
-                str(request.url),
-                headers=[(k.decode(), v.decode()) for k, v in request.headers.raw],
-                data=request.content or None,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as response:
-                content = await response.read()
-                return httpx.Response(
-                    response.status,
-                    headers=[(k.decode(), v.decode()) for k, v in response.raw_headers],
-                    content=content,
-                    request=request,
-                )
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out", request=request) from None
-        except aiohttp.ClientConnectionError as exc:
-            raise httpx.ConnectError(type(exc).__name__, request=request) from None
-        except aiohttp.ClientError as exc:
-            raise httpx.RemoteProtocolError(type(exc).__name__, request=request) from None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 def apply_import_time_patches(patches: set[str]) -> None:

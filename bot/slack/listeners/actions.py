@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,17 @@ async def answer(
     )
 
 
+def _supervise(
+    deps: ListenerDeps, click: Click, work: Coroutine[Any, Any, None], *, name: str, failure: str
+) -> None:
+    """Run a click's work after ack() under supervision; if it fails, tell the clicker."""
+
+    async def report_failure(_: BaseException) -> None:
+        await answer(deps, click, blocks.refusal_message(failure))
+
+    deps.supervisor.spawn(work, name=name, on_error=report_failure)
+
+
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(blocks.ACTION_REQUEST_ACCOUNT)
     async def request_account(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -122,18 +134,14 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = _click(body)
-
-        async def report_failure(_: BaseException) -> None:
-            await answer(
-                deps,
-                click,
-                blocks.refusal_message(
-                    "Something went wrong while approving. The card shows the request's state; "
-                    "press Approve again if it is still pending."
-                ),
-            )
-
-        deps.supervisor.spawn(run_approve(deps, click), name="approve", on_error=report_failure)
+        _supervise(
+            deps,
+            click,
+            run_approve(deps, click),
+            name="approve",
+            failure="Something went wrong while approving. The card shows the request's state; "
+            "press Approve again if it is still pending.",
+        )
 
     @app.action(blocks.ACTION_DENY)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -174,18 +182,14 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     async def cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = _click(body)
-
-        async def report_failure(_: BaseException) -> None:
-            await answer(
-                deps,
-                click,
-                blocks.refusal_message(
-                    "Something went wrong while cancelling. `/connect-user status` shows the "
-                    "request's state; press Cancel again if it is still waiting."
-                ),
-            )
-
-        deps.supervisor.spawn(run_cancel(deps, click), name="cancel", on_error=report_failure)
+        _supervise(
+            deps,
+            click,
+            run_cancel(deps, click),
+            name="cancel",
+            failure="Something went wrong while cancelling. `/connect-user status` shows the "
+            "request's state; press Cancel again if it is still waiting.",
+        )
 
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     @app.action(re.compile(r".*"))
