@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.logs import configure_logging
 from bot.settings import ConfigurationError, Settings, isolate_from_bolt_environment
@@ -49,26 +50,32 @@ def serve(settings: Settings) -> None:
 
 
 async def socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    from bot.app import build_runtime
-
     if settings.slack_app_token is None:
         print(
             "SLACK_APP_TOKEN (xapp-…) is not set: Socket Mode needs an app-level token.",
             file=sys.stderr,
         )
         raise SystemExit(2)
-    runtime = build_runtime(settings, socket_mode=True)
-    await runtime.start()
-    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await handler.connect_async()
-    log.info("connected to Slack in Socket Mode; Ctrl-C to stop")
+    await run_socket_mode(settings, stop)
+
+
+async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_options: Any) -> None:
+    """Serve Slack over Socket Mode until `stop` is set, then finish in-flight work and exit."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import build_runtime
+
+    assert settings.slack_app_token is not None
+    runtime = build_runtime(settings, socket_mode=True, **runtime_options)
+    await runtime.start()
+    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
     try:
+        await handler.connect_async()
+        log.info("connected to Slack in Socket Mode; Ctrl-C to stop")
         await stop.wait()
     finally:
         await handler.close_async()

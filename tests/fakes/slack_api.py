@@ -206,6 +206,8 @@ class FakeSlack:
         self._view_counter = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_acks: list[dict[str, Any]] = []
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -315,11 +317,58 @@ class FakeSlack:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_route("POST", "/response/{rid}", self._handle_response_url)
+        app.router.add_route("GET", "/socket", self._handle_socket)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2, handle_signals=False)
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
+
+    # -----------------------------------------------------------------------------------------
+    # Socket Mode: apps.connections.open hands out ws://…/socket; envelopes go down it and the
+    # app's acks come back (https://api.slack.com/apis/socket-mode)
+    # -----------------------------------------------------------------------------------------
+    def _apps_connections_open(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": self.app_id}}
+        )
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                with self._lock:
+                    self._socket_acks.append(json.loads(message.data))
+        self._sockets.remove(ws)
+        return ws
+
+    @property
+    def socket_connections(self) -> int:
+        return len(self._sockets)
+
+    async def socket_send(self, envelope: dict[str, Any]) -> None:
+        """Push an envelope to every connected Socket Mode client (from any thread or loop)."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack is not started")
+
+        async def send() -> None:
+            for ws in list(self._sockets):
+                await ws.send_json(envelope)
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(send(), self._loop))
+
+    async def wait_for_socket_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for ack in self._socket_acks:
+                    if ack.get("envelope_id") == envelope_id:
+                        return ack
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no Socket Mode ack for envelope {envelope_id}")
 
     # -----------------------------------------------------------------------------------------
     # records
@@ -850,6 +899,7 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "apps.connections.open": self._apps_connections_open,
         }.get(method)
         if impl is None:
             return {"ok": True}
