@@ -112,14 +112,58 @@ async def test_unknown_action_gets_an_answer_and_changes_nothing(bot: BotUnderTe
     assert "no longer" in response_text((await bot.slack.wait_for_response(response_url))[-1])
 
 
-async def test_forged_ticket_in_a_button_cannot_create_an_account_for_someone_else(
+async def submit_forged_request(
+    bot: BotUnderTest, forged_value: str, *, before_submit: dict | None = None
+) -> str:
+    """Open the request form from a button value the requester made up, and submit it (with the
+    fake Connect switched to `before_submit` in between: the form opens before any look-up)."""
+    _, click_url = await bot.click(
+        blocks.ACTION_REQUEST_ACCOUNT, forged_value, user_id=REQUESTER, ephemeral=True
+    )
+    await bot.settle()
+    view = bot.slack.calls_to("views.open")[-1].args["view"]
+    for name, setting in (before_submit or {}).items():
+        setattr(bot.connect, name, setting)
+    await bot.submit(
+        blocks.VIEW_JUSTIFICATION,
+        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: "please"}},
+        view["private_metadata"],
+        user_id=REQUESTER,
+    )
+    await bot.settle()
+    return click_url
+
+
+def forged(username: str, ticket: str, email: str = "victim@example.com") -> str:
+    return json.dumps({"u": username, "n": "Julie Jolly", "e": email, "t": ticket})
+
+
+async def test_forged_ticket_cannot_create_an_account_for_someone_else(
     bot: BotUnderTest,
 ) -> None:
-    """The requester controls the button value: the card must show who the ticket is for."""
-    request_id = await file_request(bot, "julie2")
-    request = await bot.runtime.store.get(request_id)
-    # Filing re-reads the person from the directory, so the stored ticket is Connect's own.
-    assert request.username == "julie2" and request.temp_ticket in bot.connect.issued_tickets
+    """The requester controls the button value: it pairs julie2's name with mallory's ticket."""
+    bot.connect.add_directory_user("mallory", "Mal", "Lory", "mallory@example.com")
+    mallorys_ticket = bot.connect.issue_ticket("mallory")
+    await submit_forged_request(bot, forged("julie2", mallorys_ticket))
+    request = await bot.runtime.store.find_active("julie2")
+    assert request is not None and request.temp_ticket != mallorys_ticket
+    assert request.email == "julie2@example.com", "the welcome goes to the directory's address"
+    await approve(bot, request.id)
+    assert bot.connect.get_local_user("julie2") is not None
+    assert bot.connect.get_local_user("mallory") is None
+
+
+@pytest.mark.parametrize("fault", [{"outage": "refuse"}, {"remote_search_error_code": 83}])
+async def test_a_person_connect_cannot_confirm_is_not_filed(bot: BotUnderTest, fault: dict) -> None:
+    bot.connect.add_directory_user("mallory", "Mal", "Lory", "mallory@example.com")
+    mallorys_ticket = bot.connect.issue_ticket("mallory")
+    click_url = await submit_forged_request(
+        bot, forged("julie2", mallorys_ticket), before_submit=fault
+    )
+    assert await bot.runtime.store.find_active("julie2") is None
+    assert bot.slack.count("chat.postMessage") == 0
+    answer = (await bot.slack.wait_for_response(click_url))[-1]
+    assert "could not confirm" in response_text(answer)
 
 
 async def test_requester_who_is_also_an_approver_cannot_approve(bot: BotUnderTest) -> None:

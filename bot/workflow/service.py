@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.cache import KeyedCache, cache_key
 from bot.connect.errors import (
+    CODE_NOT_AUTHENTICATED,
     CODE_PROVIDER_CANNOT_CREATE,
     CODE_PROVIDER_UNSUPPORTED,
     CODE_STALE_TICKET,
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 1000
 MAX_DENY_REASON = 500
+# Appended to the card's error while an approval's outcome cannot be checked; removed again when
+# the lease recovery looks once more.
+UNSETTLED_NOTE = "The bot could not check the outcome yet and will look again shortly."
 
 
 def utcnow() -> datetime:
@@ -105,6 +109,7 @@ class FileProblem(StrEnum):
     EMPTY_JUSTIFICATION = "empty_justification"
     ALREADY_HAS_ACCOUNT = "already_has_account"
     NOT_IN_DIRECTORY = "not_in_directory"
+    CANNOT_VERIFY = "cannot_verify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +160,7 @@ class TimerReport:
 
 # Plain words for the card when a decision could not be carried out.
 def describe_connect_refusal(exc: ConnectAPIError) -> str:
-    if exc.status == 401 or exc.code == 24:
+    if exc.status == 401 or exc.code == CODE_NOT_AUTHENTICATED:
         return (
             "Connect rejected the bot's API key (401). An administrator must give the bot a valid "
             "CONNECT_API_KEY; then press Approve again."
@@ -266,9 +271,6 @@ class ProvisioningService:
 
     # -- request -------------------------------------------------------------------------------
 
-    async def active_request_for(self, username: str) -> ProvisioningRequest | None:
-        return await self.store.find_active(username)
-
     async def file_request(
         self,
         *,
@@ -284,27 +286,24 @@ class ProvisioningService:
         if existing is not None:
             return Duplicate(existing)
 
-        # The button's data came from this requester's own search a moment ago; a fresh look-up
-        # confirms the identity shown to approvers matches the ticket and renews the ticket.
+        # The button's value comes back from the requester's client, so only its username is
+        # taken from it: the ticket and the identity the approvers see are read from Connect
+        # again. Were the button trusted, it could pair one person's name with another's ticket.
         try:
             fresh = await self.directory.find_remote_user(person.username)
         except ConnectError as exc:
-            log.info(
-                "could not re-check %s in the directory (%s); using the search result",
-                "the person",
-                type(exc).__name__,
-            )
-        else:
-            if fresh is None:
-                return NotFiled(FileProblem.NOT_IN_DIRECTORY)
-            if fresh.has_account:
-                return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
-            person = Person(
-                username=fresh.username,
-                full_name=fresh.full_name or person.full_name,
-                email=fresh.email or person.email,
-                temp_ticket=fresh.temp_ticket or person.temp_ticket,
-            )
+            log.warning("could not confirm the person in the directory: %s", type(exc).__name__)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if fresh is None or not fresh.temp_ticket:
+            return NotFiled(FileProblem.NOT_IN_DIRECTORY)
+        if fresh.has_account:
+            return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
+        person = Person(
+            username=fresh.username,
+            full_name=fresh.full_name,
+            email=fresh.email,
+            temp_ticket=fresh.temp_ticket,
+        )
 
         outbox = [OutboxItem(OutboxKind.POST_CARD)]
         if response_url:
@@ -332,8 +331,11 @@ class ProvisioningService:
 
     # -- decide ----------------------------------------------------------------------------------
 
-    async def check_can_decide(self, request_id: str, user_id: str) -> Refused | None:
-        """The authorisation every decision goes through, checked on the server at click time."""
+    async def check_can_decide(
+        self, request_id: str, user_id: str
+    ) -> ProvisioningRequest | Refused:
+        """The authorisation every decision goes through, checked on the server at click time.
+        Returns the request (as read for the check) when the user may decide it."""
         request = await self.store.get(request_id)
         if request is None:
             return Refused(Refusal.NOT_FOUND)
@@ -344,7 +346,30 @@ class ProvisioningService:
             return Refused(refused, request)
         if request.state is not RequestState.PENDING:
             return Refused(Refusal.ALREADY_DECIDED, request)
-        return None
+        return request
+
+    async def _move_pending(
+        self,
+        request_id: str,
+        to_state: RequestState,
+        *,
+        now: datetime,
+        changes: dict[str, object],
+        outbox: list[OutboxItem],
+    ) -> ProvisioningRequest | Refused:
+        """One conditional UPDATE out of `pending`; whoever loses the race is told who won."""
+        moved = await self.store.transition(
+            request_id,
+            from_states={RequestState.PENDING},
+            to_state=to_state,
+            now=now,
+            changes=changes,
+            outbox=outbox,
+        )
+        if moved is None:
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        self._on_outbox()
+        return moved
 
     async def _approver_refusal(self, user_id: str) -> Refusal | None:
         """The approver check shared by decisions and by what only approvers may see."""
@@ -355,14 +380,13 @@ class ProvisioningService:
         return None if allowed else Refusal.NOT_APPROVER
 
     async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
-        refused = await self.check_can_decide(request_id, approver_id)
-        if refused is not None:
-            return refused
+        allowed = await self.check_can_decide(request_id, approver_id)
+        if isinstance(allowed, Refused):
+            return allowed
         now = self.clock()
-        claimed = await self.store.transition(
+        claimed = await self._move_pending(
             request_id,
-            from_states={RequestState.PENDING},
-            to_state=RequestState.PROVISIONING,
+            RequestState.PROVISIONING,
             now=now,
             changes={
                 "decided_by": approver_id,
@@ -373,21 +397,19 @@ class ProvisioningService:
             },
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
         )
-        if claimed is None:
-            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        if isinstance(claimed, Refused):
+            return claimed
         log.info("request %s approved by %s; creating the account", request_id, approver_id)
-        self._on_outbox()
         return Decided(await self._provision(claimed))
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
-        refused = await self.check_can_decide(request_id, approver_id)
-        if refused is not None:
-            return refused
+        allowed = await self.check_can_decide(request_id, approver_id)
+        if isinstance(allowed, Refused):
+            return allowed
         now = self.clock()
-        denied = await self.store.transition(
+        denied = await self._move_pending(
             request_id,
-            from_states={RequestState.PENDING},
-            to_state=RequestState.DENIED,
+            RequestState.DENIED,
             now=now,
             changes={
                 "decided_by": approver_id,
@@ -397,10 +419,9 @@ class ProvisioningService:
             },
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
         )
-        if denied is None:
-            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        if isinstance(denied, Refused):
+            return denied
         log.info("request %s denied by %s", request_id, approver_id)
-        self._on_outbox()
         return Decided(denied)
 
     # -- cancel ----------------------------------------------------------------------------------
@@ -415,20 +436,17 @@ class ProvisioningService:
         if request.state is not RequestState.PENDING:
             return Refused(Refusal.ALREADY_DECIDED, request)
         now = self.clock()
-        cancelled = await self.store.transition(
+        cancelled = await self._move_pending(
             request_id,
-            from_states={RequestState.PENDING},
-            to_state=RequestState.CANCELLED,
+            RequestState.CANCELLED,
             now=now,
             changes={"decided_by": user_id, "decided_at": now, "temp_ticket": ""},
             # The requester is answered on the spot (they clicked); the approvers see the card.
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
         )
-        if cancelled is None:
-            # An approver's click won the race: the request is theirs now.
-            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        if isinstance(cancelled, Refused):  # an approver's click won the race
+            return cancelled
         log.info("request %s cancelled by its requester", request_id)
-        self._on_outbox()
         return Decided(cancelled)
 
     # -- views -----------------------------------------------------------------------------------
@@ -653,7 +671,7 @@ class ProvisioningService:
     ) -> ProvisioningRequest:
         """Connect cannot even tell whether the account exists: keep the lease's expiry as the
         moment to look again (recover_expired_leases), and say so on the card."""
-        note = f"{error} The bot could not check the outcome yet and will look again shortly."
+        note = f"{error} {UNSETTLED_NOTE}"
         kept = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
@@ -693,10 +711,8 @@ class ProvisioningService:
             if taken is None:
                 continue
             log.info("request %s: settling an interrupted approval", stuck.id)
-            error = stuck.last_error or (
+            error = (stuck.last_error or "").removesuffix(f" {UNSETTLED_NOTE}") or (
                 "The bot stopped while creating this account, and Connect has no such account."
             )
-            # Strip the "will look again" note from the previous pass before reusing it.
-            error = error.split(" The bot could not check")[0]
-            settled.append(await self._settle_unknown(replace(taken), error))
+            settled.append(await self._settle_unknown(taken, error))
         return settled

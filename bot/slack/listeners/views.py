@@ -11,8 +11,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.actions import REQUEST_ID, _refusal
-from bot.slack.listeners.replies import reply_or_ephemeral
+from bot.slack.listeners.actions import REQUEST_ID
+from bot.slack.listeners.replies import decision_refusal, reply_or_ephemeral
 from bot.workflow.models import Person
 from bot.workflow.service import Duplicate, FileProblem, NotFiled, Refused
 
@@ -124,7 +124,7 @@ async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> No
 async def deny(deps: ListenerDeps, request_id: str, user_id: str, reason: str) -> None:
     outcome = await deps.service.deny(request_id, user_id, reason)
     if isinstance(outcome, Refused):
-        await _tell(deps, user_id, _refusal(outcome))
+        await _tell(deps, user_id, decision_refusal(outcome))
 
 
 async def file_request(
@@ -146,6 +146,8 @@ async def file_request(
                 FileProblem.EMPTY_JUSTIFICATION: "Please say why this person needs an account.",
                 FileProblem.ALREADY_HAS_ACCOUNT: f"{who} already has a Connect account.",
                 FileProblem.NOT_IN_DIRECTORY: f"{who} is no longer in the directory.",
+                FileProblem.CANNOT_VERIFY: f"Connect could not confirm {who} in the directory "
+                "just now, so nothing was filed. Please try again in a minute.",
             }[outcome.problem]
         )
     else:
