@@ -170,7 +170,7 @@ def build_runtime(
         store=store,
         client=slack_client,
         approver_channel=settings.slack_approver_channel,
-        connect_url=settings.connect_ui_url,
+        connect_url=settings.connect_server,
         instance_id=instance_id,
         clock=clock,
         cache=cache,
@@ -212,7 +212,7 @@ def build_runtime(
             notifier=notifier,
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
-            connect_url=settings.connect_ui_url,
+            connect_url=settings.connect_server,
         ),
     )
     return Runtime(

@@ -144,10 +144,6 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @property
-    def connect_ui_url(self) -> str:
-        return self.connect_server
-
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Read and validate the environment, or raise ConfigurationError naming each problem."""

@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.home import publish_home
-from bot.slack.listeners.replies import reply, reply_or_ephemeral
+from bot.slack.listeners.replies import decision_refusal, reply, reply_or_ephemeral
 from bot.workflow.service import Decided, Refused
 from bot.workflow.states import RequestState
 
@@ -152,20 +152,19 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             await answer(deps, click, blocks.approval_refusal("not_found"))
             return
         try:
-            refused = await asyncio.wait_for(
+            checked = await asyncio.wait_for(
                 deps.service.check_can_decide(value, user_id), DENY_PRECHECK_SECONDS
             )
         except TimeoutError:
-            refused = None  # decided again, for real, when the reason is submitted
-        if refused is not None:
-            await answer(deps, click, _refusal(refused))
+            checked = None  # decided again, for real, when the reason is submitted
+        if isinstance(checked, Refused):
+            await answer(deps, click, decision_refusal(checked))
             return
-        request = await deps.service.store.get(value)
         try:
             await client.views_open(
                 trigger_id=body["trigger_id"],
                 view=blocks.deny_modal(
-                    request_id=value, username=request.username if request else ""
+                    request_id=value, username=checked.username if checked else ""
                 ),
             )
         except SlackApiError as exc:
@@ -202,18 +201,13 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         )
 
 
-def _refusal(refused: Refused) -> dict[str, Any]:
-    state = refused.request.state.value if refused.request else None
-    return blocks.approval_refusal(refused.reason.value, state=state)
-
-
 async def run_approve(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
         await answer(deps, click, blocks.approval_refusal("not_found"))
         return
     outcome = await deps.service.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
-        await answer(deps, click, _refusal(outcome))
+        await answer(deps, click, decision_refusal(outcome))
         return
     assert isinstance(outcome, Decided)
     request = outcome.request

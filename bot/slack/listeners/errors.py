@@ -17,8 +17,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
-        kind = body.get("type") or ("command" if body.get("command") else "unknown")
-        if kind == "view_submission":
+        if body.get("type") == "view_submission":
             return BoltResponse(status=200, body="")
         # Slack shows its own "failed" note for a non-200; the text reaches the person for commands.
         return BoltResponse(
