@@ -44,7 +44,7 @@ INF = float("inf")
 class Options:
     quick: bool
     profile: bool = True
-    # The five fixes these prototyped are in the bot now; the runs stay available for comparison.
+    # Off by default: only process_before_response is left to compare (bench/README.md).
     prototypes: bool = False
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     workdir: Path = Path(".")
@@ -138,25 +138,8 @@ async def ack_latency(h: Harness, o: Options) -> Section:
     if o.prototypes:
         variants.append(
             (
-                f"bot, {PROTOTYPES['gc-freeze']} (prototype)",
-                await h.start("ack-bot-gc", "bot", ttl0(), patches=("gc-freeze",)),
-            )
-        )
-        variants.append(
-            (
-                f"bot, {ALL_FIXES} (prototype)",
-                await h.start("ack-bot-fixed", "bot", ttl0(), patches=ALL_FIX_PATCHES),
-            )
-        )
-        variants.append(
-            (
-                f"bot, {ALL_FIXES} + process_before_response=True (prototype)",
-                await h.start(
-                    "ack-bot-fixed-pbr",
-                    "bot",
-                    ttl0(),
-                    patches=(*ALL_FIX_PATCHES, "process-before-response"),
-                ),
+                f"bot, {PROTOTYPES['process-before-response']} (prototype)",
+                await h.start("ack-bot-pbr", "bot", ttl0(), patches=("process-before-response",)),
             )
         )
     try:
@@ -252,12 +235,10 @@ async def burst(h: Harness, o: Options) -> Section:
     prefixes = [p for p, _ in typical_prefixes(h.people)]
     traffic = Traffic(h, prefixes)
     variants: list[tuple[str, tuple[str, ...]]] = [("bot", ())]
-    if o.prototypes:
-        variants.append((f"bot, {ALL_FIXES} (prototype)", ALL_FIX_PATCHES))
     results: dict[str, tuple[list[float], list[Sample], int]] = {}
     for name, patches in variants:
         srv = await h.start(
-            "burst-" + ("bot" if not patches else "bot-fixed"),
+            "burst-bot",
             "bot",
             h.bot_settings(search_cache_ttl=0),
             patches=patches,
@@ -386,24 +367,16 @@ async def capacity(h: Harness, o: Options) -> Section:
     measured: dict[str, dict[str, float]] = {}
     profiles: list[tuple[str, list[str]]] = []
     variants: list[tuple[str, tuple[str, ...]]] = [("bot", ())]
-    if o.prototypes:
-        variants += [
-            (PROTOTYPES["shared-sessions"], ("shared-sessions",)),
-            (PROTOTYPES["sniffio"], ("sniffio",)),
-            (PROTOTYPES["blocks-json-len"], ("blocks-json-len",)),
-            (PROTOTYPES["connect-aiohttp"], ("connect-aiohttp",)),
-            (ALL_FIXES, ALL_FIX_PATCHES),
-        ]
     for name, patches in variants:
         srv = await h.start(
-            "cap-" + ("bot" if not patches else patches[0] if len(patches) == 1 else "all-fixes"),
+            "cap-bot",
             "bot",
             h.bot_settings(search_cache_ttl=0),
             patches=patches,
         )
         try:
             measured[name] = await round_trips(srv, secs)
-            if o.profile and (name == "bot" or name == ALL_FIXES):
+            if o.profile and name == "bot":
                 profiles.append((name, await _profile(h, o, srv, round_trips, keep=True)))
         finally:
             h.stop(srv)
@@ -477,22 +450,7 @@ async def capacity(h: Harness, o: Options) -> Section:
     return sec
 
 
-PROTOTYPES = {
-    "shared-sessions": "one shared aiohttp session for Slack calls",
-    "sniffio": "sniffio installed",
-    "blocks-json-len": "block sizes measured once",
-    "process-before-response": "process_before_response=True",
-    "connect-aiohttp": "Connect client on an aiohttp transport",
-    "gc-freeze": "gc.freeze() after start-up",
-}
-ALL_FIXES = "all five fixes"
-ALL_FIX_PATCHES = (
-    "shared-sessions",
-    "sniffio",
-    "blocks-json-len",
-    "connect-aiohttp",
-    "gc-freeze",
-)
+PROTOTYPES = {"process-before-response": "process_before_response=True"}
 
 
 async def _profile(

@@ -10,8 +10,8 @@ prints ``PORT <n>`` and serves until SIGTERM.
 Both apps are wrapped in the same tiny ASGI shim that answers ``/__bench__/*`` (process stats, gc,
 tracemalloc) for the orchestrator; every other request goes straight through.
 
-``patches`` prototypes changes recommended in bench/README.md without touching bot/: see
-`apply_patches`.
+``patches`` prototypes a change without touching bot/: only ``process-before-response`` is left
+(see `main`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from collections import Counter
 from typing import Any
 
 from bench.machine import pin_to, process_rss_mb
-from bot.connect.transport import AiohttpTransport
 
 
 def main() -> None:
@@ -61,13 +60,12 @@ def main() -> None:
     unknown = patches - KNOWN_PATCHES
     if unknown:
         raise SystemExit(f"unknown patches {sorted(unknown)}")
-    apply_import_time_patches(patches)
     if "process-before-response" in patches and runtime is not None:
         # Bolt then answers Slack as soon as the listener returns, instead of polling for ack()
         # every 10 ms; the bot's listeners already hand slow work to the supervisor.
         runtime.bolt._process_before_response = True
         runtime.bolt._async_listener_runner.process_before_response = True
-    app = BenchShim(inner, runtime, patches & {"shared-sessions", "connect-aiohttp", "gc-freeze"})
+    app = BenchShim(inner, runtime)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -163,27 +161,13 @@ class GcPauses:
 class BenchShim:
     """ASGI wrapper: ``/__bench__/…`` for the orchestrator, everything else to the app."""
 
-    def __init__(self, app: Any, runtime: Any, patches: set[str]) -> None:
+    def __init__(self, app: Any, runtime: Any) -> None:
         self.app = app
         self.runtime = runtime
-        self.patches = patches
         self._snapshot: tracemalloc.Snapshot | None = None
         self.gc_pauses = GcPauses()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan" and self.patches:
-            freeze = "gc-freeze" in self.patches
-            await apply_patches(self.patches - {"gc-freeze"}, self.runtime)
-            if freeze:
-                inner_send = send
-
-                async def send(message: dict[str, Any]) -> None:
-                    if message["type"] == "lifespan.startup.complete":
-                        # What the proposed change does once the runtime has started.
-                        gc.collect()
-                        gc.freeze()
-                    await inner_send(message)
-
         if scope["type"] == "http" and scope["path"].startswith("/__bench__/"):
             body = await self._control(scope["path"].removeprefix("/__bench__/"))
             data = json.dumps(body).encode()
@@ -254,96 +238,8 @@ class BenchShim:
 # -- prototypes of recommended changes ---------------------------------------------------------
 
 
-KNOWN_PATCHES = frozenset(
-    {
-        "shared-sessions",
-        "process-before-response",
-        "sniffio",
-        "blocks-json-len",
-        "connect-aiohttp",
-        "gc-freeze",
-    }
-)
-
-
-async def apply_patches(patches: set[str], runtime: Any) -> None:
-    """Monkeypatches that stand in for proposed code changes, so their effect can be measured.
-
-    shared-sessions: one aiohttp ClientSession for every Slack Web API call and response_url POST
-        (slack_sdk opens and closes a session, and a TCP connection, per call when given none).
-    process-before-response (applied in `main`): Bolt's AsyncApp(process_before_response=True).
-    sniffio, blocks-json-len: see `apply_import_time_patches`.
-    gc-freeze (applied by `BenchShim` when startup completes): gc.collect(); gc.freeze(), so the
-        ~130k objects that exist after start-up (SQLAlchemy, pydantic, Bolt, slack_sdk…) are no
-        longer scanned by every full collection.
-    connect-aiohttp: the Connect client's httpx.AsyncClient keeps its API, headers, timeouts and
-        error mapping, but sends through `AiohttpTransport` (aiohttp's connection pool) instead of
-        httpcore/anyio/h11, which cost most of a search's CPU time.
-    """
-    if "connect-aiohttp" in patches and runtime is not None:
-        runtime.connect._http._transport = AiohttpTransport()  # the bot's own, now the default
-        patches.discard("connect-aiohttp")
-    if "shared-sessions" in patches:
-        import aiohttp
-        from slack_sdk.webhook.async_client import AsyncWebhookClient
-
-        import bot.slack.listeners.replies as replies
-        import bot.slack.notifier as notifier
-
-        session = aiohttp.ClientSession()
-        if runtime is not None:
-            runtime.slack_client.session = session
-        original = notifier.post_to_response_url
-
-        async def post_to_response_url(
-            url: str, payload: dict[str, Any], *, session: Any = None
-        ) -> bool:
-            try:
-                response = await AsyncWebhookClient(url, timeout=10, session=session).send_dict(
-                    payload
-                )
-            except Exception:
-                return False
-            return response.status_code == 200
-
-        post_to_response_url.__doc__ = original.__doc__
-        notifier.post_to_response_url = post_to_response_url
-        replies.post_to_response_url = post_to_response_url
-        patches.discard("shared-sessions")  # once per process
-
-
-def apply_import_time_patches(patches: set[str]) -> None:
-    """sniffio: httpcore calls `current_async_library()` several times per request, and each call
-        runs `import sniffio`; sniffio is not installed (anyio 4 no longer needs it), so every call
-        is a failed import that searches sys.path. A stub module stands in for installing it.
-    blocks-json-len: `blocks._blocks_json_len` re-serialises every block for each candidate row,
-        quadratic in the rows shown; here each block's length is computed once (the JSON of a list
-        is the JSON of its items joined by ", ", so the total is exact).
-    """
-    if "sniffio" in patches:
-        import types
-
-        stub = types.ModuleType("sniffio")
-        stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
-        sys.modules.setdefault("sniffio", stub)
-    if "blocks-json-len" in patches:
-        import bot.slack.blocks as blocks
-
-        known: dict[int, tuple[object, int]] = {}
-
-        def blocks_json_len(items: list[dict[str, Any]]) -> int:
-            total = 2 + 2 * max(0, len(items) - 1)
-            for item in items:
-                hit = known.get(id(item))
-                if hit is None or hit[0] is not item:  # the reference held keeps ids unique
-                    if len(known) > 4096:
-                        known.clear()
-                    hit = (item, len(json.dumps(item)))
-                    known[id(item)] = hit
-                total += hit[1]
-            return total
-
-        blocks._blocks_json_len = blocks_json_len
+# The one prototype left: the fixes the others prototyped are in the bot now (bench/README.md).
+KNOWN_PATCHES = frozenset({"process-before-response"})
 
 
 if __name__ == "__main__":
