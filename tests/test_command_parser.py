@@ -6,7 +6,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.slack.command import PREFIX_MAX_LENGTH, Help, Search, parse_command, unescape_slack
+from bot.slack.command import (
+    PREFIX_MAX_LENGTH,
+    Help,
+    Pending,
+    Search,
+    Status,
+    parse_command,
+    unescape_slack,
+)
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -127,8 +135,11 @@ escapes = st.sampled_from(["&amp;", "&lt;", "&gt;", "&amp;lt;", "<", ">", "&"])
 noisy_text = st.lists(st.one_of(st.text(max_size=20), escapes), max_size=60).map("".join)
 
 
-def _check_result(result: object) -> None:
-    assert isinstance(result, Help | Search)
+def _check_result(result: object, text: str | None = None) -> None:
+    assert isinstance(result, Help | Search | Pending | Status)
+    if isinstance(result, Pending | Status) and text is not None:
+        # Only the bare word asks for a list; anything after it is explained, not ignored.
+        assert unescape_slack(text).strip().lower() == type(result).__name__.lower()
     if isinstance(result, Search):
         prefix = result.prefix
         assert prefix and prefix == prefix.strip()
@@ -143,7 +154,7 @@ def _check_result(result: object) -> None:
 @PROPERTY
 @given(text=any_text)
 def test_any_text_never_raises(text: str) -> None:
-    _check_result(parse_command(text))
+    _check_result(parse_command(text), text)
 
 
 @PROPERTY
