@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.redis_url import parse_redis_url
 from bot.store.urls import normalize_database_url
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
@@ -188,9 +189,10 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis:// or rediss://")
-        return value
+        # Parsed here as bot.cache will parse it, so a URL the cache could not use stops the
+        # start with its name; the parser's messages never quote the URL.
+        parse_redis_url(value.get_secret_value())
+        return SecretStr(value.get_secret_value().strip())
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
