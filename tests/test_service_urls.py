@@ -1,6 +1,7 @@
 """REDIS_URL: percent-encoded credentials work end to end (against the real Redis, with an ACL
 user made for the test); a malformed URL is a named configuration error that never repeats any
-part of the URL, and never a silent fallback to 127.0.0.1 without a password."""
+part of the URL, and never a silent fallback to 127.0.0.1 without a password. DATABASE_URL: a
+password that would be cut short is refused before any part of it can be shown."""
 
 from __future__ import annotations
 
@@ -214,3 +215,18 @@ async def test_a_wrong_password_degrades_to_uncached_and_logs_no_part_of_the_url
     assert "cache read failed" in logged
     for part in ("not-the-password-xyz", user, quote(user, safe="")):
         assert part not in logged
+
+
+def test_a_database_password_with_a_raw_at_sign_is_refused_unrepeated(
+    monkeypatch, tmp_path: Path
+) -> None:
+    settings_env(monkeypatch, tmp_path, "")
+    monkeypatch.setenv("DATABASE_URL", "postgres://bob9:s3cr@3tPW@cachehost7:5432/db")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    message = str(caught.value)
+    assert "DATABASE_URL" in message and "%40" in message
+    assert not [piece for piece in PIECES if piece in message]
+    # Percent-encoded, the same password is fine.
+    monkeypatch.setenv("DATABASE_URL", "postgres://bob9:s3cr%403tPW@cachehost7:5432/db")
+    assert Settings.from_env().database_url.endswith("@cachehost7:5432/db")
