@@ -49,6 +49,12 @@ async def database_text(engine: sa.ext.asyncio.AsyncEngine) -> str:
     return "\n".join(json.dumps([str(value) for value in row]) for row in rows)
 
 
+async def outbox_text(engine: sa.ext.asyncio.AsyncEngine) -> str:
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(outbox))
+        return "\n".join(json.dumps([str(value) for value in row]) for row in rows)
+
+
 def issued_secrets(bot: BotUnderTest) -> tuple[set[str], set[str]]:
     return set(bot.connect.issued_tickets), set(bot.slack.issued_response_urls)
 
@@ -64,6 +70,7 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
     bot: BotUnderTest,
 ) -> None:
     engine = bot.runtime.engine
+    outbox_seen: list[str] = []
     view, click_url = await open_request_form(bot, "julie2")
     # The request form carries the button's value (with a ticket) and the click's response_url
     # in its private_metadata: Slack holds them while the form is open.
@@ -86,6 +93,7 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
     await bot.runtime.notifier.deliver_due()
     request = await bot.runtime.store.find_active("julie2")
     assert request is not None and request.temp_ticket
+    outbox_seen.append(await outbox_text(engine))
     text = await database_text(engine)
     assert request.temp_ticket in text, "a pending request keeps its ticket"
     assert click_url in text, "an undelivered confirmation keeps its response_url"
@@ -95,6 +103,7 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
         await conn.execute(sa.update(outbox).values(next_attempt_at=None))
     await bot.settle()
     assert bot.slack.responses(click_url), "the confirmation went through the response_url"
+    outbox_seen.append(await outbox_text(engine))
     text = await database_text(engine)
     tickets, response_urls = issued_secrets(bot)
     assert found(response_urls, text) == set(), "delivered: its response_url is forgotten"
@@ -104,6 +113,17 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
     text = await database_text(engine)
     assert found(tickets, text) == set(), "decided: the ticket is blanked"
     assert found(response_urls, text) == set()
+
+    # Never in the outbox, and never in what the bot sent anywhere but the searcher's results
+    # and the request form: the card, its updates, the confirmation, the DMs.
+    assert found(tickets, str(outbox_seen)) == set()
+    sent = [
+        call.args
+        for call in bot.slack.calls
+        if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+    ]
+    assert sent and found(tickets, json.dumps(sent)) == set()
+    assert found(tickets, json.dumps(bot.slack.responses(click_url))) == set()
 
 
 async def test_a_denied_request_keeps_no_ticket(bot: BotUnderTest) -> None:
@@ -228,6 +248,10 @@ async def test_the_cache_holds_search_tickets_for_the_search_ttl_and_nothing_els
         assert ttls, "the cache was used"
         for secret in (BOT_TOKEN, SIGNING_SECRET, fake_connect.api_key, *response_urls):
             assert secret not in text
+        # What else is kept, and for how long (SECURITY.md, "The cache").
+        for kind, longest in (("members", 60), ("user", 300), ("permalink", 24 * 3600)):
+            left = [seconds for key, seconds in ttls.items() if f":{kind}:" in key]
+            assert left and all(0 < seconds <= longest for seconds in left), (kind, ttls)
         if ttl:
             assert found(tickets, text), "search results, tickets included, are cached"
             search_ttls = [left for key, left in ttls.items() if ":search:" in key]
