@@ -38,7 +38,7 @@ TOKEN_REFUSALS = {
     ),
     "missing_scope": "the token lacks the connections:write scope",
 }
-# How long a stopping Socket Mode process waits before it retries reaching Slack, at most.
+# The longest pause between two attempts to reach Slack in Socket Mode.
 RECONNECT_MAX_SECONDS = 30.0
 
 
