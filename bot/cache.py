@@ -14,11 +14,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from aiocache import Cache
 from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer
+
+from bot.redis_url import parse_redis_url
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,19 @@ def build_backend(redis_url: str | None, *, namespace: str = "connect-user-bot")
             serializer=JsonSerializer(),
             namespace=f"{namespace}:{secrets.token_hex(4)}:",
         )
-    parts = urlsplit(redis_url)
-    db = parts.path.lstrip("/") or "0"
+    # Built from parts: Cache.from_url rejects rediss:// and drops the username. Settings has
+    # already refused a malformed URL; parsing it the same way here keeps the two from drifting.
+    address = parse_redis_url(redis_url)
     pool_kwargs: dict[str, Any] = {}
-    if parts.username:
-        pool_kwargs["username"] = unquote(parts.username)
-    # Built from parts: Cache.from_url rejects rediss:// and drops the username.
+    if address.username:
+        pool_kwargs["username"] = address.username
     return Cache(
         Cache.REDIS,
-        endpoint=parts.hostname or "127.0.0.1",
-        port=parts.port or 6379,
-        db=int(db) if db.isdigit() else 0,
-        password=unquote(parts.password) if parts.password else None,
-        ssl=parts.scheme == "rediss",
+        endpoint=address.host,
+        port=address.port,
+        db=address.db,
+        password=address.password,
+        ssl=address.ssl,
         create_connection_timeout=3,
         connection_pool_kwargs=pool_kwargs,
         serializer=JsonSerializer(),

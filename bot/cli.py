@@ -4,26 +4,83 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
 
 from bot.logs import configure_logging
-from bot.settings import ConfigurationError, Settings, isolate_from_bolt_environment
+from bot.settings import (
+    WHERE_TO_FIND,
+    ConfigurationError,
+    Settings,
+    isolate_from_bolt_environment,
+)
 
 log = logging.getLogger("bot")
 
 
-def _load_settings() -> Settings:
+# Slack's answers to apps.connections.open that no retry will fix: the app token is wrong.
+TOKEN_REFUSALS = {
+    "invalid_auth": "Slack does not know this token: it is mistyped, or was revoked",
+    "not_authed": "Slack received no token",
+    "token_revoked": "the token was revoked",
+    "token_expired": "the token has expired",
+    "account_inactive": "the app or workspace behind the token is inactive",
+    "not_allowed_token_type": (
+        "this is not an app-level token; Socket Mode needs the xapp-… token, not the bot token"
+    ),
+    "missing_scope": "the token lacks the connections:write scope",
+}
+# The longest pause between two attempts to reach Slack in Socket Mode.
+RECONNECT_MAX_SECONDS = 30.0
+
+
+class SlackRefusedAppToken(Exception):
+    """apps.connections.open refused SLACK_APP_TOKEN; the message says why in words."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+        super().__init__(
+            f"Slack refused SLACK_APP_TOKEN ({error}): {TOKEN_REFUSALS.get(error, error)}. "
+            f"Set {WHERE_TO_FIND['slack_app_token']}."
+        )
+
+
+def _configuration_problem(lines: Sequence[str]) -> NoReturn:
+    print("The bot's configuration is incomplete or wrong:", file=sys.stderr)
+    for line in lines:
+        print(f"  - {line}", file=sys.stderr)
+    print("\nSee README.md, section Configuration.", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _load_settings(command: str) -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         print("\nSee README.md, section Configuration.", file=sys.stderr)
         raise SystemExit(2) from None
+    # Each way of running needs one secret more than the settings themselves require.
+    if command == "serve" and settings.slack_signing_secret is None:
+        _configuration_problem(
+            [
+                "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests "
+                f"({WHERE_TO_FIND['slack_signing_secret']})"
+            ]
+        )
+    if command == "socket" and settings.slack_app_token is None:
+        _configuration_problem(
+            [f"SLACK_APP_TOKEN is not set: Socket Mode needs {WHERE_TO_FIND['slack_app_token']}"]
+        )
+    return settings
 
 
 def serve(settings: Settings) -> None:
@@ -31,12 +88,6 @@ def serve(settings: Settings) -> None:
 
     from bot.app import create_asgi_app
 
-    if settings.slack_signing_secret is None:
-        print(
-            "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests.",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
     app = create_asgi_app(settings)
     uvicorn.run(
         app,
@@ -50,21 +101,24 @@ def serve(settings: Settings) -> None:
 
 
 async def socket_mode(settings: Settings) -> None:
-    if settings.slack_app_token is None:
-        print(
-            "SLACK_APP_TOKEN (xapp-…) is not set: Socket Mode needs an app-level token.",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_socket_mode(settings, stop)
+    try:
+        await run_socket_mode(settings, stop)
+    except SlackRefusedAppToken as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_options: Any) -> None:
-    """Serve Slack over Socket Mode until `stop` is set, then finish in-flight work and exit."""
+    """Serve Slack over Socket Mode until `stop` is set, then finish in-flight work and return.
+
+    Raises SlackRefusedAppToken when Slack refuses the app token, at start or at a reconnection.
+    `stop` is honoured at any moment, also while Slack cannot be reached: slack_sdk's client
+    retries opening a connection forever, so its connecting runs in a task that is cancelled.
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.app import build_runtime
@@ -73,13 +127,56 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
     runtime = build_runtime(settings, socket_mode=True, **runtime_options)
     await runtime.start()
     handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+    refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    _watch_connection_opening(handler.client, refused)
+    connecting = asyncio.create_task(handler.connect_async(), name="socket-mode-connect")
+    stopping = asyncio.create_task(stop.wait(), name="socket-mode-stop")
     try:
-        await handler.connect_async()
-        log.info("connected to Slack in Socket Mode; Ctrl-C to stop")
-        await stop.wait()
+        await asyncio.wait({connecting, stopping, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done() and not refused.done() and not connecting.cancelled():
+            connecting.result()
+            log.info("connected to Slack in Socket Mode; Ctrl-C to stop")
+            await asyncio.wait({stopping, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if refused.done():
+            raise SlackRefusedAppToken(refused.result())
     finally:
-        await handler.close_async()
+        for task in (connecting, stopping):
+            task.cancel()
+        await asyncio.gather(connecting, stopping, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await handler.close_async()
         await runtime.stop()
+
+
+def _watch_connection_opening(client: Any, refused: asyncio.Future[str]) -> None:
+    """Wrap the Socket Mode client's apps.connections.open call.
+
+    A refused token resolves `refused` and closes the client (its connect loop then stops instead
+    of retrying forever). Slack being unreachable or failing is retried here with a growing pause
+    and one plain warning per attempt, instead of the client's traceback every few seconds.
+    """
+    issue_new_wss_url = client.issue_new_wss_url
+
+    async def issue_or_wait() -> str:
+        delay = 1.0
+        while True:
+            try:
+                return await issue_new_wss_url()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or exc.response.status_code)
+                if error in TOKEN_REFUSALS:
+                    client.closed = True
+                    if not refused.done():
+                        refused.set_result(error)
+                    raise
+                problem = f"Slack answered {error}"
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                problem = f"Slack cannot be reached ({type(exc).__name__})"
+            log.warning("Socket Mode: %s; trying again in %.0fs", problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    client.issue_new_wss_url = issue_or_wait
 
 
 async def migrate(settings: Settings) -> None:
@@ -109,9 +206,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("migrate", help="bring the database schema up to date")
     args = parser.parse_args(argv)
 
-    settings = _load_settings()
+    settings = _load_settings(args.command)
     removed = isolate_from_bolt_environment(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "check":
+        # `check` prints a report for a person on stdout; library logs below WARNING are noise
+        # there, and what remains goes to stderr as text, never JSON between the report's lines.
+        quiet = settings.log_level if settings.log_level in ("WARNING", "ERROR") else "WARNING"
+        configure_logging(quiet, "text")
+    else:
+        configure_logging(settings.log_level, settings.log_format)
     if removed:
         log.warning("ignoring %s: this bot is configured for one workspace", ", ".join(removed))
 

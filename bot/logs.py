@@ -26,7 +26,20 @@ QUIET_LOGGERS = {
     "aiosqlite": logging.INFO,
     "asyncio": logging.INFO,
     "sqlalchemy.engine": logging.WARNING,
+    # "setup plugin alembic.autogenerate.…" at every start: set-up chatter, not news.
+    "alembic.runtime.plugins": logging.WARNING,
 }
+
+
+class _AlembicChatter(logging.Filter):
+    """Drops Alembic's "Context impl SQLiteImpl." and "Will assume … DDL." lines; keeps the
+    "Running upgrade …" lines, which say what a start changed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
+ALEMBIC_CHATTER = _AlembicChatter()
 
 
 @contextlib.contextmanager
@@ -86,3 +99,4 @@ def configure_logging(
     numeric = logging.getLevelName(level)
     for name, floor in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(floor, numeric))
+    logging.getLogger("alembic.runtime.migration").addFilter(ALEMBIC_CHATTER)

@@ -9,15 +9,25 @@ from __future__ import annotations
 import re
 from collections.abc import MutableMapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.redis_url import parse_redis_url
 from bot.store.urls import normalize_database_url
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+# What a Connect API key looks like to the client (bot.connect.client): printable ASCII, no spaces.
+_API_KEY = re.compile(r"^[\x21-\x7e]+$")
+# Values that only show where something goes: the examples .env.example used to ship (`xoxb-...`)
+# and anything still holding an ellipsis. A copied .env that keeps one is not configured yet.
+_PLACEHOLDER = re.compile(r"\.\.\.|…")
+_REQUIRED = ("slack_bot_token", "slack_approver_channel", "connect_server", "connect_api_key")
+_OPTIONAL_SECRETS = ("slack_signing_secret", "slack_app_token")
 
 
 class ConfigurationError(Exception):
@@ -90,6 +100,39 @@ class Settings(BaseSettings):
     audit_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     audit_allow_connect_admins: bool = True
 
+    @field_validator(*_REQUIRED, mode="before")
+    @classmethod
+    def _required(cls, value: object) -> object:
+        text = _plain(value)
+        if text is not None and not text.strip():
+            raise PydanticCustomError("empty", "is empty")
+        if text is not None and _PLACEHOLDER.search(text):
+            raise PydanticCustomError("placeholder", "still holds the example value")
+        return text.strip() if text is not None else value
+
+    @field_validator(*_OPTIONAL_SECRETS, mode="before")
+    @classmethod
+    def _optional_secret(cls, value: object) -> object:
+        # An empty line in .env (`SLACK_SIGNING_SECRET=`) means "not set", so the mode that
+        # needs it says so by name instead of running with an empty secret.
+        text = _plain(value)
+        if text is None:
+            return value
+        if not text.strip():
+            return None
+        if _PLACEHOLDER.search(text):
+            raise PydanticCustomError("placeholder", "still holds the example value")
+        return text.strip()
+
+    @field_validator("connect_api_key")
+    @classmethod
+    def _connect_api_key(cls, value: SecretStr) -> SecretStr:
+        if not _API_KEY.match(value.get_secret_value()):
+            raise ValueError(
+                "is not a Connect API key: it must be printable characters without spaces"
+            )
+        return value
+
     @field_validator("audit_users", "audit_groups", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -128,6 +171,12 @@ class Settings(BaseSettings):
             )
         if value.rstrip("/").endswith("/__api__"):
             raise ValueError("give the server's URL without /__api__")
+        # What the Connect client refuses, refused here by name rather than by a traceback.
+        parts = urlsplit(value)
+        if "@" in parts.netloc:
+            raise ValueError("must not contain a user name or password (the API key is separate)")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("must not contain a query (?…) or fragment (#…)")
         return value.rstrip("/") + "/"
 
     @field_validator("database_url")
@@ -140,9 +189,10 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis:// or rediss://")
-        return value
+        # Parsed here as bot.cache will parse it, so a URL the cache could not use stops the
+        # start with its name; the parser's messages never quote the URL.
+        parse_redis_url(value.get_secret_value())
+        return SecretStr(value.get_secret_value().strip())
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -153,6 +203,21 @@ class Settings(BaseSettings):
             raise ConfigurationError(describe_validation_error(exc)) from None
 
 
+# Where a newcomer finds each value a first run asks for.
+WHERE_TO_FIND = {
+    "slack_bot_token": "the Bot User OAuth Token (xoxb-…) from api.slack.com/apps → your app → "
+    "OAuth & Permissions",
+    "slack_signing_secret": "api.slack.com/apps → your app → Basic Information → Signing Secret",
+    "slack_app_token": "an app-level token (xapp-…) with connections:write, from Basic "
+    "Information → App-Level Tokens",
+    "slack_approver_channel": "the approver channel's ID, like C0123ABCD (channel details → "
+    "About, at the bottom)",
+    "connect_server": "your Connect server's URL, like https://connect.example.com/",
+    "connect_api_key": "an API key of a Connect publisher or administrator (Connect → your "
+    "name → API Keys)",
+}
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     lines = ["The bot's configuration is incomplete or wrong:"]
     for error in exc.errors(include_input=False, include_url=False):
@@ -160,12 +225,24 @@ def describe_validation_error(exc: ValidationError) -> str:
         if name.startswith("BOT_CONNECT_"):
             usual = name.removeprefix("BOT_")
             name = f"{usual} (or {name}, which wins over it)"
+        field = str(error["loc"][0]).lower().removeprefix("bot_") if error["loc"] else ""
+        hint = f": {WHERE_TO_FIND[field]}" if field in WHERE_TO_FIND else ""
         if error["type"] == "missing":
-            lines.append(f"  - {name} is not set")
+            lines.append(f"  - {name} is not set{hint}")
+        elif error["type"] == "empty":
+            lines.append(f"  - {name} is empty{hint}")
+        elif error["type"] == "placeholder":
+            lines.append(f"  - {name} still holds the example value from .env.example{hint}")
         else:
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"  - {name}: {message}")
     return "\n".join(lines)
+
+
+def _plain(value: object) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value if isinstance(value, str) else None
 
 
 # Bolt reads these by itself and switches to a multi-workspace OAuth install when the first two

@@ -329,8 +329,10 @@ class SqlRequestStore:
         return sorted((_to_message(row) for row in rows), key=lambda message: message.id)
 
     async def outbox_delivered(self, message_id: int, *, now: datetime) -> None:
+        # A payload is what delivery needs (a confirmation's is the requester's response_url,
+        # a credential for their conversation): once delivered or given up, it is forgotten.
         await self._update_message(
-            message_id, delivered_at=now, lease_owner=None, lease_expires_at=None
+            message_id, delivered_at=now, lease_owner=None, lease_expires_at=None, payload={}
         )
 
     async def outbox_retry_later(
@@ -351,6 +353,7 @@ class SqlRequestStore:
             last_error=_clip(error),
             lease_owner=None,
             lease_expires_at=None,
+            payload={},
         )
 
     async def outbox_pending_count(self) -> int:

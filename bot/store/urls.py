@@ -171,6 +171,12 @@ def normalize_database_url(raw: str | None) -> str:
         raise ValueError(
             f"cannot parse database URL {redact_url(text)!r}: expected one of {ACCEPTED_FORMS}"
         ) from None
+    if url.host and "@" in url.host:
+        # SQLAlchemy ends the password at its first '@': the rest would become the host, and be
+        # shown wherever the URL is, password mask or not. Nothing of it is repeated here.
+        raise ValueError(
+            "the database URL's password holds a raw '@': percent-encode it as %40 (and % as %25)"
+        )
 
     if driver in _SQLITE_DRIVERS:
         return _normalize_sqlite(url)

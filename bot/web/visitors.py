@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bot.store.audit_queries import iter_requests, list_requests
+from bot.store.audit_queries import AuditRecord, iter_requests, list_requests
 from bot.web.access import AccessDecision, AuditAccess
 from bot.web.audit_page import (
     AuditQuery,
@@ -151,7 +151,7 @@ class VisitorPages:
             return _error(_format_hint(request, accept), 400, str(exc))
         log.info("audit page %s for %s (%s)", query.format, visitor.username, result.reason)
         if query.format == "csv":
-            return self._csv(query)
+            return await self._csv(query)
         try:
             page = await list_requests(
                 self._runtime.engine, query.filter, page=query.page, per_page=query.per_page
@@ -164,13 +164,25 @@ class VisitorPages:
         html = render_page(page, query, visitor=visitor.username or "")
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 
-    def _csv(self, query: AuditQuery) -> Response:
-        engine = self._runtime.engine
+    async def _csv(self, query: AuditQuery) -> Response:
+        records = iter_requests(self._runtime.engine, query.filter)
+        # The first batch is read before the response starts: a store that cannot be read is a
+        # 503 with a message, not a 200 whose download breaks off after the header line.
+        try:
+            first: AuditRecord | None = await anext(records)
+        except StopAsyncIteration:
+            first = None
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("audit export: the store could not be read: %s", type(exc).__name__)
+            return _error("csv", 503, "The request history cannot be read right now.")
 
         async def body() -> AsyncIterator[str]:
             # Streamed: a long history never sits in memory as a whole.
             yield csv_header()
-            async for record in iter_requests(engine, query.filter):
+            if first is None:
+                return
+            yield csv_line(first)
+            async for record in records:
                 yield csv_line(record)
 
         filename = csv_filename(datetime.now(UTC))

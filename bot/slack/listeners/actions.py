@@ -200,6 +200,12 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             blocks.refusal_message(SEARCH_AGAIN),
         )
 
+    # The bot offers no external selects: a block_suggestion (forged, or from a future version's
+    # form) gets an empty list rather than Bolt's 404 "unhandled request".
+    @app.options(re.compile(r".*"))
+    async def no_options(ack: AsyncAck) -> None:
+        await ack(options=[])
+
 
 async def run_approve(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
