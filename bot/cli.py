@@ -56,11 +56,17 @@ async def socket_mode(settings: Settings) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    from bot.slack.people import ApproverChannelRefused
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_socket_mode(settings, stop)
+    try:
+        await run_socket_mode(settings, stop)
+    except ApproverChannelRefused as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_options: Any) -> None:

@@ -1,4 +1,5 @@
-"""The cache: explicit keys, JSON on both backends, single-flight, Redis shared by replicas."""
+"""The cache: explicit keys, JSON on both backends, single-flight, Redis shared by replicas — and
+trusted with nothing that grants rights, and never shared between two deployments."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from aiocache.backends.redis import RedisBackend
 
 from bot.cache import KeyedCache, build_backend, cache_key
 from bot.connect.models import RemoteSearchResult
-from tests.conftest import REQUESTER, make_settings, start_bot
+from tests.conftest import (
+    REQUESTER,
+    make_settings,
+    start_bot,
+)
 from tests.services import require_redis, unique_namespace
 
 
@@ -109,8 +114,46 @@ async def test_two_app_instances_share_search_results_on_redis(
             await running.settle()
             assert "julie2" in str(await fake_slack.wait_for_response(response_url))
         assert fake_connect.count(path="/__api__/v1/users/remote") == 1
-        # Membership and profiles are shared too: the second instance asked Slack nothing.
-        assert fake_slack.count("users.info") == 1
+        # Who may search is asked by each process itself: Redis is never an authority.
+        assert fake_slack.count("users.info") == 2
     finally:
         for running in bots:
             await running.stop()
+
+
+async def test_fresh_answers_have_a_maximum_age_and_are_invalidated() -> None:
+    from bot.cache import FreshAnswers
+
+    now = [0.0]
+    answers = FreshAnswers(clock=lambda: now[0])
+    calls = 0
+
+    async def fetch() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    # One look-up in flight per key, however many ask.
+    assert set(await asyncio.gather(*[answers.get("k", fetch, max_age=5) for _ in range(20)])) == {
+        1
+    }
+    now[0] = 5.0
+    assert await answers.get("k", fetch, max_age=5) == 1
+    assert await answers.get("k", fetch, max_age=4) == 2, "older than this reader accepts"
+    answers.invalidate("k")
+    assert await answers.get("k", fetch, max_age=60) == 3
+
+    # An invalidation during a look-up: its answer may predate the change, so it is not kept.
+    slow = asyncio.ensure_future(answers.get("k2", fetch, max_age=60))
+    await asyncio.sleep(0)
+    answers.invalidate("k2")
+    assert await slow == 4
+    assert await answers.get("k2", fetch, max_age=60) == 5
+
+    async def fail() -> int:
+        raise RuntimeError("slack down")
+
+    with pytest.raises(RuntimeError):
+        await answers.get("k3", fail, max_age=60)
+    assert await answers.get("k3", fetch, max_age=60) == 6, "a failure is never kept"
