@@ -188,6 +188,7 @@ def build_runtime(
         instance_id=instance_id,
         clock=clock,
         cache=cache,
+        cache_scope=people.slack_identity,
     )
     service = ProvisioningService(
         store=store,
@@ -197,6 +198,7 @@ def build_runtime(
         search_limit=settings.search_limit,
         search_cache=cache,
         search_cache_ttl=settings.search_cache_ttl,
+        search_cache_scope=settings.connect_server,
         lease_seconds=settings.lease_seconds,
         request_expiry_hours=settings.request_expiry_hours,
         reminder_after_hours=settings.reminder_after_hours,

@@ -226,6 +226,7 @@ class ProvisioningService:
         search_limit: int = 50,
         search_cache: KeyedCache | None = None,
         search_cache_ttl: float = 30.0,
+        search_cache_scope: str = "",
         lease_seconds: float = 120.0,
         request_expiry_hours: float = 7 * 24.0,
         reminder_after_hours: float = 24.0,
@@ -241,6 +242,9 @@ class ProvisioningService:
         self.search_limit = search_limit
         self.search_cache = search_cache
         self.search_cache_ttl = search_cache_ttl
+        # Names the directory the results come from (the Connect server), so two deployments
+        # sharing one Redis never show each other's directory.
+        self.search_cache_scope = search_cache_scope
         self.lease = timedelta(seconds=lease_seconds)
         self.request_expiry = timedelta(hours=request_expiry_hours)
         self.reminder_after = timedelta(hours=reminder_after_hours)
@@ -279,7 +283,7 @@ class ProvisioningService:
         if self.search_cache is None:
             return await compute()
         return await self.search_cache.get_or_compute(
-            "search:" + cache_key(prefix, self.search_limit),
+            "search:" + cache_key(self.search_cache_scope, prefix, self.search_limit),
             compute,
             ttl=self.search_cache_ttl,
             dump=lambda result: result.model_dump(mode="json"),
