@@ -843,8 +843,8 @@ _NOT_A_DECIDER = {
     "deactivated": "This Slack account is deactivated, so it can't {what}.",
     "unsafe_channel": (
         "Nobody can {what} right now: the approver channel is public, so anyone in the workspace "
-        "could join it and approve. An administrator must make it private (or set "
-        "APPROVER_CHANNEL_ALLOW_PUBLIC=true if that is meant)."
+        "could join it and approve. An administrator must make it private (or, if that is "
+        "meant, allow a public approver channel in the bot's configuration)."
     ),
 }
 

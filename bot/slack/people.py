@@ -142,8 +142,8 @@ class SlackPeople:
         self.allow_public_approver_channel = allow_public_approver_channel
         self.approver_max_age = approver_max_age
         # Who may *search* (the search channel's members, guest and organisation checks) may be
-        # a little older: it shows directory data, it grants no decision.
-        self.search_max_age = max(membership_ttl, approver_max_age)
+        # older (MEMBERSHIP_CACHE_TTL): it shows directory data, it grants no decision.
+        self.search_max_age = membership_ttl
         self._answers = FreshAnswers(clock=clock)
 
     # -- deciders ------------------------------------------------------------------------------
