@@ -103,14 +103,16 @@ async def _check_slack(settings: Settings, report: Report) -> None:
         return
     report.ok(f"bot token for {auth.get('user')} in workspace {auth.get('team')}")
     channel = settings.slack_approver_channel
-    await _check_approver_channel(settings, client, report)
-    try:
-        await client.conversations_members(channel=channel, limit=1)
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        report.fail(f"cannot read the approver channel {channel}: {error}. {_hint(error)}".strip())
-    else:
-        report.ok(f"the bot can read the members of the approver channel {channel}")
+    if await _check_approver_channel(settings, client, report):
+        try:
+            await client.conversations_members(channel=channel, limit=1)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            report.fail(
+                f"cannot read the approver channel {channel}: {error}. {_hint(error)}".strip()
+            )
+        else:
+            report.ok(f"the bot can read the members of the approver channel {channel}")
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
@@ -125,18 +127,21 @@ def _hint(error: object) -> str:
 
 async def _check_approver_channel(
     settings: Settings, client: AsyncWebClient, report: Report
-) -> None:
-    """Is the approver channel a safe set of approvers: private, and who else is in it?"""
+) -> bool:
+    """Is the approver channel a safe set of approvers: private, and who else is in it?
+    False when it cannot be read at all."""
     channel_id = settings.slack_approver_channel
     try:
         answer = await client.conversations_info(channel=channel_id)
     except SlackApiError as exc:
         error = exc.response.get("error")
-        report.fail(f"cannot read the approver channel {channel_id}: {error}. {_hint(error)}")
-        return
+        report.fail(
+            f"cannot read the approver channel {channel_id}: {error}. {_hint(error)}".strip()
+        )
+        return False
     except Exception as exc:
         report.fail(f"cannot read the approver channel {channel_id}: {type(exc).__name__}")
-        return
+        return False
     channel = channel_info(channel_id, answer.get("channel") or {})
     if channel.is_private:
         report.ok(f"the approver channel {channel.label} is private")
@@ -149,6 +154,7 @@ async def _check_approver_channel(
         report.fail(public_channel_message(channel))
     if channel.shared_externally:
         report.warn(shared_channel_message(channel))
+    return True
 
 
 async def _check_database(settings: Settings, report: Report) -> None:
