@@ -176,7 +176,13 @@ class Harness:
         for user in (REQUESTER, *APPROVERS):
             f.slack("add_user", user, email=f"{user.lower()}@example.com", real_name=user.title())
         f.slack("add_user", GUEST, is_restricted=True)
-        f.slack("add_channel", APPROVER_CHANNEL, name="approvers", members=["U0BOT", *APPROVERS])
+        f.slack(
+            "add_channel",
+            APPROVER_CHANNEL,
+            name="approvers",
+            is_private=True,
+            members=["U0BOT", *APPROVERS],
+        )
         f.host("seed_directory", [(p.username, p.first, p.last) for p in self.people])
 
     def add_requesters(self, user_ids: list[str]) -> None:

@@ -22,6 +22,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.cache import KeyedCache, build_backend
 from bot.connect.client import ConnectClient
@@ -29,7 +31,7 @@ from bot.connect.transport import AiohttpTransport
 from bot.settings import Settings
 from bot.slack.listeners import ListenerDeps, register_listeners
 from bot.slack.notifier import SlackNotifier
-from bot.slack.people import SlackPeople
+from bot.slack.people import ApproverChannelRefused, SlackPeople
 from bot.store.database import create_engine
 from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
@@ -64,10 +66,20 @@ class Runtime:
     bolt: AsyncApp
     recovery_interval: float = RECOVERY_INTERVAL_SECONDS
     timers_interval: float = TIMERS_INTERVAL_SECONDS
+    # Why `start` refused to start, in plain words (no traceback), for the server to report.
+    start_refusal: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _loops: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, *, migrate: bool = True) -> None:
+        try:
+            await self.people.check_approver_channel()
+        except ApproverChannelRefused as exc:
+            self.start_refusal = str(exc)
+            await self.connect.aclose()
+            await self.cache.close()
+            await self.engine.dispose()
+            raise
         if migrate:
             await upgrade(self.engine)
         self._stop.clear()
@@ -158,12 +170,14 @@ def build_runtime(
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     cache = KeyedCache(build_backend(redis_url, namespace=settings.cache_namespace))
     slack_client = build_slack_client(settings)
+    # No cache argument: who may decide is answered in this process only, never from Redis.
     people = SlackPeople(
         slack_client,
-        cache,
         approver_channel=settings.slack_approver_channel,
         search_channel=settings.slack_search_channel,
         allow_guests=settings.allow_guests,
+        allow_public_approver_channel=settings.approver_channel_allow_public,
+        approver_max_age=settings.approver_check_max_age_seconds,
         membership_ttl=settings.membership_cache_ttl,
     )
     notifier = SlackNotifier(
@@ -174,6 +188,7 @@ def build_runtime(
         instance_id=instance_id,
         clock=clock,
         cache=cache,
+        cache_scope=people.slack_identity,
     )
     service = ProvisioningService(
         store=store,
@@ -183,6 +198,7 @@ def build_runtime(
         search_limit=settings.search_limit,
         search_cache=cache,
         search_cache_ttl=settings.search_cache_ttl,
+        search_cache_scope=settings.connect_server,
         lease_seconds=settings.lease_seconds,
         request_expiry_hours=settings.request_expiry_hours,
         reminder_after_hours=settings.reminder_after_hours,
@@ -247,6 +263,32 @@ def create_asgi_app(settings: Settings, *, runtime: Runtime | None = None) -> St
         finally:
             await runtime.stop()
 
-    app = Starlette(routes=build_routes(runtime), lifespan=lifespan)
+    app = Starlette(
+        routes=build_routes(runtime),
+        lifespan=lifespan,
+        middleware=[Middleware(_PlainStartupRefusal, runtime=runtime)],
+    )
     app.state.runtime = runtime
     return app
+
+
+class _PlainStartupRefusal:
+    """A refusal to start (a public approver channel) reaches the server's log as the plain
+    message, not as Starlette's traceback; the server then exits non-zero."""
+
+    def __init__(self, app: ASGIApp, *, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_plainly(message: Message) -> None:
+            refusal = self.runtime.start_refusal
+            if message["type"] == "lifespan.startup.failed" and refusal:
+                message = {**message, "message": refusal}
+            await send(message)
+
+        await self.app(scope, receive, send_plainly)

@@ -6,11 +6,13 @@ import sys
 from typing import TextIO
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_slack_client
 from bot.connect.client import ConnectClient
 from bot.connect.errors import ConnectAPIError, ConnectError
 from bot.settings import Settings
+from bot.slack.people import channel_info, public_channel_message, shared_channel_message
 from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
 from bot.store.urls import redact_url
@@ -101,20 +103,58 @@ async def _check_slack(settings: Settings, report: Report) -> None:
         return
     report.ok(f"bot token for {auth.get('user')} in workspace {auth.get('team')}")
     channel = settings.slack_approver_channel
-    try:
-        await client.conversations_members(channel=channel, limit=1)
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        hint = {
-            "channel_not_found": "check the ID, and invite the bot if the channel is private",
-            "not_in_channel": "invite the bot to the channel (/invite @bot)",
-            "missing_scope": "reinstall the app from manifest.yml (channels:read, groups:read)",
-        }.get(str(error), "")
-        report.fail(f"cannot read the approver channel {channel}: {error}. {hint}".strip())
-    else:
-        report.ok(f"the bot can read the members of the approver channel {channel}")
+    if await _check_approver_channel(settings, client, report):
+        try:
+            await client.conversations_members(channel=channel, limit=1)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            report.fail(
+                f"cannot read the approver channel {channel}: {error}. {_hint(error)}".strip()
+            )
+        else:
+            report.ok(f"the bot can read the members of the approver channel {channel}")
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+
+
+def _hint(error: object) -> str:
+    return {
+        "channel_not_found": "check the ID, and invite the bot if the channel is private",
+        "not_in_channel": "invite the bot to the channel (/invite @bot)",
+        "missing_scope": "reinstall the app from manifest.yml (channels:read, groups:read)",
+    }.get(str(error), "")
+
+
+async def _check_approver_channel(
+    settings: Settings, client: AsyncWebClient, report: Report
+) -> bool:
+    """Is the approver channel a safe set of approvers: private, and who else is in it?
+    False when it cannot be read at all."""
+    channel_id = settings.slack_approver_channel
+    try:
+        answer = await client.conversations_info(channel=channel_id)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        report.fail(
+            f"cannot read the approver channel {channel_id}: {error}. {_hint(error)}".strip()
+        )
+        return False
+    except Exception as exc:
+        report.fail(f"cannot read the approver channel {channel_id}: {type(exc).__name__}")
+        return False
+    channel = channel_info(channel_id, answer.get("channel") or {})
+    if channel.is_private:
+        report.ok(f"the approver channel {channel.label} is private")
+    elif settings.approver_channel_allow_public:
+        report.warn(
+            f"the approver channel {channel.label} is public: anyone in the workspace can join "
+            "it and approve (APPROVER_CHANNEL_ALLOW_PUBLIC=true says that is meant)"
+        )
+    else:
+        report.fail(public_channel_message(channel))
+    if channel.shared_externally:
+        report.warn(shared_channel_message(channel))
+    return True
 
 
 async def _check_database(settings: Settings, report: Report) -> None:

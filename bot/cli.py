@@ -101,13 +101,15 @@ def serve(settings: Settings) -> None:
 
 
 async def socket_mode(settings: Settings) -> None:
+    from bot.slack.people import ApproverChannelRefused
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await run_socket_mode(settings, stop)
-    except SlackRefusedAppToken as exc:
+    except (SlackRefusedAppToken, ApproverChannelRefused) as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
 

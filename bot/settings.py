@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     allow_guests: bool = Field(
         default=False, description="Let guest accounts and Slack Connect users search"
     )
+    # Who may decide is never read from an answer older than this (members of the approver
+    # channel, the clicker's profile): a removed or deactivated approver loses the right in at
+    # most this many seconds even when Slack's event about it is lost.
+    approver_check_max_age_seconds: Annotated[float, Field(ge=0, le=60)] = 15.0
+    # A public approver channel lets anyone in the workspace join and approve: refused at start
+    # unless this says it is meant.
+    approver_channel_allow_public: bool = False
 
     # Connect injects its own CONNECT_SERVER/CONNECT_API_KEY (the publisher's) into content it
     # hosts, and whether a value set for the content replaces them is undocumented: the BOT_*
@@ -75,6 +82,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     redis_url: SecretStr | None = None
     search_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # Who may *search*: the search channel's members and the searcher's guest/organisation status.
     membership_cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 60.0
 
     host: str = "0.0.0.0"  # noqa: S104 - a web service: the platform decides what reaches it

@@ -43,7 +43,13 @@ def fake_slack() -> Iterator[FakeSlack]:
     slack = FakeSlack().start()
     for user in (REQUESTER, APPROVER, APPROVER_2, OUTSIDER):
         slack.add_user(user, email=f"{user.lower()}@example.com", real_name=user.title())
-    slack.add_channel(APPROVER_CHANNEL, name="approvers", members=["U0BOT", APPROVER, APPROVER_2])
+    # Private, as the approver channel must be (a public one is refused at start).
+    slack.add_channel(
+        APPROVER_CHANNEL,
+        name="approvers",
+        is_private=True,
+        members=["U0BOT", APPROVER, APPROVER_2],
+    )
     try:
         yield slack
     finally:

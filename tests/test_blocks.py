@@ -466,8 +466,12 @@ def test_refusal_detail_always_valid(detail: str) -> None:
     assert_untrusted_only_in_plain_text(msg)
 
 
+NOT_A_DECIDER = ["guest", "external", "bot", "deactivated", "unsafe_channel"]
+
+
 @pytest.mark.parametrize(
-    "kind", ["not_approver", "self_approval", "already_decided", "not_found", "??"]
+    "kind",
+    ["not_approver", "self_approval", "already_decided", "not_found", "??", *NOT_A_DECIDER],
 )
 def test_approval_refusal(kind: str) -> None:
     msg = b.approval_refusal(kind)
@@ -482,6 +486,15 @@ def test_approval_refusal_texts() -> None:
     assert "approved" in b.approval_refusal("already_decided", state="approved")["text"]
     assert "already decided" in b.approval_refusal("already_decided", state="bogus")["text"]
     assert "no longer exists" in b.approval_refusal("not_found")["text"]
+    # Members of the approver channel who may not decide are told why, in plain words.
+    assert "Guest accounts" in b.approval_refusal("guest")["text"]
+    assert "another organisation" in b.approval_refusal("external")["text"]
+    assert "Bots and apps" in b.approval_refusal("bot")["text"]
+    assert "deactivated" in b.approval_refusal("deactivated")["text"]
+    unsafe = b.approval_refusal("unsafe_channel")["text"]
+    assert "public" in unsafe and "make it private" in unsafe
+    generic = b.approval_refusal("??")["text"]
+    assert all(b.approval_refusal(kind)["text"] != generic for kind in NOT_A_DECIDER)
 
 
 # --- modals --------------------------------------------------------------------------------------

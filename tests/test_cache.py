@@ -1,16 +1,36 @@
-"""The cache: explicit keys, JSON on both backends, single-flight, Redis shared by replicas."""
+"""The cache: explicit keys, JSON on both backends, single-flight, Redis shared by replicas — and
+trusted with nothing that grants rights, and never shared between two deployments."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime
 
 import pytest
+import redis.asyncio as redis
 from aiocache.backends.redis import RedisBackend
 
+from bot.app import build_slack_client
 from bot.cache import KeyedCache, build_backend, cache_key
 from bot.connect.models import RemoteSearchResult
-from tests.conftest import REQUESTER, make_settings, start_bot
+from bot.slack import blocks
+from bot.slack.notifier import SlackNotifier
+from bot.workflow.models import ProvisioningRequest
+from bot.workflow.states import RequestState
+from tests.audit_data import credentials
+from tests.conftest import (
+    APPROVER_CHANNEL,
+    OUTSIDER,
+    REQUESTER,
+    BotUnderTest,
+    make_settings,
+    response_text,
+    start_bot,
+)
+from tests.fakes.connect import FakeConnect
 from tests.services import require_redis, unique_namespace
+from tests.test_approval import PUT, file_request
 
 
 def test_keys_come_from_values_not_reprs() -> None:
@@ -109,8 +129,209 @@ async def test_two_app_instances_share_search_results_on_redis(
             await running.settle()
             assert "julie2" in str(await fake_slack.wait_for_response(response_url))
         assert fake_connect.count(path="/__api__/v1/users/remote") == 1
-        # Membership and profiles are shared too: the second instance asked Slack nothing.
-        assert fake_slack.count("users.info") == 1
+        # Who may search is asked by each process itself: Redis is never an authority.
+        assert fake_slack.count("users.info") == 2
     finally:
         for running in bots:
             await running.stop()
+
+
+# -- Redis is a cache, never an authority --------------------------------------------------------
+
+
+async def redis_bot(
+    fake_slack, fake_connect, tmp_path, namespace: str, **overrides
+) -> BotUnderTest:
+    url = await require_redis()
+    settings = make_settings(
+        fake_slack,
+        fake_connect,
+        f"sqlite:///{tmp_path / f'{namespace}.db'}",
+        redis_url=url,
+        cache_namespace=namespace,
+        search_cache_ttl=30,
+        **overrides,
+    )
+    return await start_bot(settings, fake_slack, fake_connect, instance_id=namespace)
+
+
+async def test_a_forged_redis_entry_makes_no_one_an_approver(
+    fake_slack, fake_connect, tmp_path
+) -> None:
+    """Someone who can write to Redis writes the approver channel's member list (and a clean
+    profile) under the keys a bot has kept them in: it changes nothing."""
+    namespace = unique_namespace()
+    bot = await redis_bot(fake_slack, fake_connect, tmp_path, namespace)
+    client = redis.from_url(await require_redis())
+    try:
+        request_id = await file_request(bot)
+        members = ["U0BOT", "UAPPROVER1", OUTSIDER]
+        profile = {
+            "id": OUTSIDER,
+            "team_id": "T0001",
+            "deleted": False,
+            "is_bot": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_stranger": False,
+            "enterprise_user": {"enterprise_id": None},
+        }
+        # The full keys, as the bot's Redis backend spells them.
+        backend = build_backend(await require_redis(), namespace=namespace)
+        forged = {
+            backend.build_key(f"members:{cache_key(APPROVER_CHANNEL)}"): members,
+            backend.build_key(f"user:{cache_key(OUTSIDER)}"): profile,
+        }
+        for key, value in forged.items():
+            await client.set(key, json.dumps(value), ex=60)
+        _, response_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=OUTSIDER)
+        await bot.settle()
+        answer = response_text((await fake_slack.wait_for_response(response_url))[-1])
+        assert "Only members of the approver channel" in answer
+        assert fake_connect.count(**PUT) == 0
+
+        # What the bot itself keeps in Redis grants nothing: search results and permalinks.
+        keys = [key.decode() async for key in client.scan_iter(f"{namespace}:*")]
+        kept = {
+            key.removeprefix(namespace).strip(":").split(":")[0]
+            for key in keys
+            if key not in forged
+        }
+        assert kept == {"search", "permalink"}, keys
+    finally:
+        await client.aclose()
+        await bot.stop()
+
+
+async def test_a_forged_redis_entry_makes_no_one_an_auditor(
+    fake_slack, fake_connect, tmp_path
+) -> None:
+    guid = fake_connect.add_local_user("mallory", user_role="viewer")
+    namespace = unique_namespace()
+    bot = await redis_bot(
+        fake_slack, fake_connect, tmp_path, namespace, trust_connect_credentials=True
+    )
+    client = redis.from_url(await require_redis())
+    try:
+        assert (await bot.http.get("/requests", headers=credentials("mallory"))).status_code == 403
+        forged = {"found": True, "guid": guid, "username": "mallory", "role": "administrator"}
+        backend = build_backend(await require_redis(), namespace=namespace)
+        key = backend.build_key(cache_key("visitor-account-name", "mallory"))
+        await client.set(key, json.dumps(forged), ex=60)
+        assert (await bot.http.get("/requests", headers=credentials("mallory"))).status_code == 403
+    finally:
+        await client.aclose()
+        await bot.stop()
+
+
+async def test_two_deployments_on_one_redis_never_share_search_results(
+    fake_slack, fake_connect, tmp_path
+) -> None:
+    """Same CACHE_NAMESPACE, same Redis, two Connect servers: each shows its own directory."""
+    other_connect = FakeConnect().start()
+    other_connect.add_directory_user("julie9", "Julie", "Other", "julie9@other.example.com")
+    namespace = unique_namespace()
+    bots = []
+    try:
+        for connect in (fake_connect, other_connect):
+            url = await require_redis()
+            settings = make_settings(
+                fake_slack,
+                connect,
+                f"sqlite:///{tmp_path / f'bot{len(bots)}.db'}",
+                redis_url=url,
+                cache_namespace=namespace,
+                search_cache_ttl=30,
+            )
+            bots.append(await start_bot(settings, fake_slack, connect, instance_id=f"d{len(bots)}"))
+        answers = []
+        for running in bots:
+            _, response_url = await running.command("search julie", user_id=REQUESTER)
+            await running.settle()
+            answers.append(response_text((await fake_slack.wait_for_response(response_url))[-1]))
+        assert "julie2" in answers[0] and "julie9" not in answers[0]
+        assert "julie9" in answers[1] and "julie2" not in answers[1]
+        assert other_connect.count(path="/__api__/v1/users/remote") == 1
+    finally:
+        for running in bots:
+            await running.stop()
+        other_connect.stop()
+
+
+async def test_permalinks_on_redis_are_named_by_the_slack_workspace(fake_slack, settings) -> None:
+    url = await require_redis()
+    namespace = unique_namespace()
+    request = ProvisioningRequest(
+        id="0123456789abcdef",
+        state=RequestState.PENDING,
+        requester_id=REQUESTER,
+        username="julie2",
+        full_name="Julie",
+        email="j@example.com",
+        temp_ticket="",
+        card_channel=APPROVER_CHANNEL,
+        card_ts="1700000000.000100",
+        created_at=datetime.now(UTC),
+    )
+
+    def notifier(workspace: str) -> SlackNotifier:
+        async def scope() -> str:
+            return workspace
+
+        return SlackNotifier(
+            store=None,  # type: ignore[arg-type]  (permalinks need no store)
+            client=build_slack_client(settings),
+            approver_channel=APPROVER_CHANNEL,
+            connect_url=settings.connect_server,
+            instance_id=workspace,
+            cache=KeyedCache(build_backend(url, namespace=namespace)),
+            cache_scope=scope,
+        )
+
+    first, replica, other = notifier("E/T0001"), notifier("E/T0001"), notifier("E/T0999")
+    try:
+        for each in (first, replica, other):
+            assert await each.card_permalink(request)
+        # The replica of the same workspace shares the entry; the other workspace asks Slack.
+        assert fake_slack.count("chat.getPermalink") == 2
+    finally:
+        for each in (first, replica, other):
+            await each.cache.close()
+
+
+async def test_fresh_answers_have_a_maximum_age_and_are_invalidated() -> None:
+    from bot.cache import FreshAnswers
+
+    now = [0.0]
+    answers = FreshAnswers(clock=lambda: now[0])
+    calls = 0
+
+    async def fetch() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    # One look-up in flight per key, however many ask.
+    assert set(await asyncio.gather(*[answers.get("k", fetch, max_age=5) for _ in range(20)])) == {
+        1
+    }
+    now[0] = 5.0
+    assert await answers.get("k", fetch, max_age=5) == 1
+    assert await answers.get("k", fetch, max_age=4) == 2, "older than this reader accepts"
+    answers.invalidate("k")
+    assert await answers.get("k", fetch, max_age=60) == 3
+
+    # An invalidation during a look-up: its answer may predate the change, so it is not kept.
+    slow = asyncio.ensure_future(answers.get("k2", fetch, max_age=60))
+    await asyncio.sleep(0)
+    answers.invalidate("k2")
+    assert await slow == 4
+    assert await answers.get("k2", fetch, max_age=60) == 5
+
+    async def fail() -> int:
+        raise RuntimeError("slack down")
+
+    with pytest.raises(RuntimeError):
+        await answers.get("k3", fail, max_age=60)
+    assert await answers.get("k3", fetch, max_age=60) == 6, "a failure is never kept"

@@ -105,3 +105,72 @@ async def test_migrate_command(tmp_path) -> None:
         assert await is_up_to_date(engine)
     finally:
         await engine.dispose()
+
+
+# -- the approver channel must be a safe set of approvers --------------------------------------
+
+
+async def test_check_fails_on_a_public_approver_channel(
+    fake_slack, fake_connect, database_url
+) -> None:
+    fake_slack.add_channel(APPROVER_CHANNEL, name="approvers", is_private=False)
+    out = io.StringIO()
+    code = await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
+    report = out.getvalue()
+    assert code == 1
+    assert f"FAIL  The approver channel #approvers ({APPROVER_CHANNEL}) is public" in report
+    assert "private" in report and "APPROVER_CHANNEL_ALLOW_PUBLIC=true" in report
+
+    out = io.StringIO()
+    settings = make_settings(
+        fake_slack, fake_connect, database_url, approver_channel_allow_public=True
+    )
+    assert await run_checks(settings, out) == 0, out.getvalue()
+    assert "warn  the approver channel #approvers" in out.getvalue()
+
+
+async def test_check_reports_a_private_and_a_shared_approver_channel(
+    fake_slack, fake_connect, database_url
+) -> None:
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    assert (
+        f"ok    the approver channel #approvers ({APPROVER_CHANNEL}) is private" in out.getvalue()
+    )
+    assert "shared with another organisation" not in out.getvalue()
+
+    fake_slack.add_channel(APPROVER_CHANNEL, name="approvers", is_private=True, is_ext_shared=True)
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    report = out.getvalue()
+    assert "warn  The approver channel #approvers" in report
+    assert "shared with another organisation" in report and "refused" in report
+
+
+@pytest.mark.parametrize("mode", ["serve", "socket"])
+def test_a_public_approver_channel_stops_the_bot_from_starting(
+    tmp_path, fake_slack, fake_connect, mode: str
+) -> None:
+    from tests.conftest import BOT_TOKEN, SIGNING_SECRET, _free_socket
+
+    fake_slack.add_channel(APPROVER_CHANNEL, name="approvers", is_private=False)
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_APP_TOKEN": "xapp-test-app-token-0000",
+        "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_APPROVER_CHANNEL": APPROVER_CHANNEL,
+        "CONNECT_SERVER": fake_connect.url,
+        "CONNECT_API_KEY": fake_connect.api_key,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    result = run_cli(mode, env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"#approvers ({APPROVER_CHANNEL}) is public" in result.stderr
+    assert "private" in result.stderr and "APPROVER_CHANNEL_ALLOW_PUBLIC=true" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert fake_slack.count("apps.connections.open") == 0, "refused before connecting"

@@ -283,6 +283,31 @@ def test_home_for_an_approver_uses_the_cards_actions() -> None:
     assert "your own request" in all_text(view)
 
 
+@pytest.mark.parametrize("kind", ["guest", "external", "bot", "deactivated", "unsafe_channel"])
+def test_pending_and_home_tell_a_member_who_may_not_decide_why(kind: str) -> None:
+    refusal = b.pending_refusal(kind, approver_channel=APPROVERS)
+    assert_valid_message(refusal)
+    assert_fallback_inert(refusal["text"])
+    expected = b.approval_refusal(kind)["text"].split(" ")[0]
+    assert all_text(refusal).startswith(expected)
+    view = b.home_view(
+        viewer_id="U0MEMBER",
+        mine=[],
+        mine_total=0,
+        waiting=None,
+        permalinks={},
+        not_a_decider=kind,
+    )
+    assert_valid_home_view(view)
+    assert "Waiting for approval" not in all_text(view)
+    assert "see or decide the requests waiting for approval" in all_text(view)
+    # Anyone else (not in the channel) is not told about approvals at all.
+    plain = b.home_view(
+        viewer_id="U0X", mine=[], mine_total=0, waiting=None, permalinks={}, not_a_decider=None
+    )
+    assert "approv" not in all_text(plain).lower()
+
+
 def test_home_notice_and_cannot_check() -> None:
     notice = b.approval_refusal("not_approver")
     view = b.home_view(

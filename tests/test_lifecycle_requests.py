@@ -577,5 +577,5 @@ def test_manifest_enables_the_home_tab_and_its_event() -> None:
     home = manifest["features"]["app_home"]
     assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is True
     events = manifest["settings"]["event_subscriptions"]
-    assert events["bot_events"] == ["app_home_opened"]
+    assert "app_home_opened" in events["bot_events"]  # the rest: tests/test_manifest.py
     assert events["request_url"].endswith("/slack/events")

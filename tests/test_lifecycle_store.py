@@ -16,7 +16,7 @@ from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import OutboxItem, OutboxKind, ProvisioningRequest
-from bot.workflow.ports import ApproverCheckUnavailable
+from bot.workflow.ports import ApproverCheckUnavailable, ApproverVerdict
 from bot.workflow.service import (
     Decided,
     ProvisioningService,
@@ -42,10 +42,10 @@ class Approvers:
         self.allowed = set(allowed)
         self.broken = broken
 
-    async def is_approver(self, user_id: str) -> bool:
+    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
         if self.broken:
             raise ApproverCheckUnavailable("Slack is down")
-        return user_id in self.allowed
+        return ApproverVerdict.APPROVER if user_id in self.allowed else ApproverVerdict.NOT_MEMBER
 
 
 class NoDirectory:

@@ -19,6 +19,7 @@ SCOPES_BY_METHOD = {
     "views_open": set(),
     "views_publish": set(),
     "conversations_members": {"channels:read", "groups:read"},
+    "conversations_info": {"channels:read", "groups:read"},
     "conversations_open": {"im:write"},
     "users_info": {"users:read"},
     "users_lookupByEmail": {"users:read.email"},
@@ -43,6 +44,36 @@ def test_manifest_asks_for_exactly_the_scopes_used() -> None:
     requested = set(manifest["oauth_config"]["scopes"]["bot"])
     needed = {"commands"}.union(*(SCOPES_BY_METHOD[m] for m in methods_called_by_the_bot()))
     assert requested == needed
+
+
+# Which bot scopes each event the bot listens to needs (Slack's event reference).
+SCOPES_BY_EVENT = {
+    "app_home_opened": set(),
+    "member_joined_channel": {"channels:read", "groups:read"},
+    "member_left_channel": {"channels:read", "groups:read"},
+    "user_change": {"users:read"},
+    "channel_shared": {"channels:read", "groups:read"},
+    "channel_unshared": {"channels:read", "groups:read"},
+}
+
+
+def events_handled_by_the_bot() -> set[str]:
+    pattern = re.compile(r"""\.event\(\s*["']([a-z_]+)["']""")
+    found: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        found.update(pattern.findall(path.read_text()))
+    return found
+
+
+def test_manifest_subscribes_to_exactly_the_events_handled() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    handled = events_handled_by_the_bot()
+    assert {"member_left_channel", "user_change", "channel_shared"} <= handled
+    assert subscribed == handled
+    requested = set(manifest["oauth_config"]["scopes"]["bot"])
+    for event in handled:
+        assert SCOPES_BY_EVENT[event] <= requested, event
 
 
 def test_manifest_wires_the_command_and_interactivity() -> None:

@@ -96,7 +96,7 @@ def fakes() -> Iterator[tuple[FakeSlack, FakeConnect]]:
     slack = FakeSlack().start()
     for user in (REQUESTER, APPROVER, APPROVER_2):
         slack.add_user(user)
-    slack.add_channel(APPROVER_CHANNEL, members=["U0BOT", APPROVER, APPROVER_2])
+    slack.add_channel(APPROVER_CHANNEL, is_private=True, members=["U0BOT", APPROVER, APPROVER_2])
     connect = FakeConnect().start()
     connect.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
     try:

@@ -829,16 +829,39 @@ def welcome_message(*, connect_url: str, username: str) -> dict[str, Any]:
 # --- refusals to approvers -----------------------------------------------------------------------
 
 
+# Members of the approver channel who may still not decide, and why; "{what}" is what they tried.
+_NOT_A_DECIDER = {
+    "guest": (
+        "Guest accounts can't {what}, even as members of the approver channel: only full "
+        "members of the organisation decide."
+    ),
+    "external": (
+        "People from another organisation (Slack Connect) can't {what}, even as members of the "
+        "approver channel: only full members of this organisation decide."
+    ),
+    "bot": "Bots and apps can't {what}.",
+    "deactivated": "This Slack account is deactivated, so it can't {what}.",
+    "unsafe_channel": (
+        "Nobody can {what} right now: the approver channel is public, so anyone in the workspace "
+        "could join it and approve. An administrator must make it private (or, if that is "
+        "meant, allow a public approver channel in the bot's configuration)."
+    ),
+}
+
+
 def approval_refusal(
     reason_kind: str, *, state: RequestState | str | None = None
 ) -> dict[str, Any]:
     """Why a click on Approve/Deny was refused (unknown kinds get a generic line).
 
-    Kinds: "not_approver", "self_approval", "already_decided" (pass the request's `state`),
-    "not_found".
+    Kinds: "not_approver", "guest", "external", "bot", "deactivated", "unsafe_channel",
+    "self_approval", "already_decided" (pass the request's `state`), "not_found",
+    "cannot_check".
     """
     if reason_kind == "not_approver":
         text = "Only members of the approver channel can approve or deny requests."
+    elif reason_kind in _NOT_A_DECIDER:
+        text = _NOT_A_DECIDER[reason_kind].format(what="approve or deny requests")
     elif reason_kind == "self_approval":
         text = "You cannot approve your own request; another approver has to."
     elif reason_kind == "already_decided" and state == RequestState.EXPIRED:
@@ -1025,13 +1048,17 @@ def pending_message(
 
 
 def pending_refusal(reason_kind: str, *, approver_channel: str) -> dict[str, Any]:
-    """Why `/connect-user pending` shows nothing ("not_approver" or "cannot_check")."""
+    """Why `/connect-user pending` shows nothing ("not_approver", "cannot_check", or one of
+    the reasons a member of the approver channel may not decide)."""
     if reason_kind == "cannot_check":
         fallback = "I can't check who may approve right now"
         text = (
             "I can't check who may approve right now (Slack didn't tell me the approver "
             "channel's members). Please try again in a minute."
         )
+    elif reason_kind in _NOT_A_DECIDER:
+        text = _NOT_A_DECIDER[reason_kind].format(what="see or decide the requests waiting")
+        fallback = text
     else:
         fallback = "Only approvers can see the requests waiting for approval"
         channel = (
@@ -1127,12 +1154,15 @@ def home_view(
     cannot_check_approver: bool = False,
     permalinks: Mapping[str, str | None],
     notice: dict[str, Any] | None = None,
+    not_a_decider: str | None = None,
 ) -> dict[str, Any]:
     """The App Home tab: "My requests" and, for approvers (`waiting` not None), "Waiting for
     approval" with the same Approve/Deny buttons as the cards (the same handlers decide them).
 
     `notice` is a message from this module (a refusal, an outcome) shown at the top: Home tab
     clicks have no response_url, so the answer to a click is shown where it was made.
+    `not_a_decider` ("guest", "external", "bot", "deactivated", "unsafe_channel") says why a
+    member of the approver channel sees no waiting list.
     """
     head: list[dict[str, Any]] = [_header("Posit Connect accounts")]
     if notice:
@@ -1185,4 +1215,7 @@ def home_view(
                 )
             )
         )
+    elif not_a_decider in _NOT_A_DECIDER:
+        what = "see or decide the requests waiting for approval"
+        blocks.append(_context(_md(_NOT_A_DECIDER[not_a_decider].format(what=what))))
     return {"type": "home", "blocks": blocks}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,7 @@ class SlackNotifier:
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
         cache: KeyedCache | None = None,
+        cache_scope: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -97,6 +98,9 @@ class SlackNotifier:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.cache = cache
+        # Names the Slack workspace in permalink cache keys (None: unknown now, do not cache), so
+        # two deployments sharing one Redis never share entries.
+        self.cache_scope = cache_scope
         self._wake = asyncio.Event()
         self._concurrency = asyncio.Semaphore(concurrency)
         self._handlers = {
@@ -260,11 +264,12 @@ class SlackNotifier:
                 return None
             return response.get("permalink")
 
-        if self.cache is None:
+        scope = await self.cache_scope() if self.cache_scope is not None else ""
+        if self.cache is None or scope is None:
             return await look_up()
         # A failed look-up (None) is not kept: the caches treat None as a miss.
         return await self.cache.get_or_compute(
-            "permalink:" + cache_key(channel, ts), look_up, ttl=PERMALINK_TTL
+            "permalink:" + cache_key(scope, channel, ts), look_up, ttl=PERMALINK_TTL
         )
 
     async def card_permalinks(

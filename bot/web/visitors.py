@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bot.cache import KeyedCache, build_backend
 from bot.store.audit_queries import AuditRecord, iter_requests, list_requests
 from bot.web.access import AccessDecision, AuditAccess
 from bot.web.audit_page import (
@@ -80,8 +81,12 @@ class VisitorPages:
         settings = runtime.settings
         self._runtime = runtime
         self.trusted = settings.trust_connect_credentials
+        # Who a visitor is and their Connect role decide access to the audit trail: kept in this
+        # process only, never in Redis, where whoever can write could make themselves an auditor.
         self.resolver = VisitorResolver(
-            runtime.connect, runtime.cache, use_guid=settings.connect_credentials_use_guid
+            runtime.connect,
+            KeyedCache(build_backend(None)),
+            use_guid=settings.connect_credentials_use_guid,
         )
         self.access = AuditAccess(
             self.resolver,

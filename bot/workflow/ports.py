@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.connect.models import ConnectUser, RemoteSearchResult, RemoteUser
@@ -137,9 +138,25 @@ class DirectoryClient(Protocol):
     async def find_user(self, username: str) -> ConnectUser | None: ...
 
 
+class ApproverVerdict(StrEnum):
+    """Whether someone may decide requests, and if not, why (each reason is told to them)."""
+
+    APPROVER = "approver"
+    NOT_MEMBER = "not_member"  # not in the approver channel
+    GUEST = "guest"  # a multi- or single-channel guest
+    EXTERNAL = "external"  # from another organisation (Slack Connect)
+    BOT = "bot"  # a bot or an app user
+    DEACTIVATED = "deactivated"
+    # The approver channel is public (anyone could join it) and that was not declared intended:
+    # nobody decides until it is fixed.
+    UNSAFE_CHANNEL = "unsafe_channel"
+
+
 class ApproverPolicy(Protocol):
-    async def is_approver(self, user_id: str) -> bool:
-        """Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""
+    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
+        """Who may decide, from answers of bounded age.
+
+        Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""
 
 
 class Clock(Protocol):

@@ -42,6 +42,7 @@ from bot.workflow.models import (
 from bot.workflow.ports import (
     ApproverCheckUnavailable,
     ApproverPolicy,
+    ApproverVerdict,
     DirectoryClient,
     DuplicateRequestError,
     RequestStore,
@@ -86,10 +87,26 @@ class SearchOutcome:
 class Refusal(StrEnum):
     NOT_FOUND = "not_found"
     SELF_APPROVAL = "self_approval"
-    NOT_APPROVER = "not_approver"
+    NOT_APPROVER = "not_approver"  # not a member of the approver channel
+    GUEST = "guest"
+    EXTERNAL = "external"  # from another organisation
+    BOT = "bot"
+    DEACTIVATED = "deactivated"
+    UNSAFE_CHANNEL = "unsafe_channel"  # the approver channel is public
     ALREADY_DECIDED = "already_decided"
     CANNOT_CHECK = "cannot_check"
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
+
+
+# Why someone who is not an approver is refused, in the workflow's terms.
+_VERDICT_REFUSALS = {
+    ApproverVerdict.NOT_MEMBER: Refusal.NOT_APPROVER,
+    ApproverVerdict.GUEST: Refusal.GUEST,
+    ApproverVerdict.EXTERNAL: Refusal.EXTERNAL,
+    ApproverVerdict.BOT: Refusal.BOT,
+    ApproverVerdict.DEACTIVATED: Refusal.DEACTIVATED,
+    ApproverVerdict.UNSAFE_CHANNEL: Refusal.UNSAFE_CHANNEL,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +226,7 @@ class ProvisioningService:
         search_limit: int = 50,
         search_cache: KeyedCache | None = None,
         search_cache_ttl: float = 30.0,
+        search_cache_scope: str = "",
         lease_seconds: float = 120.0,
         request_expiry_hours: float = 7 * 24.0,
         reminder_after_hours: float = 24.0,
@@ -224,6 +242,9 @@ class ProvisioningService:
         self.search_limit = search_limit
         self.search_cache = search_cache
         self.search_cache_ttl = search_cache_ttl
+        # Names the directory the results come from (the Connect server), so two deployments
+        # sharing one Redis never show each other's directory.
+        self.search_cache_scope = search_cache_scope
         self.lease = timedelta(seconds=lease_seconds)
         self.request_expiry = timedelta(hours=request_expiry_hours)
         self.reminder_after = timedelta(hours=reminder_after_hours)
@@ -262,7 +283,7 @@ class ProvisioningService:
         if self.search_cache is None:
             return await compute()
         return await self.search_cache.get_or_compute(
-            "search:" + cache_key(prefix, self.search_limit),
+            "search:" + cache_key(self.search_cache_scope, prefix, self.search_limit),
             compute,
             ttl=self.search_cache_ttl,
             dump=lambda result: result.model_dump(mode="json"),
@@ -374,10 +395,12 @@ class ProvisioningService:
     async def _approver_refusal(self, user_id: str) -> Refusal | None:
         """The approver check shared by decisions and by what only approvers may see."""
         try:
-            allowed = await self.approvers.is_approver(user_id)
+            verdict = await self.approvers.approver_verdict(user_id)
         except ApproverCheckUnavailable:
             return Refusal.CANNOT_CHECK
-        return None if allowed else Refusal.NOT_APPROVER
+        if verdict is ApproverVerdict.APPROVER:
+            return None
+        return _VERDICT_REFUSALS.get(verdict, Refusal.NOT_APPROVER)
 
     async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
         allowed = await self.check_can_decide(request_id, approver_id)

@@ -173,9 +173,13 @@ class FakeSlack:
         token: str | None = None,
         members_page_size: int | None = None,
     ) -> None:
-        """``token``: if given, calls with another token answer ``invalid_auth``."""
+        """``token``: if given, calls with another token answer ``invalid_auth``.
+
+        ``enterprise_id`` (an attribute you may set): the workspace belongs to that Enterprise
+        Grid organisation; ``auth.test`` answers it."""
         INSTANCES.append(self)
         self.team_id = team_id
+        self.enterprise_id: str | None = None
         self.team_name = team_name
         self.team_domain = team_domain
         self.bot_user_id = bot_user_id
@@ -551,7 +555,7 @@ class FakeSlack:
         bot = self._users.get(self.bot_user_id)
         if bot and "enterprise_user" in bot:
             return bot["enterprise_user"]["enterprise_id"]
-        return None
+        return self.enterprise_id
 
     def remove_user(self, user_id: str) -> None:
         with self._lock:
@@ -565,8 +569,14 @@ class FakeSlack:
         is_private: bool = False,
         members: list[str] | None = None,
         is_member: bool = True,
+        is_ext_shared: bool = False,
+        is_pending_ext_shared: bool = False,
     ) -> None:
-        """Declare a channel (``conversations.info``); ``members`` for ``conversations.members``."""
+        """Declare a channel (``conversations.info``); ``members`` for ``conversations.members``.
+
+        ``is_ext_shared``: shared with another organisation through Slack Connect
+        (``is_shared`` too, as Slack reports it); ``is_pending_ext_shared``: invited, not yet
+        accepted."""
         with self._lock:
             existing = self._channels.get(channel, {})
             self._channels[channel] = {
@@ -574,6 +584,8 @@ class FakeSlack:
                 "is_private": is_private,
                 "members": list(members if members is not None else existing.get("members", [])),
                 "is_member": is_member,
+                "is_ext_shared": is_ext_shared,
+                "is_pending_ext_shared": is_pending_ext_shared,
             }
 
     def set_channel_members(self, channel: str, members: list[str]) -> None:
@@ -950,6 +962,7 @@ class FakeSlack:
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
         }
 
     def _chat_post_message(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -1211,8 +1224,9 @@ class FakeSlack:
             "is_private": info["is_private"],
             "is_archived": False,
             "is_general": False,
-            "is_shared": False,
-            "is_ext_shared": False,
+            "is_shared": bool(info.get("is_ext_shared")),
+            "is_ext_shared": bool(info.get("is_ext_shared")),
+            "is_pending_ext_shared": bool(info.get("is_pending_ext_shared")),
             "is_org_shared": False,
             "is_member": info.get("is_member", True),
             "context_team_id": self.team_id,

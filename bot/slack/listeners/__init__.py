@@ -28,7 +28,7 @@ class ListenerDeps:
 
 
 def register_listeners(app: AsyncApp, deps: ListenerDeps) -> None:
-    from bot.slack.listeners import actions, commands, errors, home, views
+    from bot.slack.listeners import actions, commands, errors, events, home, views
     from bot.slack.listeners.correlation import bind_correlation_id
 
     app.middleware(bind_correlation_id)
@@ -36,4 +36,5 @@ def register_listeners(app: AsyncApp, deps: ListenerDeps) -> None:
     actions.register(app, deps)
     views.register(app, deps)
     home.register(app, deps)
+    events.register(app, deps)
     errors.register(app, deps)

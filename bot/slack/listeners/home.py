@@ -47,6 +47,7 @@ async def publish_home(
         waiting=waiting.requests if waiting else None,
         waiting_total=waiting.total if waiting else 0,
         cannot_check_approver=content.waiting_refusal is Refusal.CANNOT_CHECK,
+        not_a_decider=content.waiting_refusal.value if content.waiting_refusal else None,
         permalinks=await deps.notifier.card_permalinks(listed),
         notice=notice,
     )
