@@ -10,7 +10,14 @@ import re
 from collections.abc import MutableMapping
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.store.urls import normalize_database_url
@@ -18,6 +25,8 @@ from bot.store.urls import normalize_database_url
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+# LEASE_SECONDS must be at least twice CONNECT_TIMEOUT plus this.
+LEASE_MARGIN_SECONDS = 10.0
 
 
 class ConfigurationError(Exception):
@@ -129,6 +138,22 @@ class Settings(BaseSettings):
         if value.rstrip("/").endswith("/__api__"):
             raise ValueError("give the server's URL without /__api__")
         return value.rstrip("/") + "/"
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_outlasts_a_put(cls, value: float, info: ValidationInfo) -> float:
+        # An approval's lease must outlast its PUT (CONNECT_TIMEOUT) and the look-ups that settle
+        # an unknown outcome (about two more), with room for a late renewal: then a lease that
+        # ran out means its holder is gone, and whoever takes it over needs one look-up.
+        timeout = info.data.get("connect_timeout")
+        if timeout is not None and value < 2 * timeout + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"must be at least twice CONNECT_TIMEOUT plus {LEASE_MARGIN_SECONDS:g} s "
+                f"(CONNECT_TIMEOUT is {timeout:g} s, so at least "
+                f"{2 * timeout + LEASE_MARGIN_SECONDS:g}); raise LEASE_SECONDS or lower "
+                "CONNECT_TIMEOUT"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
