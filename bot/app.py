@@ -36,7 +36,7 @@ from bot.store.database import create_engine
 from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.tasks import TaskSupervisor
-from bot.workflow.service import ProvisioningService, utcnow
+from bot.workflow.service import ProvisioningService, settle_schedule, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ def build_runtime(
         search_cache_ttl=settings.search_cache_ttl,
         search_cache_scope=settings.connect_server,
         lease_seconds=settings.lease_seconds,
+        settle_delays=settle_schedule(settings.connect_timeout),
         request_expiry_hours=settings.request_expiry_hours,
         reminder_after_hours=settings.reminder_after_hours,
         clock=clock,

@@ -11,7 +11,14 @@ from collections.abc import MutableMapping
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -28,6 +35,8 @@ _API_KEY = re.compile(r"^[\x21-\x7e]+$")
 _PLACEHOLDER = re.compile(r"\.\.\.|…")
 _REQUIRED = ("slack_bot_token", "slack_approver_channel", "connect_server", "connect_api_key")
 _OPTIONAL_SECRETS = ("slack_signing_secret", "slack_app_token")
+# LEASE_SECONDS must be at least twice CONNECT_TIMEOUT plus this.
+LEASE_MARGIN_SECONDS = 10.0
 
 
 class ConfigurationError(Exception):
@@ -90,7 +99,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
-    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    # Checked against CONNECT_TIMEOUT also when left at its default.
+    lease_seconds: Annotated[float, Field(ge=1, le=3600, validate_default=True)] = 120.0
     recovery_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     cache_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = "connect-user-bot"
 
@@ -186,6 +196,22 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or "?" in value or "#" in value:
             raise ValueError("must not contain a query (?…) or fragment (#…)")
         return value.rstrip("/") + "/"
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_outlasts_a_put(cls, value: float, info: ValidationInfo) -> float:
+        # An approval's lease must outlast its PUT (CONNECT_TIMEOUT) and the look-ups that settle
+        # an unknown outcome (about two more), with room for a late renewal: then a lease that
+        # ran out means its holder is gone, and whoever takes it over needs one look-up.
+        timeout = info.data.get("connect_timeout")
+        if timeout is not None and value < 2 * timeout + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"must be at least twice CONNECT_TIMEOUT plus {LEASE_MARGIN_SECONDS:g} s "
+                f"(CONNECT_TIMEOUT is {timeout:g} s, so at least "
+                f"{2 * timeout + LEASE_MARGIN_SECONDS:g}); raise LEASE_SECONDS or lower "
+                "CONNECT_TIMEOUT"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

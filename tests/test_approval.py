@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.conftest import (
 )
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
+HOUR = timedelta(hours=1)
 
 
 async def request_button(bot: BotUnderTest, username: str, *, user_id: str = REQUESTER) -> str:
@@ -290,11 +292,17 @@ async def test_unknown_request_id(bot: BotUnderTest) -> None:
 
 
 async def test_username_in_use_reports_the_existing_account(bot: BotUnderTest) -> None:
+    bot.slack.add_user("UJULIE2", email="julie2@example.com")
     request_id = await file_request(bot)
-    guid = bot.connect.add_local_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    # Created (by someone else) well before the bot asked Connect for it.
+    guid = bot.connect.add_local_user(
+        "julie2", "Julie", "Jolly", "julie2@example.com", created_time=datetime.now(UTC) - HOUR
+    )
     await approve(bot, request_id)
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.ALREADY_EXISTS and request.connect_guid == guid
+    assert request.outcome_note is None
+    assert not dms_to(bot, "UJULIE2"), "nobody is welcomed to an account they already had"
     assert guid in response_text(latest_card(bot))
     assert guid in response_text(dms_to(bot, REQUESTER)[-1])
 
@@ -360,7 +368,7 @@ async def test_server_error_without_commit_goes_back_to_pending(bot: BotUnderTes
 async def test_connect_down_during_put_and_lookup_is_settled_later(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     bot.connect.put_mode = "commit_then_500"
-    bot.connect.fail_next("GET v1/users", 503, times=10)
+    bot.connect.fail_next("GET v1/users", 503, times=1000)  # down for every look-up
     await approve(bot, request_id)
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.PROVISIONING, "unknown outcome: not guessed"

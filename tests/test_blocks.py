@@ -603,6 +603,31 @@ def test_provisioning_card() -> None:
     assert any("Creating the account" in t and "<@W0APPROVER>" in t for t in mrkdwn_texts(msg))
 
 
+def test_provisioning_card_while_the_outcome_is_checked() -> None:
+    note = "Connect did not answer in time. The bot is checking whether Connect created it."
+    msg = b.approval_card(
+        make_request(state=RequestState.PROVISIONING, decided_by="W0APPROVER", last_error=note),
+        connect_url=CONNECT,
+    )
+    assert_valid_message(msg)
+    assert not card_buttons(msg), "no Approve until the outcome is known"
+    assert any("Checking whether the account was created" in t for t in mrkdwn_texts(msg))
+    assert note in plain_texts(msg)
+
+
+@pytest.mark.parametrize("state", [RequestState.APPROVED, RequestState.ALREADY_EXISTS])
+def test_outcome_note_on_the_card_and_to_the_requester(state: RequestState) -> None:
+    note = "Created during this approval: Connect answered that the username was in use, *but*"
+    req = make_request(state=state, decided_by="W0APPROVER", connect_guid=GUID, outcome_note=note)
+    for msg in (
+        b.approval_card(req, connect_url=CONNECT),
+        b.requester_outcome_message(req, connect_url=CONNECT),
+    ):
+        assert_valid_message(msg)
+        assert note in plain_texts(msg)
+        assert all(note not in t for t in mrkdwn_texts(msg))
+
+
 def test_approved_card_links_to_connect() -> None:
     req = make_request(
         state=RequestState.APPROVED, decided_by="W0APPROVER", decided_at=NOW, connect_guid=GUID
@@ -682,6 +707,7 @@ def test_card_worst_case_fits(state: RequestState, filler: str) -> None:
         deny_reason=filler,
         connect_guid=filler,
         last_error=filler,
+        outcome_note=filler,
     )
     for msg in (
         b.approval_card(req, connect_url=CONNECT),

@@ -10,6 +10,7 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from bot.connect.errors import (
     ConnectProtocolError,
     ConnectUnavailable,
 )
+from bot.connect.models import ConnectUser
 from tests.fakes.connect import FakeConnect
 
 KEY = "sk-test-0123456789abcdefSECRET"
@@ -235,6 +237,39 @@ async def test_find_user_needs_an_exact_username(fake: FakeConnect, client: Conn
     found = await client.find_user("julie")
     assert found is not None and found.guid == guid and found.full_name == "Julie Martin"
     assert fake.calls[-1].query == {"prefix": "julie", "page_size": "500"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Connect writes nanoseconds, which Python's own parser refuses.
+        ("2023-12-05T17:24:10.123456789Z", datetime(2023, 12, 5, 17, 24, 10, 123456, tzinfo=UTC)),
+        ("2023-12-05T17:24:10Z", datetime(2023, 12, 5, 17, 24, 10, tzinfo=UTC)),
+        ("2023-12-05T18:24:10.5+01:00", datetime(2023, 12, 5, 17, 24, 10, 500000, tzinfo=UTC)),
+        ("2023-12-05T17:24:10", datetime(2023, 12, 5, 17, 24, 10, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", None),  # Connect's zero time: not known
+        (None, None),
+        (0, None),
+        ("yesterday", None),
+        ("2023-13-45T99:00:00Z", None),
+    ],
+)
+def test_created_time_is_read_leniently(raw: object, expected: datetime | None) -> None:
+    user = ConnectUser.model_validate({"guid": "g", "username": "u", "created_time": raw})
+    assert user.created_time == expected
+    assert expected is None or user.created_time.tzinfo is not None  # type: ignore[union-attr]
+
+
+async def test_found_user_carries_connects_created_time(
+    fake: FakeConnect, client: ConnectClient
+) -> None:
+    when = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=UTC)
+    fake.add_local_user("julie", "Julie", "Martin", created_time=when)
+    found = await client.find_user("julie")
+    assert found is not None and found.created_time == when
+    created = await client.create_from_ticket(fake.issue_ticket("bob"))
+    assert created.created_time is not None
+    assert abs(created.created_time - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 async def test_get_user_group_current_user_and_settings(

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
+from bot.slack.notifier import SlackNotifier
+from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
+from bot.workflow.models import OutboxItem, OutboxKind
 from bot.workflow.states import RequestState
-from tests.conftest import APPROVER, APPROVER_CHANNEL, REQUESTER, BotUnderTest, start_bot
+from tests import store_backends
+from tests.conftest import (
+    APPROVER,
+    APPROVER_CHANNEL,
+    BOT_TOKEN,
+    REQUESTER,
+    BotUnderTest,
+    start_bot,
+)
+from tests.fakes.slack_api import FakeSlack
+from tests.store_backends import StoreBackend
 from tests.test_approval import approve, file_request
+from tests.test_store import new_request
+
+store_backend = store_backends.store_backend
 
 
 def delivered(bot: BotUnderTest, method: str, channel: str) -> list:
@@ -89,3 +108,40 @@ async def file_request_without_card(bot: BotUnderTest) -> str:
     answer = (await bot.slack.wait_for_response(click_url))[-1]
     assert "couldn't post it to the approver channel" in str(answer)
     return request.id
+
+
+class TakenOver(SqlRequestStore):
+    """A worker that stalled past its delivery lease: another worker holds the message now."""
+
+    async def renew_outbox_lease(
+        self, message_id: int, *, owner: str, lease_seconds: float
+    ) -> bool:
+        return False
+
+
+async def test_a_card_is_not_posted_by_a_worker_that_lost_the_message(
+    store_backend: StoreBackend, fake_slack: FakeSlack
+) -> None:
+    store = store_backend.store
+    await store.create(new_request(), outbox=[OutboxItem(OutboxKind.POST_CARD)])
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+
+    def worker(name: str, store: SqlRequestStore) -> SlackNotifier:
+        return SlackNotifier(
+            store=store,
+            client=client,
+            approver_channel=APPROVER_CHANNEL,
+            connect_url="https://connect.example.com/",
+            instance_id=name,
+            lease_seconds=0.5,
+        )
+
+    stalled = worker("stalled", TakenOver(store_backend.engine))
+    assert await stalled.deliver_due() == 1
+    assert fake_slack.count("chat.postMessage") == 0, "checked right before posting"
+    # Left as it was: the worker holding it now (here, after the lease ran out) delivers it.
+    await asyncio.sleep(0.6)
+    assert await worker("other", store).deliver_due() == 1
+    assert fake_slack.count("chat.postMessage") == 1
+    assert (await store.get("req1")).card_ts  # type: ignore[union-attr]
+    assert await store.outbox_pending_count() == 0

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -40,6 +40,10 @@ from tests.slack_requests import block_actions_body, post_signed
 from tests.store_backends import postgres_schema
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
+WELCOMED = "UJULIE2"
+# The shortest lease the settings allow (2 x CONNECT_TIMEOUT + 10 s), so that a killed
+# replica's lease runs out soon.
+FAST_TAKEOVER = {"CONNECT_TIMEOUT": "1", "LEASE_SECONDS": "12"}
 
 
 def free_port() -> int:
@@ -96,6 +100,7 @@ def fakes() -> Iterator[tuple[FakeSlack, FakeConnect]]:
     slack = FakeSlack().start()
     for user in (REQUESTER, APPROVER, APPROVER_2):
         slack.add_user(user)
+    slack.add_user(WELCOMED, email="julie2@example.com")
     slack.add_channel(APPROVER_CHANNEL, is_private=True, members=["U0BOT", APPROVER, APPROVER_2])
     connect = FakeConnect().start()
     connect.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
@@ -123,7 +128,7 @@ async def replicas(
             "CONNECT_API_KEY": connect.api_key,
             "CONNECT_TIMEOUT": "2",
             "DATABASE_URL": database_url,
-            "LEASE_SECONDS": "3",
+            "LEASE_SECONDS": "14",
             "RECOVERY_INTERVAL_SECONDS": "0.5",
             "LOG_LEVEL": "INFO",
             **extra,
@@ -163,9 +168,9 @@ async def wait_until(condition, timeout: float = 20.0, what: str = "condition") 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def dm_count(slack: FakeSlack) -> int:
+def dm_count(slack: FakeSlack, user: str = REQUESTER) -> int:
     return sum(
-        1 for c in slack.calls_to("chat.postMessage") if c.args["channel"] == f"D{REQUESTER}"
+        1 for c in slack.calls_to("chat.postMessage") if c.ok and c.args["channel"] == f"D{user}"
     )
 
 
@@ -208,7 +213,7 @@ async def _card_posted(store: SqlRequestStore, request_id: str) -> bool:
 
 async def test_killed_replica_is_settled_by_the_other(fakes, tmp_path) -> None:
     slack, connect = fakes
-    async with replicas(slack, connect, tmp_path) as (bots, store):
+    async with replicas(slack, connect, tmp_path, **FAST_TAKEOVER) as (bots, store):
         request_id = await file_pending_request(store, connect.issue_ticket("julie2"))
         # The PUT creates the account, then hangs: the approver's process dies before recording.
         connect.put_mode = "commit_then_hang"
@@ -228,11 +233,80 @@ async def test_killed_replica_is_settled_by_the_other(fakes, tmp_path) -> None:
             request = await store.get(request_id)
             return request.state is RequestState.APPROVED and dm_count(slack) == 1
 
-        await wait_until(settled, what="the other replica to settle the expired lease")
+        await wait_until(settled, 30, what="the other replica to settle the expired lease")
         request = await store.get(request_id)
         assert request.connect_guid == connect.get_local_user("julie2")["guid"]
         assert request.lease_owner is None
         assert connect.count(**PUT) == 1
+
+
+async def test_put_committed_after_the_timeout_across_replicas(fakes, tmp_path) -> None:
+    """CONNECT_TIMEOUT=2 and a PUT Connect carries out after 3 s (answering much later), with
+    a Slack that makes the bot wait out Retry-After: while one replica checks the outcome, a
+    click on the other makes no second PUT; one DM, one welcome, the record says it."""
+    slack, connect = fakes
+    async with replicas(slack, connect, tmp_path) as (bots, store):
+        request_id = await file_pending_request(store, connect.issue_ticket("julie2"))
+        connect.put_mode = "commit_late"
+        connect.commit_delay = 3.0
+        connect.answer_delay = 20.0
+        slack.fail("chat.postMessage", status=429, retry_after=1, times=2)
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert await click(client, bots[0], request_id, APPROVER) == 200
+
+            async def checking() -> bool:
+                request = await store.get(request_id)
+                return request.state is RequestState.PROVISIONING and "checking whether" in (
+                    request.last_error or ""
+                )
+
+            await wait_until(checking, what="the first replica to check the outcome")
+            assert await click(client, bots[1], request_id, APPROVER_2) == 200
+
+        async def approved() -> bool:
+            request = await store.get(request_id)
+            return request.state.is_final and dm_count(slack) >= 1 and dm_count(slack, WELCOMED)
+
+        await wait_until(approved, what="the approval, the DM and the welcome")
+        await asyncio.sleep(1.5)  # time for any duplicate to show up
+        request = await store.get(request_id)
+        assert request.state is RequestState.APPROVED and request.decided_by == APPROVER
+        assert request.outcome_note.startswith("Created during this approval")
+        assert request.connect_guid == connect.get_local_user("julie2")["guid"]
+        assert connect.count(**PUT) == 1
+        assert dm_count(slack) == 1 and dm_count(slack, WELCOMED) == 1
+
+
+async def test_recovery_on_another_replica_compares_with_put_sent_at(fakes, tmp_path) -> None:
+    """The approver's replica dies while Connect is still answering its PUT; the account
+    Connect has is an hour older than that PUT: the other replica records that it already
+    existed (no welcome), instead of reporting it as created."""
+    slack, connect = fakes
+    async with replicas(slack, connect, tmp_path, **FAST_TAKEOVER) as (bots, store):
+        request_id = await file_pending_request(store, connect.issue_ticket("julie2"))
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        guid = connect.add_local_user("julie2", "Julie", "Jolly", created_time=an_hour_ago)
+        connect.latency = {"PUT": 30}
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert await click(client, bots[0], request_id, APPROVER) == 200
+
+        async def put_sent() -> bool:
+            return connect.count(**PUT) == 1
+
+        await wait_until(put_sent, what="the PUT")
+        bots[0].kill()
+
+        async def settled() -> bool:
+            request = await store.get(request_id)
+            return request.state.is_final and dm_count(slack) == 1
+
+        await wait_until(settled, 30, what="the other replica to settle the expired lease")
+        request = await store.get(request_id)
+        assert request.state is RequestState.ALREADY_EXISTS and request.connect_guid == guid
+        assert request.put_sent_at is not None and request.lease_owner is None
+        assert connect.count(**PUT) == 1
+        await asyncio.sleep(1.0)
+        assert dm_count(slack, WELCOMED) == 0, "nobody is welcomed to an account they had"
 
 
 async def test_sigterm_exits_cleanly(fakes, tmp_path) -> None:

@@ -143,3 +143,23 @@ def test_missing_connect_key_names_the_usual_variable(env: pytest.MonkeyPatch) -
     assert "  - CONNECT_API_KEY (or BOT_CONNECT_API_KEY, which wins over it) is not set" in str(
         caught.value
     )
+
+
+def test_lease_must_outlast_two_connect_timeouts(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CONNECT_TIMEOUT", "10")
+    env.setenv("LEASE_SECONDS", "29")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env()
+    message = str(refused.value)
+    assert "LEASE_SECONDS" in message and "CONNECT_TIMEOUT" in message and "30" in message
+    env.setenv("LEASE_SECONDS", "30")
+    assert Settings.from_env().lease_seconds == 30
+
+
+def test_a_long_connect_timeout_needs_a_longer_lease(env: pytest.MonkeyPatch) -> None:
+    env.delenv("LEASE_SECONDS", raising=False)
+    env.setenv("CONNECT_TIMEOUT", "60")  # the default lease (120 s) is too short for it
+    with pytest.raises(ConfigurationError, match=r"LEASE_SECONDS.*CONNECT_TIMEOUT"):
+        Settings.from_env()
+    env.setenv("LEASE_SECONDS", "130")
+    assert Settings.from_env().connect_timeout == 60

@@ -770,12 +770,90 @@ async def test_retry_later(store_backend: StoreBackend) -> None:
 async def test_expired_outbox_lease_is_reclaimed(store_backend: StoreBackend) -> None:
     store = store_backend.store
     await store.create(new_request(), outbox=[card()])
-    [m] = await store.claim_outbox(owner="w1", now=T0, lease_seconds=30)
-    assert (
-        await store.claim_outbox(owner="w2", now=T0 + timedelta(seconds=29), lease_seconds=30) == []
-    )
-    [again] = await store.claim_outbox(owner="w2", now=T0 + timedelta(seconds=30), lease_seconds=30)
+    [m] = await store.claim_outbox(owner="w1", now=T0, lease_seconds=0.5)
+    # The lease is judged by the database's clock: a worker whose own clock runs a day ahead
+    # does not take a live delivery over.
+    assert await store.claim_outbox(owner="w2", now=T0 + timedelta(days=1), lease_seconds=30) == []
+    await asyncio.sleep(0.6)
+    [again] = await store.claim_outbox(owner="w2", now=T0, lease_seconds=30)
     assert again.id == m.id and again.attempts == 2
+
+
+async def test_outbox_lease_is_renewed_by_its_holder_only(store_backend: StoreBackend) -> None:
+    store = store_backend.store
+    await store.create(new_request(), outbox=[card()])
+    [m] = await store.claim_outbox(owner="w1", now=T0, lease_seconds=0.5)
+    assert not await store.renew_outbox_lease(m.id, owner="w2", lease_seconds=30)
+    for _ in range(3):  # 0.9 s in all: longer than the lease, which holds while renewed
+        await asyncio.sleep(0.3)
+        assert await store.renew_outbox_lease(m.id, owner="w1", lease_seconds=0.5)
+        assert await store.claim_outbox(owner="w2", now=T0, lease_seconds=30) == []
+    await store.outbox_delivered(m.id, now=T0)
+    assert not await store.renew_outbox_lease(m.id, owner="w1", lease_seconds=30)
+
+
+async def test_request_leases_follow_the_database_clock(store_backend: StoreBackend) -> None:
+    store = store_backend.store
+    await store.create(new_request())
+    claimed = await store.transition(
+        "req1",
+        from_states=[PENDING],
+        to_state=PROVISIONING,
+        now=T0,  # the caller's clock says 2025; the lease is set by the database's
+        changes={"lease_owner": "w1"},
+        lease_seconds=0.6,
+    )
+    assert claimed is not None and claimed.lease_expires_at is not None
+    assert abs(claimed.lease_expires_at - datetime.now(UTC)) < timedelta(seconds=5)
+    assert await store.list_expired_leases() == []
+    # Neither a takeover nor a renewal by someone else while it is live.
+    taken = await store.transition(
+        "req1",
+        from_states=[PROVISIONING],
+        to_state=PROVISIONING,
+        now=T0 + timedelta(days=1),
+        changes={"lease_owner": "w2"},
+        lease_seconds=30,
+        lease_expired=True,
+    )
+    assert taken is None
+    assert not await store.renew_lease("req1", owner="w2", lease_seconds=30)
+
+    # The holder marks the PUT as sent (which renews the lease), and renews while it works.
+    sent = await store.mark_put_sent("req1", owner="w1", lease_seconds=0.6, now=T0)
+    assert sent is not None and sent.put_sent_at is not None
+    assert sent.lease_expires_at is not None and sent.lease_expires_at > sent.put_sent_at
+    assert await store.mark_put_sent("req1", owner="w2", lease_seconds=30, now=T0) is None
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        assert await store.renew_lease("req1", owner="w1", lease_seconds=0.6)
+    assert await store.list_expired_leases() == []
+
+    # Once it runs out it stays out: no renewal, no PUT, and it is listed for a takeover.
+    await asyncio.sleep(0.7)
+    assert not await store.renew_lease("req1", owner="w1", lease_seconds=30)
+    assert await store.mark_put_sent("req1", owner="w1", lease_seconds=30, now=T0) is None
+    assert [r.id for r in await store.list_expired_leases()] == ["req1"]
+    taken = await store.transition(
+        "req1",
+        from_states=[PROVISIONING],
+        to_state=PROVISIONING,
+        now=T0,
+        changes={"lease_owner": "w2"},
+        lease_seconds=30,
+        lease_expired=True,
+    )
+    assert taken is not None and taken.lease_owner == "w2"
+    assert taken.put_sent_at == sent.put_sent_at, "the next holder knows when the PUT went out"
+    with pytest.raises(ValueError, match="lease_seconds"):
+        await store.transition(
+            "req1",
+            from_states=[PROVISIONING],
+            to_state=PROVISIONING,
+            now=T0,
+            changes={"lease_expires_at": T0},
+            lease_seconds=1,
+        )
 
 
 async def test_claim_limit_and_payload_round_trip(store_backend: StoreBackend) -> None:

@@ -6,6 +6,9 @@ emails when `Server.HideEmailAddresses` is on), strict where the bot depends on 
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -15,6 +18,44 @@ class _ConnectModel(BaseModel):
 
 def _blank_if_none(value: object) -> object:
     return "" if value is None else value
+
+
+_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def connect_time(value: object) -> datetime | None:
+    """A Connect timestamp as an aware UTC datetime, or None when there is none to be had.
+
+    Connect writes up to nanoseconds ("2023-12-05T17:24:10.123456789Z"), which Python's parser
+    does not take: the fraction is cut to microseconds. Zero times ("0001-01-01T00:00:00Z", what
+    Connect sends for people without an account), nulls and anything unreadable become None —
+    a timestamp never makes a whole answer unreadable.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and (match := _TIMESTAMP.match(value.strip())):
+        fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+        zone = match["zone"] or "Z"
+        zone = "+00:00" if zone in ("Z", "z") else zone
+        if ":" not in zone:
+            zone = f"{zone[:3]}:{zone[3:]}"
+        try:
+            parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{zone}")
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.year <= 1:
+        return None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 9999 east of UTC…
+        return None
 
 
 class RemoteUser(_ConnectModel):
@@ -61,8 +102,11 @@ class ConnectUser(_ConnectModel):
     email: str = ""
     user_role: str | None = None
     locked: bool = False
+    # When the account was created, by Connect's clock; None when Connect did not say.
+    created_time: datetime | None = None
 
     _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
+    _time = field_validator("created_time", mode="before")(connect_time)
 
     @property
     def full_name(self) -> str:

@@ -654,6 +654,15 @@ def _card_state_blocks(req: ProvisioningRequest, connect_url: str) -> list[dict[
         )
         return blocks
     if state is RequestState.PROVISIONING:
+        if req.last_error:
+            # The PUT's outcome is unknown: no buttons until it is settled, and say why.
+            return [
+                _section_md(
+                    f":mag: Checking whether the account was created… "
+                    f"(approved by {_mention(req.decided_by)})"
+                ),
+                _section_plain(_clip(req.last_error, _ERROR, multiline=True)),
+            ]
         return [
             _section_md(
                 f":hourglass_flowing_sand: Creating the account… "
@@ -665,12 +674,14 @@ def _card_state_blocks(req: ProvisioningRequest, connect_url: str) -> list[dict[
             _section_md(
                 f":white_check_mark: Approved by {_decided(req)}; the account was created."
             ),
+            *_outcome_note(req),
             *_guid_blocks(req.connect_guid, connect_url),
         ]
     if state is RequestState.ALREADY_EXISTS:
         return [
             _section_plain(f"{_clip(req.username, _USERNAME)} already had an account."),
             _section_md(f":information_source: Approved by {_decided(req)}; nothing was created."),
+            *_outcome_note(req),
             *_guid_blocks(req.connect_guid, connect_url),
         ]
     if state is RequestState.DENIED:
@@ -694,6 +705,13 @@ def _card_state_blocks(req: ProvisioningRequest, connect_url: str) -> list[dict[
             "there is nothing left to decide."
         )
     ]
+
+
+def _outcome_note(req: ProvisioningRequest) -> list[dict[str, Any]]:
+    """What settling an unclear answer from Connect found, when the state alone does not say."""
+    if not req.outcome_note:
+        return []
+    return [_context(_plain(_clip(req.outcome_note, _ERROR, multiline=True)))]
 
 
 # --- messages to the requester and the new account holder ----------------------------------------
@@ -810,6 +828,8 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
         status = _CARD_STATUS.get(state, str(state))
         fallback = f"Your request for {user}: {status}"
         line = f"Your request is {status}:"
+    if state in (RequestState.APPROVED, RequestState.ALREADY_EXISTS):
+        extra = [*_outcome_note(req), *extra]
     return _message(fallback, [_section_md(line), _section_plain(_who(req)), *extra])
 
 

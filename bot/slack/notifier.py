@@ -4,6 +4,10 @@ The service writes each owed message in the same transaction as the state change
 claims them (a lease per message, so replicas share the work without sending twice), renders them
 from the request's current state, and retries Slack's 429/5xx with backoff. A message is marked
 delivered only after Slack accepted it, so a restart resumes where the last process stopped.
+
+One delivery can take long (slack_sdk waits out Retry-After twice, each call may take the whole
+HTTP timeout), longer than any fixed lease: the worker renews the lease while it delivers, so no
+other worker takes a message over while its holder is still at it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,6 +70,14 @@ class Retry(Exception):
 
 class GiveUp(Exception):
     """This message cannot be delivered; stop trying."""
+
+
+class DeliveryLeaseLost(Exception):
+    """Another worker holds this message now (this one stalled past its lease): leave it."""
+
+
+# The message being delivered, for the checks a handler makes right before posting.
+_delivering: ContextVar[OutboxMessage] = ContextVar("delivering")
 
 
 class SlackNotifier:
@@ -163,11 +176,21 @@ class SlackNotifier:
             await self._deliver_bound(message)
 
     async def _deliver_bound(self, message: OutboxMessage) -> None:
+        _delivering.set(message)
         try:
             request = await self.store.get(message.request_id)
             if request is None:
                 raise GiveUp("the request no longer exists")
-            await self._handlers[message.kind](request, message.payload)
+            await self._while_leased(
+                message, self._handlers[message.kind](request, message.payload)
+            )
+        except DeliveryLeaseLost:
+            log.warning(
+                "outbox %s (%s) for request %s: its lease was taken over; leaving it",
+                message.id,
+                message.kind,
+                message.request_id,
+            )
         except Retry as exc:
             await self._retry_or_give_up(message, str(exc))
         except GiveUp as exc:
@@ -198,6 +221,47 @@ class SlackNotifier:
         else:
             await self.store.outbox_delivered(message.id, now=self.clock())
 
+    async def _while_leased(self, message: OutboxMessage, work: Awaitable[None]) -> None:
+        """Run one delivery while renewing its lease; stop it if the lease is lost anyway."""
+        delivery = asyncio.ensure_future(work)
+        lost = False
+
+        async def renew() -> None:
+            nonlocal lost
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    held = await self.store.renew_outbox_lease(
+                        message.id, owner=self.instance_id, lease_seconds=self.lease_seconds
+                    )
+                except Exception as exc:  # the database may be back by the next beat
+                    log.warning(
+                        "renewing outbox %s's lease failed: %s", message.id, type(exc).__name__
+                    )
+                    continue
+                if not held:
+                    lost = True
+                    delivery.cancel()
+                    return
+
+        heartbeat = asyncio.create_task(renew(), name="outbox-heartbeat")
+        try:
+            await delivery
+        except asyncio.CancelledError:
+            if lost:
+                raise DeliveryLeaseLost from None
+            raise
+        finally:
+            heartbeat.cancel()
+
+    async def _confirm_lease(self) -> None:
+        """Right before a post that must not happen twice: is the message still ours?"""
+        message = _delivering.get()
+        if not await self.store.renew_outbox_lease(
+            message.id, owner=self.instance_id, lease_seconds=self.lease_seconds
+        ):
+            raise DeliveryLeaseLost
+
     async def _retry_or_give_up(self, message: OutboxMessage, error: str) -> None:
         if message.attempts >= self.max_attempts:
             log.error(
@@ -221,8 +285,12 @@ class SlackNotifier:
     # -- the messages --------------------------------------------------------------------------
 
     async def _post_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        # Checked right before posting, on a fresh read: the message must still be ours, and no
+        # earlier attempt (one that died before marking it delivered) may have posted the card.
+        await self._confirm_lease()
+        request = await self.store.get(request.id) or request
         if request.card_ts:
-            return  # posted by an earlier attempt that died before marking it delivered
+            return
         message = blocks.approval_card(request, connect_url=self.connect_url)
         response = await self.client.chat_postMessage(
             channel=self.approver_channel, unfurl_links=False, unfurl_media=False, **message

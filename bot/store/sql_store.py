@@ -4,12 +4,16 @@ Every decision that two replicas could race on is made by the database: the part
 decides which of two requests for a username exists, a conditional UPDATE decides which click
 wins, and a conditional UPDATE decides which worker delivers a message. Nothing here logs or
 formats a ticket, and the engine hides bound parameters from error messages.
+
+Leases (an approval in flight, a message being delivered) are set and compared with the
+database's clock, never a replica's own: two replicas whose clocks disagree still agree on
+whether a lease has run out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ from bot.store.tables import (
     ACTIVE_STATE_VALUES,
     ACTIVE_USERNAME_INDEX,
     REQUEST_COLUMNS,
+    UTCDateTime,
     outbox,
     provisioning_requests,
 )
@@ -55,6 +60,25 @@ class SqlRequestStore:
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    def _db_now(self, plus_seconds: float = 0.0) -> sa.ColumnElement[datetime]:
+        """The database's clock (plus some seconds) as an SQL expression.
+
+        PostgreSQL: the statement's start time on the server. SQLite has no server, so its clock
+        is the host's, read by SQLite itself and written in the text format SQLAlchemy stores
+        datetimes in (UTC, microseconds), so that the two compare as strings.
+        """
+        if self._engine.dialect.name == "postgresql":
+            expression: sa.ColumnElement[Any] = sa.func.statement_timestamp()
+            if plus_seconds:
+                expression = expression + sa.func.make_interval(
+                    0, 0, 0, 0, 0, 0, sa.literal(float(plus_seconds), sa.Float)
+                )
+        else:
+            expression = sa.func.strftime(
+                "%Y-%m-%d %H:%M:%f000", "now", f"{float(plus_seconds):+.6f} seconds"
+            )
+        return sa.type_coerce(expression, UTCDateTime)
 
     async def ping(self) -> None:
         async with self._reader.connect() as conn:
@@ -130,10 +154,16 @@ class SqlRequestStore:
         outbox: Sequence[OutboxItem] = (),
         lease_owner: str | None = None,
         lease_expired_before: datetime | None = None,
+        lease_seconds: float | None = None,
+        lease_expired: bool = False,
     ) -> ProvisioningRequest | None:
         values = _validated_changes(changes)
         if "temp_ticket" in values:
             _check_ticket(values["temp_ticket"])
+        if lease_seconds is not None:
+            if "lease_expires_at" in values:
+                raise ValueError("give lease_seconds or changes['lease_expires_at'], not both")
+            values["lease_expires_at"] = self._db_now(lease_seconds)
         values["state"] = RequestState(to_state).value
         values["updated_at"] = now
         sources = [RequestState(state).value for state in from_states]
@@ -145,6 +175,8 @@ class SqlRequestStore:
             conditions.append(_requests.c.lease_owner == lease_owner)
         if lease_expired_before is not None:
             conditions.append(_requests.c.lease_expires_at < lease_expired_before)
+        if lease_expired:
+            conditions.append(_requests.c.lease_expires_at < self._db_now())
         # One statement decides the winner: the row count is the answer, so there is no window
         # between checking the state and changing it (PostgreSQL re-checks the WHERE clause
         # against the committed row after waiting on a concurrent update; SQLite serialises).
@@ -164,17 +196,56 @@ class SqlRequestStore:
                 .values(card_channel=channel, card_ts=ts)
             )
 
-    async def list_expired_leases(self, now: datetime) -> list[ProvisioningRequest]:
+    async def list_expired_leases(self, now: datetime | None = None) -> list[ProvisioningRequest]:
+        expired_before = self._db_now() if now is None else now
         async with self._reader.connect() as conn:
             result = await conn.execute(
                 sa.select(_requests)
                 .where(
                     _requests.c.state == RequestState.PROVISIONING.value,
-                    _requests.c.lease_expires_at < now,
+                    _requests.c.lease_expires_at < expired_before,
                 )
                 .order_by(_requests.c.lease_expires_at, _requests.c.id)
             )
             return [_to_request(row) for row in result]
+
+    async def renew_lease(self, request_id: str, *, owner: str, lease_seconds: float) -> bool:
+        # Only a lease that is still live: one that ran out may be being taken over right now,
+        # and one its holder let run out on purpose (an unsettled outcome) must stay so.
+        statement = (
+            sa.update(_requests)
+            .where(*self._live_lease(request_id, owner))
+            .values(lease_expires_at=self._db_now(lease_seconds))
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(statement)).rowcount == 1
+
+    async def mark_put_sent(
+        self, request_id: str, *, owner: str, lease_seconds: float, now: datetime
+    ) -> ProvisioningRequest | None:
+        statement = (
+            sa.update(_requests)
+            .where(*self._live_lease(request_id, owner))
+            .values(
+                # The earliest PUT that may have created the account: one whose outcome stayed
+                # unknown is kept until the request ends (see the service's _back_to_pending).
+                put_sent_at=sa.func.coalesce(_requests.c.put_sent_at, self._db_now()),
+                lease_expires_at=self._db_now(lease_seconds),
+                updated_at=now,
+            )
+            .returning(*_requests.c)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _to_request(row)
+
+    def _live_lease(self, request_id: str, owner: str) -> list[sa.ColumnElement[bool]]:
+        return [
+            _requests.c.id == request_id,
+            _requests.c.state == RequestState.PROVISIONING.value,
+            _requests.c.lease_owner == owner,
+            _requests.c.lease_expires_at > self._db_now(),
+        ]
 
     # -- listing and timers -----------------------------------------------------------------
 
@@ -286,11 +357,15 @@ class SqlRequestStore:
         if limit <= 0:
             return []
         earlier = outbox.alias("earlier")
+        # Due by the caller's clock (the one that scheduled the retry); the lease by the
+        # database's, like every lease.
         claimable = sa.and_(
             outbox.c.delivered_at.is_(None),
             outbox.c.failed_at.is_(None),
             sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-            sa.or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at <= now),
+            sa.or_(
+                outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at <= self._db_now()
+            ),
         )
         # Messages for one request go out strictly in id order: the card before the
         # confirmation that links to it. An earlier message still in flight (leased) blocks too.
@@ -320,13 +395,29 @@ class SqlRequestStore:
                 .where(outbox.c.id.in_(ids), claimable)
                 .values(
                     lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    lease_expires_at=self._db_now(lease_seconds),
                     attempts=outbox.c.attempts + 1,
                 )
                 .returning(*outbox.c)
             )
             rows = result.all()
         return sorted((_to_message(row) for row in rows), key=lambda message: message.id)
+
+    async def renew_outbox_lease(
+        self, message_id: int, *, owner: str, lease_seconds: float
+    ) -> bool:
+        statement = (
+            sa.update(outbox)
+            .where(
+                outbox.c.id == message_id,
+                outbox.c.lease_owner == owner,
+                outbox.c.delivered_at.is_(None),
+                outbox.c.failed_at.is_(None),
+            )
+            .values(lease_expires_at=self._db_now(lease_seconds))
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(statement)).rowcount == 1
 
     async def outbox_delivered(self, message_id: int, *, now: datetime) -> None:
         # A payload is what delivery needs (a confirmation's is the requester's response_url,
@@ -450,6 +541,8 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"],
         last_reminder_at=m["last_reminder_at"],
+        put_sent_at=m["put_sent_at"],
+        outcome_note=m["outcome_note"],
     )
 
 

@@ -88,6 +88,12 @@ provisioning_requests = sa.Table(
     sa.Column("lease_owner", sa.String(255), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
     sa.Column("last_reminder_at", UTCDateTime, nullable=True),
+    # When the approval's PUT was sent, by the database's clock: whoever settles an unknown
+    # outcome (this process or another after a crash) compares Connect's created_time with it.
+    sa.Column("put_sent_at", UTCDateTime, nullable=True),
+    # What settling found, when the record alone would not say it (e.g. Connect answered "in
+    # use" for the account this very approval had created).
+    sa.Column("outcome_note", sa.Text, nullable=True),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.
     sa.Index(

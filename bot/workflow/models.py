@@ -53,6 +53,8 @@ class ProvisioningRequest:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     last_reminder_at: datetime | None = None  # when approvers were last reminded of it
+    put_sent_at: datetime | None = None  # when this approval's PUT went out (database clock)
+    outcome_note: str | None = None  # what settling an unclear answer from Connect found
 
 
 class OutboxKind(StrEnum):

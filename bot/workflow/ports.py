@@ -56,18 +56,35 @@ class RequestStore(Protocol):
         outbox: Sequence[OutboxItem] = (),
         lease_owner: str | None = None,
         lease_expired_before: datetime | None = None,
+        lease_seconds: float | None = None,
+        lease_expired: bool = False,
     ) -> ProvisioningRequest | None:
         """One conditional UPDATE: move the request if it is in one of `from_states`.
 
-        Optional guards: `lease_owner` (the row's lease must belong to this owner) and
-        `lease_expired_before` (the row's lease must have expired before this instant).
+        Optional guards: `lease_owner` (the row's lease must belong to this owner),
+        `lease_expired_before` (the row's lease must have expired before this instant) and
+        `lease_expired` (the row's lease has run out by the database's clock). `lease_seconds`
+        sets the lease's expiry to the database's clock plus that many seconds.
         Returns the updated request, or None when the guard failed (someone else won). The owed
         messages are inserted in the same transaction, only when the update won.
         """
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> None: ...
 
-    async def list_expired_leases(self, now: datetime) -> list[ProvisioningRequest]: ...
+    async def list_expired_leases(self, now: datetime | None = None) -> list[ProvisioningRequest]:
+        """Provisioning requests whose lease ran out before `now` (default: the database's
+        clock, which every replica shares)."""
+
+    async def renew_lease(self, request_id: str, *, owner: str, lease_seconds: float) -> bool:
+        """Extend a live lease held by `owner` to the database's clock plus `lease_seconds`;
+        False when the lease is not (or no longer) live and theirs."""
+
+    async def mark_put_sent(
+        self, request_id: str, *, owner: str, lease_seconds: float, now: datetime
+    ) -> ProvisioningRequest | None:
+        """Record, by the database's clock, that the PUT is being sent (unless an earlier PUT
+        of the request is recorded already), and renew the lease; only for the holder of a live
+        lease (None otherwise: the PUT must not be sent)."""
 
     async def list_requests(
         self,
@@ -112,8 +129,15 @@ class RequestStore(Protocol):
     async def claim_outbox(
         self, *, owner: str, now: datetime, lease_seconds: float, limit: int = 20
     ) -> list[OutboxMessage]:
-        """Claim undelivered messages whose time has come and whose request has no earlier
-        undelivered message (so a card is posted before the confirmation that links to it)."""
+        """Claim undelivered messages whose time has come (by `now`) and whose request has no
+        earlier undelivered message (so a card is posted before the confirmation that links to
+        it), under a lease of `lease_seconds` by the database's clock."""
+
+    async def renew_outbox_lease(
+        self, message_id: int, *, owner: str, lease_seconds: float
+    ) -> bool:
+        """Extend the delivery lease `owner` holds on an undelivered message (database clock);
+        False when it is no longer theirs."""
 
     async def outbox_delivered(self, message_id: int, *, now: datetime) -> None: ...
 

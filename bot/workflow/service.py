@@ -9,9 +9,11 @@ to tell someone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -30,7 +32,7 @@ from bot.connect.errors import (
     ConnectProtocolError,
     ConnectUnavailable,
 )
-from bot.connect.models import RemoteSearchResult
+from bot.connect.models import ConnectUser, RemoteSearchResult
 from bot.logs import request_id_var
 from bot.workflow.models import (
     NewRequest,
@@ -56,6 +58,23 @@ MAX_DENY_REASON = 500
 # Appended to the card's error while an approval's outcome cannot be checked; removed again when
 # the lease recovery looks once more.
 UNSETTLED_NOTE = "The bot could not check the outcome yet and will look again shortly."
+# Appended to the card's error while the bot looks for the account a PUT may have created.
+CHECKING_NOTE = (
+    "The bot is checking whether Connect created the account; Approve comes back if it did not."
+)
+# Connect's clock is not the database's (put_sent_at is the database's). An account whose
+# created_time is at most this much earlier than put_sent_at still counts as created by this
+# approval. Servers kept by NTP agree within a second; five minutes also covers a VM or container
+# without it, while an account somebody else made in those minutes (after the request was filed,
+# when the person had none) is rare, and then merely reported as this approval's.
+CLOCK_SKEW_MARGIN = timedelta(minutes=5)
+
+
+def settle_schedule(connect_timeout: float) -> tuple[float, ...]:
+    """When to look for the account after a PUT's outcome became unknown, in seconds after that
+    moment: spread over about two CONNECT_TIMEOUTs, since Connect may still be carrying out a
+    PUT the bot stopped waiting for."""
+    return tuple(connect_timeout * share for share in (0.5, 1.0, 1.5, 2.0))
 
 
 def utcnow() -> datetime:
@@ -202,7 +221,8 @@ def describe_connect_refusal(exc: ConnectAPIError) -> str:
     return f"Connect refused to create the account ({exc.status}, code {exc.code})."
 
 
-def describe_unavailable(exc: ConnectError) -> str:
+def connect_problem(exc: ConnectError) -> str:
+    """What went wrong, as the start of a sentence ("Connect did not answer in time")."""
     if isinstance(exc, ConnectUnavailable):
         what = {
             "timeout": "did not answer in time",
@@ -212,7 +232,23 @@ def describe_unavailable(exc: ConnectError) -> str:
         }.get(exc.reason, "failed")
     else:
         what = "gave an answer the bot could not read"
-    return f"Connect {what}, and no account was created. Press Approve to try again."
+    return f"Connect {what}"
+
+
+def describe_unavailable(exc: ConnectError) -> str:
+    return not_created(connect_problem(exc))
+
+
+def not_created(problem: str) -> str:
+    return f"{problem}, and no account was created. Press Approve to try again."
+
+
+def _problem_of(note: str | None) -> str | None:
+    """The problem a checking or unsettled note starts with (see `connect_problem`)."""
+    for suffix in (CHECKING_NOTE, UNSETTLED_NOTE):
+        if note and note.endswith(f". {suffix}"):
+            return note.removesuffix(f". {suffix}")
+    return None
 
 
 class ProvisioningService:
@@ -228,6 +264,7 @@ class ProvisioningService:
         search_cache_ttl: float = 30.0,
         search_cache_scope: str = "",
         lease_seconds: float = 120.0,
+        settle_delays: Sequence[float] = settle_schedule(10.0),
         request_expiry_hours: float = 7 * 24.0,
         reminder_after_hours: float = 24.0,
         timer_batch: int = 200,
@@ -246,12 +283,16 @@ class ProvisioningService:
         # sharing one Redis never show each other's directory.
         self.search_cache_scope = search_cache_scope
         self.lease = timedelta(seconds=lease_seconds)
+        self.settle_delays = tuple(settle_delays)
         self.request_expiry = timedelta(hours=request_expiry_hours)
         self.reminder_after = timedelta(hours=reminder_after_hours)
         self.timer_batch = timer_batch
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
+        # Requests this process is working on (under a lease it renews): its own lease recovery
+        # leaves them alone even if a renewal failed and the lease ran out.
+        self._in_flight: set[str] = set()
 
     # -- search --------------------------------------------------------------------------------
 
@@ -377,6 +418,7 @@ class ProvisioningService:
         now: datetime,
         changes: dict[str, object],
         outbox: list[OutboxItem],
+        lease_seconds: float | None = None,
     ) -> ProvisioningRequest | Refused:
         """One conditional UPDATE out of `pending`; whoever loses the race is told who won."""
         moved = await self.store.transition(
@@ -386,6 +428,7 @@ class ProvisioningService:
             now=now,
             changes=changes,
             outbox=outbox,
+            lease_seconds=lease_seconds,
         )
         if moved is None:
             return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
@@ -415,15 +458,18 @@ class ProvisioningService:
                 "decided_by": approver_id,
                 "decided_at": now,
                 "lease_owner": self.instance_id,
-                "lease_expires_at": now + self.lease,
                 "last_error": None,
+                "outcome_note": None,
             },
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            # By the database's clock, which every replica shares.
+            lease_seconds=self.lease.total_seconds(),
         )
         if isinstance(claimed, Refused):
             return claimed
         log.info("request %s approved by %s; creating the account", request_id, approver_id)
-        return Decided(await self._provision(claimed))
+        async with self._holding(request_id):
+            return Decided(await self._provision(claimed))
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
         allowed = await self.check_can_decide(request_id, approver_id)
@@ -560,9 +606,49 @@ class ProvisioningService:
 
     # -- carrying out an approval (the holder of the lease only) -------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, request_id: str) -> AsyncIterator[None]:
+        """While this process works on a request: renew its lease (so it never runs out under
+        a live holder, however slow Connect is), and keep this process's recovery off it."""
+        self._in_flight.add(request_id)
+        heartbeat = asyncio.create_task(self._renew_lease(request_id), name="lease-heartbeat")
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            self._in_flight.discard(request_id)
+
+    async def _renew_lease(self, request_id: str) -> None:
+        while True:
+            seconds = self.lease.total_seconds()
+            await asyncio.sleep(seconds / 3)
+            try:
+                held = await self.store.renew_lease(
+                    request_id, owner=self.instance_id, lease_seconds=seconds
+                )
+            except Exception as exc:  # the database may be back by the next beat
+                log.warning(
+                    "request %s: renewing the lease failed: %s", request_id, type(exc).__name__
+                )
+                continue
+            if not held:  # finished, let run out on purpose, or (after a stall) taken over
+                return
+
     async def _provision(self, request: ProvisioningRequest) -> ProvisioningRequest:
         ticket = request.temp_ticket
         for attempt in (1, 2):
+            # Checked and recorded right before sending: only a live lease's holder sends a PUT,
+            # and whoever settles its outcome later knows when it went out.
+            sent = await self.store.mark_put_sent(
+                request.id,
+                owner=self.instance_id,
+                lease_seconds=self.lease.total_seconds(),
+                now=self.clock(),
+            )
+            if sent is None:
+                log.warning("request %s: the lease ran out before the PUT; not sent", request.id)
+                return await self._reload(request)
+            request = sent
             try:
                 user = await self.directory.create_from_ticket(ticket)
             except ConnectAPIError as exc:
@@ -575,10 +661,14 @@ class ProvisioningService:
                     ticket = fresh_ticket
                     continue
                 log.warning("request %s: Connect refused the PUT: %s", request.id, exc)
-                return await self._back_to_pending(request, describe_connect_refusal(exc))
+                return await self._back_to_pending(
+                    request, describe_connect_refusal(exc), nothing_sent=True
+                )
             except (ConnectUnavailable, ConnectProtocolError) as exc:
                 log.warning("request %s: outcome of the PUT unknown: %s", request.id, exc)
-                return await self._settle_unknown(request, describe_unavailable(exc))
+                return await self._settle_unknown(
+                    request, connect_problem(exc), delays=self.settle_delays
+                )
             if user.username != request.username:
                 log.error(
                     "request %s: Connect created %r for a ticket filed as %r",
@@ -594,10 +684,12 @@ class ProvisioningService:
         try:
             fresh = await self.directory.find_remote_user(request.username)
         except ConnectError as exc:
-            return await self._back_to_pending(request, describe_unavailable(exc))
+            return await self._back_to_pending(
+                request, describe_unavailable(exc), nothing_sent=True
+            )
         if fresh is None:
             return await self._back_to_pending(
-                request, f"{request.username} is no longer in the directory."
+                request, f"{request.username} is no longer in the directory.", nothing_sent=True
             )
         if fresh.has_account and fresh.guid:
             return await self._finish(request, RequestState.ALREADY_EXISTS, fresh.guid)
@@ -613,11 +705,12 @@ class ProvisioningService:
         return fresh.temp_ticket if updated is not None else await self._reload(request)
 
     async def _settle_existing(self, request: ProvisioningRequest) -> ProvisioningRequest:
-        """Code 8: the username is taken; report the existing account."""
+        """Code 8: the username is taken, perhaps by this very approval (a PUT of it that Connect
+        carried out after the bot stopped waiting): look at when the account was created."""
         try:
             user = await self.directory.find_user(request.username)
         except ConnectError as exc:
-            return await self._keep_unsettled(request, describe_unavailable(exc))
+            return await self._keep_unsettled(request, connect_problem(exc))
         if user is None:
             # Case-sensitive usernames: Connect says taken, but no exact match is visible.
             return await self._back_to_pending(
@@ -625,22 +718,107 @@ class ProvisioningService:
                 f"Connect says the username {request.username} is already in use, but the bot "
                 "cannot find that account. An administrator should look in Connect.",
             )
-        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid)
+        return await self._settle_found(request, user, outcome_unknown=False)
+
+    async def _settle_found(
+        self, request: ProvisioningRequest, user: ConnectUser, *, outcome_unknown: bool
+    ) -> ProvisioningRequest:
+        """The account exists: created by this request's PUT, or there before it was sent?
+
+        Connect's created_time against put_sent_at (both kept, so a replica settling after a
+        crash decides the same way), with CLOCK_SKEW_MARGIN for the two clocks. put_sent_at is
+        the first PUT of this approval, or of an earlier one whose outcome stayed unknown (which
+        Connect may have carried out since). Without both times: an unknown outcome counts as
+        created, a "username in use" as already there.
+        """
+        created, sent = user.created_time, request.put_sent_at
+        ours = (
+            outcome_unknown
+            if created is None or sent is None
+            else (created >= sent - CLOCK_SKEW_MARGIN)
+        )
+        if ours:
+            note = (
+                "Created during this approval: Connect did not confirm the request in time, "
+                "and the bot found the account afterwards."
+                if outcome_unknown
+                else "Created during this approval: Connect answered that the username was in "
+                "use, but the account appeared only after the bot had asked Connect to create "
+                "it (an earlier, slower request went through)."
+            )
+            return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
+        note = None
+        if outcome_unknown and created is not None:
+            note = (
+                f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
+                "approval asked Connect for it."
+            )
+        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid, note=note)
 
     async def _settle_unknown(
-        self, request: ProvisioningRequest, error: str
+        self,
+        request: ProvisioningRequest,
+        problem: str,
+        *,
+        delays: Sequence[float],
+        announce: bool = True,
     ) -> ProvisioningRequest:
-        """The PUT may or may not have happened: look before anything is retried."""
-        try:
-            user = await self.directory.find_user(request.username)
-        except ConnectError:
-            return await self._keep_unsettled(request, error)
-        if user is not None:
-            return await self._finish(request, RequestState.APPROVED, user.guid)
-        return await self._back_to_pending(request, error)
+        """The PUT may or may not have happened, and Connect may still be carrying it out: look
+        for the account at `delays` (seconds from now) before anything can be retried.
+
+        Meanwhile the request stays provisioning under the lease (no Approve on the card, which
+        says the outcome is being checked). The last look-up decides: an account settles it (see
+        `_settle_found`), no account sends it back to pending, and no answer at all leaves it
+        unsettled for the lease recovery.
+        """
+        if announce:
+            checking = await self._note_on_card(request, f"{problem}. {CHECKING_NOTE}")
+            if checking is None:
+                return await self._reload(request)
+            request = checking
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        unanswered: ConnectError | None = None
+        for delay in delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                user = await self.directory.find_user(request.username)
+            except ConnectError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if user is not None:
+                return await self._settle_found(request, user, outcome_unknown=True)
+        if unanswered is not None:
+            return await self._keep_unsettled(request, problem)
+        return await self._back_to_pending(request, not_created(problem))
+
+    async def _note_on_card(
+        self, request: ProvisioningRequest, note: str, *, release: bool = False
+    ) -> ProvisioningRequest | None:
+        """Say on the card (through last_error) where a provisioning request stands; `release`
+        lets the lease run out now so the recovery loop takes it from here."""
+        noted = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"last_error": note},
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+            lease_seconds=0.0 if release else None,
+        )
+        if noted is not None:
+            self._on_outbox()
+        return noted
 
     async def _finish(
-        self, request: ProvisioningRequest, state: RequestState, guid: str
+        self,
+        request: ProvisioningRequest,
+        state: RequestState,
+        guid: str,
+        *,
+        note: str | None = None,
     ) -> ProvisioningRequest:
         outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
         if state is RequestState.APPROVED and request.email:
@@ -654,11 +832,12 @@ class ProvisioningService:
                 "connect_guid": guid,
                 "temp_ticket": "",  # a credential with no further use: do not keep it
                 "last_error": None,
+                "outcome_note": note,
                 "lease_owner": None,
                 "lease_expires_at": None,
             },
             outbox=outbox,
-            lease_owner=request.lease_owner,
+            lease_owner=self.instance_id,
         )
         if finished is None:
             return await self._reload(request)
@@ -667,22 +846,28 @@ class ProvisioningService:
         return finished
 
     async def _back_to_pending(
-        self, request: ProvisioningRequest, error: str
+        self, request: ProvisioningRequest, error: str, *, nothing_sent: bool = False
     ) -> ProvisioningRequest:
+        """Approve is live again. put_sent_at is kept unless Connect refused for certain: a PUT
+        whose outcome was unknown may still be carried out, and a "username in use" at the next
+        approval must then be recognised as this request's account."""
+        changes: dict[str, object] = {
+            "last_error": error,
+            "decided_by": None,
+            "decided_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if nothing_sent:
+            changes["put_sent_at"] = None
         pending = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
             to_state=RequestState.PENDING,
             now=self.clock(),
-            changes={
-                "last_error": error,
-                "decided_by": None,
-                "decided_at": None,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
+            changes=changes,
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
-            lease_owner=request.lease_owner,
+            lease_owner=self.instance_id,
         )
         if pending is None:
             return await self._reload(request)
@@ -690,24 +875,12 @@ class ProvisioningService:
         return pending
 
     async def _keep_unsettled(
-        self, request: ProvisioningRequest, error: str
+        self, request: ProvisioningRequest, problem: str
     ) -> ProvisioningRequest:
-        """Connect cannot even tell whether the account exists: keep the lease's expiry as the
-        moment to look again (recover_expired_leases), and say so on the card."""
-        note = f"{error} {UNSETTLED_NOTE}"
-        kept = await self.store.transition(
-            request.id,
-            from_states={RequestState.PROVISIONING},
-            to_state=RequestState.PROVISIONING,
-            now=self.clock(),
-            changes={"last_error": note, "lease_expires_at": self.clock()},
-            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
-            lease_owner=request.lease_owner,
-        )
-        if kept is None:
-            return await self._reload(request)
-        self._on_outbox()
-        return kept
+        """Connect cannot even tell whether the account exists: let the lease run out now, so
+        the recovery loop looks again at its next pass, and say so on the card."""
+        kept = await self._note_on_card(request, f"{problem}. {UNSETTLED_NOTE}", release=True)
+        return kept if kept is not None else await self._reload(request)
 
     async def _reload(self, request: ProvisioningRequest) -> ProvisioningRequest:
         return await self.store.get(request.id) or request
@@ -717,25 +890,36 @@ class ProvisioningService:
     async def recover_expired_leases(self) -> list[ProvisioningRequest]:
         """Settle requests whose approver's process died (or could not tell) mid-PUT.
 
-        The expired lease is taken over with one conditional update, so among replicas only one
-        settles each request; a live lease held by another replica is left alone.
+        Leases are renewed while their holder works and compared with the database's clock, so
+        an expired lease means its holder stopped: it is taken over with one conditional update,
+        and among replicas only one settles each request. A live lease is left alone, and so is
+        anything this process itself is still working on.
+
+        One look-up settles it: the holder renewed the lease when it sent the PUT, so the PUT
+        went out at least LEASE_SECONDS (over twice CONNECT_TIMEOUT) ago — or the holder had
+        already looked for the account over that time and let the lease run out.
         """
         settled = []
-        now = self.clock()
-        for stuck in await self.store.list_expired_leases(now):
+        for stuck in await self.store.list_expired_leases():
+            if stuck.id in self._in_flight:
+                continue
             taken = await self.store.transition(
                 stuck.id,
                 from_states={RequestState.PROVISIONING},
                 to_state=RequestState.PROVISIONING,
-                now=now,
-                changes={"lease_owner": self.instance_id, "lease_expires_at": now + self.lease},
-                lease_expired_before=now,
+                now=self.clock(),
+                changes={"lease_owner": self.instance_id},
+                lease_seconds=self.lease.total_seconds(),
+                lease_expired=True,
             )
             if taken is None:
                 continue
             log.info("request %s: settling an interrupted approval", stuck.id)
-            error = (stuck.last_error or "").removesuffix(f" {UNSETTLED_NOTE}") or (
-                "The bot stopped while creating this account, and Connect has no such account."
+            problem = _problem_of(stuck.last_error) or (
+                "The bot stopped while creating this account"
             )
-            settled.append(await self._settle_unknown(taken, error))
+            async with self._holding(taken.id):
+                settled.append(
+                    await self._settle_unknown(taken, problem, delays=(0.0,), announce=False)
+                )
         return settled

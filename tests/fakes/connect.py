@@ -63,7 +63,9 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
 }
 
 OUTAGE_MODES = (None, "refuse", "http_500", "http_503")
-PUT_MODES = ("normal", "commit_then_hang", "commit_then_500", "fail_500", "hang")
+# commit_late: the PUT creates the account only after `commit_delay` seconds (a client with a
+# shorter timeout has given up by then), and answers `answer_delay` seconds after that.
+PUT_MODES = ("normal", "commit_then_hang", "commit_then_500", "fail_500", "hang", "commit_late")
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 # Sleeps shorter than this are not worth making interruptible.
@@ -142,7 +144,13 @@ class _Reply:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _timestamp(datetime.now(UTC), nanoseconds=time.time_ns() % 1000)
+
+
+def _timestamp(when: datetime, *, nanoseconds: int = 0) -> str:
+    # As real Connect writes them: up to nanosecond precision, which Python's parser refuses.
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}{nanoseconds:03d}Z"
 
 
 def _norm_path(path: str) -> str:
@@ -239,6 +247,8 @@ class FakeConnect:
         self.hide_emails = False
         self.single_use_tickets = False
         self.hang_seconds = 30.0
+        self.commit_delay = 3.0  # put_mode "commit_late"
+        self.answer_delay = 0.0
         self._put_mode = "normal"
         self._outage: str | None = None
 
@@ -289,8 +299,10 @@ class FakeConnect:
         locked: bool = False,
         in_directory: bool = True,
         guid: str | None = None,
+        created_time: datetime | None = None,
     ) -> str:
-        """An account that already exists in Connect (also in the directory, by default)."""
+        """An account that already exists in Connect (also in the directory, by default);
+        created now unless `created_time` says when."""
         email = f"{username}@example.com" if email is None else email
         with self._lock:
             if self._account_by_username(username) is not None:
@@ -306,7 +318,7 @@ class FakeConnect:
                 email=email,
                 user_role=user_role,
                 locked=locked,
-                created_time=now,
+                created_time=now if created_time is None else _timestamp(created_time),
                 updated_time=now,
                 active_time=now,
             )
@@ -760,6 +772,8 @@ class FakeConnect:
         ticket = body.get("temp_ticket") if isinstance(body, dict) else None
         if not isinstance(ticket, str) or not ticket:
             return _error(CODE_BAD_REQUEST, "The request body must hold a temp_ticket.")
+        if mode == "commit_late" and not await self._sleep(self.commit_delay):
+            return _Reply(503, "Service Unavailable")
         with self._lock:
             username = self._tickets.get(ticket)
             if username is None or username not in self._directory:
@@ -786,6 +800,8 @@ class FakeConnect:
         if mode == "commit_then_500":
             return _error(CODE_INTERNAL)
         if mode == "commit_then_hang" and not await self._sleep(self.hang_seconds):
+            return _Reply(503, "Service Unavailable")
+        if mode == "commit_late" and not await self._sleep(self.answer_delay):
             return _Reply(503, "Service Unavailable")
         return _Reply(200, created)
 

@@ -220,11 +220,12 @@ async def run_approve(deps: ListenerDeps, click: Click) -> None:
     if request.state is not RequestState.APPROVED and request.last_error:
         # Still pending (or unsettled): the card says so too, but the approver clicked and is
         # owed an answer of their own.
-        await answer(
-            deps,
-            click,
-            blocks.refusal_message("The account could not be created:", detail=request.last_error),
+        headline = (
+            "The outcome is not known yet:"
+            if request.state is RequestState.PROVISIONING
+            else "The account could not be created:"
         )
+        await answer(deps, click, blocks.refusal_message(headline, detail=request.last_error))
     elif click.from_home:
         # On a card the card itself shows the outcome; on the Home tab the list must move on.
         await publish_home(deps, click.user_id, notice=blocks.decision_notice(request))
