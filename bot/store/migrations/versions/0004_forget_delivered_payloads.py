@@ -6,7 +6,7 @@ The store now empties a payload once its message is delivered or given up; this 
 written before that.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2025-03-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
