@@ -18,6 +18,12 @@ T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 S = RequestState
 
 
+def audit_clock() -> datetime:
+    """The clock of a bot serving the seeded history: a day after it, so the bot's own timers
+    never expire or remind the pending requests while a test (or its seeding) runs."""
+    return T0 + timedelta(days=1)
+
+
 def credentials(user: str | None, groups: list[str] | None = None) -> dict[str, str]:
     value: dict[str, Any] = {"user": user}
     if groups is not None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.audit_data import AUDITOR, NEWEST_FIRST, credentials, seed
+from tests.audit_data import AUDITOR, NEWEST_FIRST, audit_clock, credentials, seed
 from tests.conftest import BotUnderTest, make_settings, start_bot
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,7 +70,7 @@ async def audit_bot(fake_slack, fake_connect, database_url) -> AsyncIterator[Bot
         audit_users=[AUDITOR],
         audit_allow_connect_admins=False,
     )
-    bot = await start_bot(settings, fake_slack, fake_connect)
+    bot = await start_bot(settings, fake_slack, fake_connect, clock=audit_clock)
     try:
         await seed(bot.runtime.store)
         yield bot

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.store.audit_queries import AuditRecord
-from tests.audit_data import AUDITOR, credentials, seed
+from tests.audit_data import AUDITOR, audit_clock, credentials, seed
 from tests.conftest import BotUnderTest, make_settings, start_bot
 from tests.fakes.connect import FakeConnect
 from tests.fakes.slack_api import FakeSlack
@@ -36,7 +36,7 @@ async def audit_bot(
         settings = make_settings(
             fake_slack, fake_connect, url, trust_connect_credentials=True, audit_users=[AUDITOR]
         )
-        bot = await start_bot(settings, fake_slack, fake_connect)
+        bot = await start_bot(settings, fake_slack, fake_connect, clock=audit_clock)
         try:
             await seed(bot.runtime.store)
             yield bot

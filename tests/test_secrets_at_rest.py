@@ -185,7 +185,7 @@ async def test_migration_0004_forgets_payloads_delivered_before_it(
 ) -> None:
     async with open_store_backend(backend_name, tmp_path, migrate=False) as old:
         async with old.engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "0002"))
+            await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "0003"))
         for request_id in ("delivered", "given-up", "waiting"):
             await old.store.create(new_request(request_id, request_id), outbox=[confirmation()])
         async with old.engine.begin() as conn:

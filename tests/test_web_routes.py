@@ -9,7 +9,8 @@ import contextlib
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from tests.audit_data import (
     CREDENTIALS,
     HOSTILE,
     NEWEST_FIRST,
+    audit_clock,
     credentials,
     file_hostile,
     file_request,
@@ -51,10 +53,15 @@ store_backend = store_backends.store_backend
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake_slack: FakeSlack, fake_connect: FakeConnect, database_url: str, **overrides: Any
+    fake_slack: FakeSlack,
+    fake_connect: FakeConnect,
+    database_url: str,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[BotUnderTest]:
     settings = make_settings(fake_slack, fake_connect, database_url, **overrides)
-    bot = await start_bot(settings, fake_slack, fake_connect)
+    bot = await start_bot(settings, fake_slack, fake_connect, clock=clock)
     try:
         yield bot
     finally:
@@ -70,6 +77,7 @@ async def audit_bot(fake_slack, fake_connect, database_url) -> AsyncIterator[Bot
         database_url,
         trust_connect_credentials=True,
         audit_users=[AUDITOR],
+        clock=audit_clock,
     ) as bot:
         await seed(bot.runtime.store)
         yield bot
