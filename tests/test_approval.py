@@ -45,6 +45,7 @@ async def open_request_form(
 ) -> tuple[dict, str]:
     """Press Request account on the ephemeral results; returns (modal, the click's response_url)."""
     value = await request_button(bot, username, user_id=user_id)
+    opened = bot.slack.count("views.open")
     response, response_url = await bot.click(
         blocks.ACTION_REQUEST_ACCOUNT,
         value,
@@ -53,8 +54,9 @@ async def open_request_form(
         channel_id="CGENERAL",
     )
     assert response.status_code == 200
+    # The form is opened by the listener after ack(), outside the work settle() waits for.
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
     await bot.settle()
-    view = bot.slack.calls_to("views.open")[-1].args["view"]
     assert_valid_view(view)
     return view, response_url
 
@@ -387,9 +389,10 @@ async def test_connect_down_during_put_and_lookup_is_settled_later(bot: BotUnder
 
 async def test_deny_with_a_reason(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
+    opened = bot.slack.count("views.open")
     await bot.click(blocks.ACTION_DENY, request_id, user_id=APPROVER)
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
     await bot.settle()
-    view = bot.slack.calls_to("views.open")[-1].args["view"]
     assert_valid_view(view)
     assert view["private_metadata"] == request_id
     empty = await bot.submit(

@@ -117,11 +117,12 @@ async def submit_forged_request(
 ) -> str:
     """Open the request form from a button value the requester made up, and submit it (with the
     fake Connect switched to `before_submit` in between: the form opens before any look-up)."""
+    opened = bot.slack.count("views.open")
     _, click_url = await bot.click(
         blocks.ACTION_REQUEST_ACCOUNT, forged_value, user_id=REQUESTER, ephemeral=True
     )
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
     await bot.settle()
-    view = bot.slack.calls_to("views.open")[-1].args["view"]
     for name, setting in (before_submit or {}).items():
         setattr(bot.connect, name, setting)
     await bot.submit(
