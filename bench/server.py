@@ -47,7 +47,8 @@ def main() -> None:
 
     runtime = None
     if config["mode"] == "bot":
-        from bot.app import build_runtime, create_asgi_app
+        from bot.app import create_asgi_app
+        from bot.runtime import build_runtime
 
         runtime = build_runtime(settings, instance_id=config.get("instance_id", "bench-1"))
         inner = create_asgi_app(settings, runtime=runtime)

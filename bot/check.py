@@ -8,9 +8,9 @@ from typing import TextIO
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_slack_client
 from bot.connect.client import ConnectClient
 from bot.connect.errors import ConnectAPIError, ConnectError
+from bot.runtime import build_slack_client
 from bot.settings import Settings
 from bot.slack.people import channel_info, public_channel_message, shared_channel_message
 from bot.store.database import create_engine

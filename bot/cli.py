@@ -123,7 +123,7 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
     """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import build_runtime
+    from bot.runtime import build_runtime
 
     assert settings.slack_app_token is not None
     runtime = build_runtime(settings, socket_mode=True, **runtime_options)

@@ -20,7 +20,6 @@ ErrorReporter = Callable[[BaseException], Awaitable[None]]
 class TaskSupervisor:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = False
 
     @property
     def in_flight(self) -> int:
@@ -57,7 +56,6 @@ class TaskSupervisor:
     async def drain(self, grace_seconds: float) -> int:
         """Wait up to `grace_seconds` for in-flight work; cancel what is left. Returns how many
         tasks had to be cancelled."""
-        self._closing = True
         pending = set(self._tasks)
         if not pending:
             return 0

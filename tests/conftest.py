@@ -17,7 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
-from bot.app import Runtime, build_runtime, create_asgi_app
+from bot.app import create_asgi_app
+from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from tests.fakes.connect import FakeConnect
 from tests.fakes.slack_api import FakeSlack

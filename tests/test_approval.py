@@ -376,7 +376,7 @@ async def test_connect_down_during_put_and_lookup_is_settled_later(bot: BotUnder
     assert request.state is RequestState.PROVISIONING, "unknown outcome: not guessed"
     assert "look again" in request.last_error
     bot.connect.reset_faults()
-    await bot.runtime.service.recover_expired_leases()
+    await bot.runtime.provisioner.recover_expired_leases()
     await bot.settle()
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED
@@ -481,7 +481,7 @@ async def test_lease_of_a_dead_process_is_settled_by_another(bot: BotUnderTest, 
     )
     assert claimed is not None
     guid = bot.connect.add_local_user("julie2", "Julie", "Jolly", "julie2@example.com")
-    settled = await bot.runtime.service.recover_expired_leases()
+    settled = await bot.runtime.provisioner.recover_expired_leases()
     await bot.settle()
     assert [r.id for r in settled] == [request_id]
     request = await bot.runtime.store.get(request_id)
@@ -507,7 +507,7 @@ async def test_a_live_lease_of_another_replica_is_left_alone(bot: BotUnderTest) 
         now=now,
         changes={"lease_owner": "other:1", "lease_expires_at": now + timedelta(seconds=60)},
     )
-    assert await bot.runtime.service.recover_expired_leases() == []
+    assert await bot.runtime.provisioner.recover_expired_leases() == []
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.PROVISIONING and request.lease_owner == "other:1"
     assert bot.connect.count(path="/__api__/v1/users") == 0

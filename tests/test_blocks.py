@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from bot.connect.models import RemoteSearchResult, RemoteUser
 from bot.slack import blocks as b
 from bot.slack.blocks import (
     ACTION_APPROVE,
@@ -21,7 +20,7 @@ from bot.slack.blocks import (
     VIEW_JUSTIFICATION,
     PersonValue,
 )
-from bot.workflow.models import Person, ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.blockkit_limits import (
     assert_fallback_inert,
@@ -83,7 +82,7 @@ tickets = st.one_of(
 guids = st.one_of(st.none(), st.just(GUID), st.uuids().map(str), untrusted("G", long=False))
 
 remote_users = st.builds(
-    RemoteUser,
+    DirectoryEntry,
     guid=guids,
     username=st.one_of(untrusted("U"), st.just("jdoe")),
     first_name=maybe_empty(untrusted("F")),
@@ -94,7 +93,7 @@ remote_users = st.builds(
 
 
 @st.composite
-def search_results(draw: st.DrawFn) -> tuple[list[RemoteUser], int]:
+def search_results(draw: st.DrawFn) -> tuple[list[DirectoryEntry], int]:
     # A small pool repeated up to 500 times keeps generation fast while covering the counts.
     pool = draw(st.lists(remote_users, min_size=1, max_size=6))
     count = draw(st.integers(0, 500))
@@ -159,7 +158,7 @@ def make_request(**overrides: object) -> ProvisioningRequest:
     return ProvisioningRequest(**fields)  # type: ignore[arg-type]
 
 
-def user(**overrides: object) -> RemoteUser:
+def user(**overrides: object) -> DirectoryEntry:
     fields: dict = {
         "username": "jdoe",
         "first_name": "Jane",
@@ -168,7 +167,11 @@ def user(**overrides: object) -> RemoteUser:
         "temp_ticket": TICKET,
     }
     fields.update(overrides)
-    return RemoteUser(**fields)
+    return DirectoryEntry(**fields)
+
+
+def page(people: list[DirectoryEntry], total: int = 0) -> DirectoryPage:
+    return DirectoryPage(entries=tuple(people), total=total)
 
 
 def all_text(msg: dict) -> str:
@@ -201,11 +204,16 @@ def test_person_value_round_trip_and_compact() -> None:
     assert " " not in value.replace("Jane Doe", "")
     assert value.isascii()
     decoded = b.decode_person_value(value)
-    assert decoded == PersonValue("jdoe", "Jane Doe", "jane@example.com", TICKET)
+    assert decoded == PersonValue("jdoe", "Jane Doe", "jane@example.com")
+    # The directory entry's ticket never rides in a button: the searcher's client holds none.
+    assert TICKET not in value
+
+
+def test_a_button_from_before_tickets_were_left_out_still_works() -> None:
+    old = json.dumps({"u": "jdoe", "n": "Jane Doe", "e": "jane@example.com", "t": TICKET})
+    decoded = b.decode_person_value(old)
+    assert decoded == PersonValue("jdoe", "Jane Doe", "jane@example.com")
     assert TICKET not in repr(decoded)
-    assert decoded is not None and decoded.to_person() == Person(
-        "jdoe", "Jane Doe", "jane@example.com", TICKET
-    )
 
 
 @pytest.mark.parametrize(
@@ -216,10 +224,8 @@ def test_person_value_round_trip_and_compact() -> None:
         "[]",
         "42",
         "{",
-        '{"u":"x"}',
         '{"t":"x"}',
         '{"u":"","t":"x"}',
-        '{"u":"x","t":""}',
         '{"u":1,"t":"x"}',
         '{"u":"x","t":"y","n":5}',
         '{"u":"x","t":"y","e":null}',
@@ -241,7 +247,7 @@ def test_decode_person_value_never_raises(value: str) -> None:
 
 @PROPERTY
 @given(u=remote_users)
-def test_person_value_round_trips_any_user(u: RemoteUser) -> None:
+def test_person_value_round_trips_any_user(u: DirectoryEntry) -> None:
     value = b.encode_person_value(u)
     # The button that is rendered also carries the search's correlation id: that must fit.
     with_id = b.encode_person_value(u, "0123456789abcdef")
@@ -249,8 +255,8 @@ def test_person_value_round_trips_any_user(u: RemoteUser) -> None:
     decoded = b.decode_person_value(value)
     if len(value) > 4 * 2000:
         assert decoded is None  # far beyond what a button carries: refused unread
-    elif u.username and u.temp_ticket:
-        assert decoded == PersonValue(u.username, u.full_name, u.email, u.temp_ticket)
+    elif u.username:
+        assert decoded == PersonValue(u.username, u.full_name, u.email)
     else:
         assert decoded is None
 
@@ -263,9 +269,7 @@ def test_search_results_rows() -> None:
         user(),
         user(username="bob", first_name="Bob", last_name="", email="", guid=GUID),
     ]
-    msg = b.search_results_message(
-        "j", RemoteSearchResult(results=people, total=2), connect_url=CONNECT
-    )
+    msg = b.search_results_message("j", page(people, total=2), connect_url=CONNECT)
     assert_valid_message(msg)
     header, row1, row2, footer = msg["blocks"]
     assert header["type"] == "header" and "j" in header["text"]["text"]
@@ -273,18 +277,18 @@ def test_search_results_rows() -> None:
     assert "Jane Doe" in row1["text"]["text"] and "jane@example.com" in row1["text"]["text"]
     assert row1["accessory"]["action_id"] == ACTION_REQUEST_ACCOUNT
     assert b.decode_person_value(row1["accessory"]["value"]) == PersonValue(
-        "jdoe", "Jane Doe", "jane@example.com", TICKET
+        "jdoe", "Jane Doe", "jane@example.com"
     )
     assert "accessory" not in row2
     assert "email hidden" in row2["text"]["text"]
     assert "Has an account" in row2["text"]["text"] and GUID in row2["text"]["text"]
     assert footer["type"] == "context" and "2 matches" in all_text(footer)
-    assert TICKET not in all_text(msg)
+    assert TICKET not in json.dumps(msg)
 
 
 def test_search_results_block_cap() -> None:
     people = [user(username=f"user{i}", first_name="", last_name="", guid=GUID) for i in range(60)]
-    result = RemoteSearchResult(results=people, total=300)
+    result = page(people, total=300)
     msg = b.search_results_message("u", result, connect_url=CONNECT)
     assert_valid_message(msg)
     rows = msg["blocks"][1:-1]
@@ -295,8 +299,8 @@ def test_search_results_block_cap() -> None:
 
 def test_search_results_typical_page_fits() -> None:
     # Realistic rows with a button weigh ~400 JSON chars: about 25 fit the budget.
-    people = [user(username=f"user{i}", temp_ticket="t" * 64) for i in range(100)]
-    result = RemoteSearchResult(results=people, total=100)
+    people = [user(username=f"user{i}", email=f"{'e' * 40}{i}@example.com") for i in range(100)]
+    result = page(people, total=100)
     msg = b.search_results_message("u", result, connect_url=CONNECT)
     assert_valid_message(msg)
     shown = len(msg["blocks"]) - 2
@@ -305,10 +309,8 @@ def test_search_results_typical_page_fits() -> None:
 
 
 def test_search_results_respect_character_budget() -> None:
-    people = [user(username=f"user{i}", temp_ticket="t" * 1800) for i in range(30)]
-    msg = b.search_results_message(
-        "u", RemoteSearchResult(results=people, total=30), connect_url=CONNECT
-    )
+    people = [user(username=f"user{i}", email="e" * 1800 + "@example.com") for i in range(30)]
+    msg = b.search_results_message("u", page(people, total=30), connect_url=CONNECT)
     assert_valid_message(msg)
     shown = len(msg["blocks"]) - 2
     assert 1 <= shown < 30
@@ -316,25 +318,23 @@ def test_search_results_respect_character_budget() -> None:
 
 
 def test_search_results_value_too_large_has_no_button() -> None:
-    big = user(temp_ticket="t" * 2100)
-    msg = b.search_results_message("j", RemoteSearchResult(results=[big]), connect_url=CONNECT)
+    big = user(email="e" * 2100 + "@example.com")
+    msg = b.search_results_message("j", page([big]), connect_url=CONNECT)
     assert_valid_message(msg)
     row = msg["blocks"][1]
     assert "accessory" not in row
     assert "directory entry too large" in row["text"]["text"]
 
 
-def test_search_results_without_ticket_has_no_button() -> None:
-    msg = b.search_results_message(
-        "j", RemoteSearchResult(results=[user(temp_ticket="")]), connect_url=CONNECT
-    )
+def test_search_results_without_ticket_still_offer_the_request() -> None:
+    # Search results reach Slack without tickets (filing reads a fresh one from Connect).
+    msg = b.search_results_message("j", page([user(temp_ticket="")]), connect_url=CONNECT)
     assert_valid_message(msg)
-    assert not buttons(msg)
-    assert "Can't be requested" in msg["blocks"][1]["text"]["text"]
+    assert len(buttons(msg)) == 1
 
 
 def test_no_results() -> None:
-    msg = b.search_results_message("<@U1> *x*", RemoteSearchResult(results=[]), connect_url=CONNECT)
+    msg = b.search_results_message("<@U1> *x*", page([]), connect_url=CONNECT)
     assert msg == b.no_results_message("<@U1> *x*")
     assert_valid_message(msg)
     assert "No one in the directory matches" in msg["blocks"][0]["text"]["text"]
@@ -345,7 +345,7 @@ def test_no_results() -> None:
 def test_names_cannot_fake_lines() -> None:
     msg = b.search_results_message(
         "j",
-        RemoteSearchResult(results=[user(first_name="Bob\nApproved by admin\u202e", last_name="")]),
+        page([user(first_name="Bob\nApproved by admin\u202e", last_name="")]),
         connect_url=CONNECT,
     )
     text = msg["blocks"][1]["text"]["text"]
@@ -354,16 +354,16 @@ def test_names_cannot_fake_lines() -> None:
 
 @PROPERTY
 @given(results=search_results(), prefix=untrusted("P", long=False))
-def test_search_results_always_valid(results: tuple[list[RemoteUser], int], prefix: str) -> None:
+def test_search_results_always_valid(
+    results: tuple[list[DirectoryEntry], int], prefix: str
+) -> None:
     people, total = results
-    msg = b.search_results_message(
-        prefix, RemoteSearchResult(results=people, total=total), connect_url=CONNECT
-    )
+    msg = b.search_results_message(prefix, page(people, total=total), connect_url=CONNECT)
     # Steer generation towards payloads near the size limit.
     target(float(len(json.dumps(msg["blocks"]))), label="blocks json")
     assert_valid_message(msg)
     assert_untrusted_only_in_plain_text(msg)
-    assert TICKET_MARK not in all_text(msg)
+    assert TICKET_MARK not in json.dumps(msg)
     if not people:
         return
     rows = msg["blocks"][1:-1]
@@ -376,7 +376,7 @@ def test_search_results_always_valid(results: tuple[list[RemoteUser], int], pref
             assert button["action_id"] == ACTION_REQUEST_ACCOUNT
             assert len(button["value"]) <= 2000
             assert b.decode_person_value(button["value"]) == PersonValue(
-                person.username, person.full_name, person.email, person.temp_ticket
+                person.username, person.full_name, person.email
             )
         elif not person.has_account:
             assert "Can't be requested from Slack" in row["text"]["text"]

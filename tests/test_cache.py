@@ -11,12 +11,13 @@ import pytest
 import redis.asyncio as redis
 from aiocache.backends.redis import RedisBackend
 
-from bot.app import build_slack_client
-from bot.cache import KeyedCache, build_backend, cache_key
-from bot.connect.models import RemoteSearchResult
+from bot.cache.backend import build_backend
+from bot.cache.directory import CachedDirectory
+from bot.cache.keyed import KeyedCache, cache_key
+from bot.runtime import build_slack_client
 from bot.slack import blocks
 from bot.slack.notifier import SlackNotifier
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.audit_data import credentials
 from tests.conftest import (
@@ -81,30 +82,50 @@ async def test_a_failed_computation_is_not_cached() -> None:
     assert await cache.get_or_compute("k", succeed, ttl=10) == {"ok": True}
 
 
-async def test_pydantic_models_round_trip_through_redis_as_json() -> None:
+async def test_directory_pages_round_trip_through_redis_as_json_without_tickets() -> None:
     url = await require_redis()
     namespace = unique_namespace()
-    writer = KeyedCache(build_backend(url, namespace=namespace))
-    reader = KeyedCache(build_backend(url, namespace=namespace))
-    result = RemoteSearchResult.model_validate(
-        {"results": [{"guid": None, "username": "julie2", "temp_ticket": "a+b/c="}], "total": 1}
+
+    class Directory:
+        def __init__(self) -> None:
+            self.searches = 0
+
+        async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
+            self.searches += 1
+            entry = DirectoryEntry(
+                "julie2", "Julie", "Jolly", "j@example.com", temp_ticket="a+b/c="
+            )
+            return DirectoryPage(entries=(entry,), total=1)
+
+    directory = Directory()
+    writer = CachedDirectory(
+        directory,  # type: ignore[arg-type]
+        KeyedCache(build_backend(url, namespace=namespace)),
+        ttl=30,
+        scope="https://connect.example.com/",
     )
-
-    async def compute() -> RemoteSearchResult:
-        return result
-
-    async def must_not_run() -> RemoteSearchResult:
-        raise AssertionError("the second instance should read the shared entry")
-
-    options = {
-        "ttl": 30,
-        "dump": lambda r: r.model_dump(mode="json"),
-        "load": RemoteSearchResult.model_validate,
-    }
-    await writer.get_or_compute("search", compute, **options)
-    assert await reader.get_or_compute("search", must_not_run, **options) == result
-    await writer.close()
-    await reader.close()
+    reader = CachedDirectory(
+        directory,  # type: ignore[arg-type]
+        KeyedCache(build_backend(url, namespace=namespace)),
+        ttl=30,
+        scope="https://connect.example.com/",
+    )
+    first = await writer.search("jul", limit=50)
+    assert first.entries[0].temp_ticket == "a+b/c="  # the caller's answer is untouched
+    shared = await reader.search("jul", limit=50)
+    assert directory.searches == 1, "the second instance reads the shared entry"
+    assert shared.entries[0].username == "julie2" and shared.total == 1
+    assert shared.entries[0].temp_ticket == "", "tickets are never written to the cache"
+    client = redis.from_url(url)
+    try:
+        stored = b"".join(
+            [await client.get(key) or b"" async for key in client.scan_iter(f"{namespace}:*")]
+        )
+    finally:
+        await client.aclose()
+    assert b"julie2" in stored and b"a+b/c=" not in stored
+    await writer.cache.close()
+    await reader.cache.close()
 
 
 async def test_two_app_instances_share_search_results_on_redis(
@@ -300,7 +321,7 @@ async def test_permalinks_on_redis_are_named_by_the_slack_workspace(fake_slack, 
 
 
 async def test_fresh_answers_have_a_maximum_age_and_are_invalidated() -> None:
-    from bot.cache import FreshAnswers
+    from bot.cache.fresh import FreshAnswers
 
     now = [0.0]
     answers = FreshAnswers(clock=lambda: now[0])

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cache import KeyedCache, build_backend
+from bot.cache.backend import build_backend
+from bot.cache.keyed import KeyedCache
 from bot.connect.client import ConnectClient
 from bot.web.credentials import (
     ANONYMOUS,

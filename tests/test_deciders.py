@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from bot.app import build_runtime
+from bot.runtime import build_runtime
 from bot.slack import blocks
 from bot.workflow.states import RequestState
 from tests.conftest import (

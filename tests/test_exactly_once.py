@@ -135,7 +135,7 @@ async def test_username_in_use_for_this_requests_own_late_account_is_approved(
     """Connect carries out a PUT only after the bot looked and went back to pending: the next
     Approve gets "username in use" for the account this request created."""
     request_id = await file_request(bot)
-    bot.runtime.service.settle_delays = (0.2, 0.4)  # gives up looking before Connect commits
+    bot.runtime.provisioner.settle_delays = (0.2, 0.4)  # gives up looking before Connect commits
     bot.connect.put_mode = "commit_late"
     bot.connect.commit_delay = 3.0
     await approve(bot, request_id)
@@ -169,12 +169,12 @@ async def test_a_put_longer_than_the_lease_is_never_taken_over(
     request_id = await file_request(bot)
     async with replica(settings, bot.slack, bot.connect) as other:
         for running in (bot, other):
-            running.runtime.service.lease = timedelta(seconds=1)
+            running.runtime.provisioner.lease = timedelta(seconds=1)
         bot.connect.latency = {"PUT": 1.8}
         await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
         await asyncio.sleep(1.4)  # past the lease, the PUT still in flight
-        assert await bot.runtime.service.recover_expired_leases() == []
-        assert await other.runtime.service.recover_expired_leases() == []
+        assert await bot.runtime.provisioner.recover_expired_leases() == []
+        assert await other.runtime.provisioner.recover_expired_leases() == []
         await other.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER_2)
         await bot.settle()
         await other.settle()
@@ -199,7 +199,7 @@ async def test_a_replica_with_a_skewed_clock_leaves_a_live_lease_alone(
         bot.connect.latency = {"PUT": 1.5}
         await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
         await asyncio.sleep(0.7)
-        assert await other.runtime.service.recover_expired_leases() == []
+        assert await other.runtime.provisioner.recover_expired_leases() == []
         await bot.settle()
         await other.settle()
     assert bot.connect.count(**PUT) == 1

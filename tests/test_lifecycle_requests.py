@@ -97,7 +97,7 @@ async def bot(
 async def tick(bot: BotUnderTest, clock: Clock, **delta: float) -> None:
     """Let time pass, run one timer pass, deliver what it owes."""
     clock.advance(**delta)
-    await bot.runtime.service.run_timers()
+    await bot.runtime.timers.run()
     await bot.settle()
 
 
@@ -164,7 +164,7 @@ async def store_requests(
                 requester_id=requester,
                 person=Person(f"{prefix}{n}", f"Person {n}", f"{prefix}{n}@example.com", "tkt"),
                 justification="a long reason " * 40,
-                created_at=bot.runtime.service.clock() + timedelta(seconds=n),
+                created_at=bot.runtime.timers.clock() + timedelta(seconds=n),
             )
         )
         await bot.runtime.store.set_card(request_id, APPROVER_CHANNEL, f"1700000001.{n:06d}")
@@ -324,7 +324,7 @@ async def test_two_replicas_send_one_reminder(
 
         request_id = await file_request(bots[0])
         clock.advance(hours=REMINDER_HOURS + 1)
-        passes = [bot.runtime.service.run_timers() for bot in bots for _ in range(3)]
+        passes = [bot.runtime.timers.run() for bot in bots for _ in range(3)]
         reports = await asyncio.gather(*passes)
         for bot in bots:
             await bot.settle()
@@ -332,7 +332,7 @@ async def test_two_replicas_send_one_reminder(
         assert len(reminders(bots[0])) == 1
 
         clock.advance(hours=EXPIRY_HOURS)
-        reports = await asyncio.gather(*(bot.runtime.service.run_timers() for bot in bots))
+        reports = await asyncio.gather(*(bot.runtime.timers.run() for bot in bots))
         for bot in bots:
             await bot.settle()
         assert [r.expired for r in reports].count((request_id,)) == 1

@@ -16,15 +16,12 @@ from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import OutboxItem, OutboxKind, ProvisioningRequest
+from bot.workflow.outcomes import Decided, Refusal, Refused, RequestList
 from bot.workflow.ports import ApproverCheckUnavailable, ApproverVerdict
-from bot.workflow.service import (
-    Decided,
-    ProvisioningService,
-    Refusal,
-    Refused,
-    RequestList,
-)
+from bot.workflow.provisioning import Provisioner
+from bot.workflow.requests import Requests
 from bot.workflow.states import RequestState
+from bot.workflow.timers import Timers
 from tests import store_backends
 from tests.store_backends import BACKENDS, StoreBackend, open_store_backend
 from tests.test_store import new_request
@@ -57,16 +54,22 @@ class NoDirectory:
 
 def service(
     store: SqlRequestStore, *, instance_id: str = "a", approvers: Approvers | None = None
-) -> ProvisioningService:
-    return ProvisioningService(
+) -> Requests:
+    return Requests(
         store=store,
         directory=NoDirectory(),  # type: ignore[arg-type]
         approvers=approvers or Approvers("UAPPROVER"),
-        instance_id=instance_id,
-        request_expiry_hours=168,
-        reminder_after_hours=24,
+        provisioner=Provisioner(
+            store=store,
+            directory=NoDirectory(),  # type: ignore[arg-type]
+            instance_id=instance_id,
+        ),
         clock=lambda: T0,
     )
+
+
+def timers(store: SqlRequestStore) -> Timers:
+    return Timers(store=store, request_expiry_hours=168, reminder_after_hours=24, clock=lambda: T0)
 
 
 async def file(
@@ -209,7 +212,7 @@ async def test_upgrade_from_0001_keeps_requests(backend_name: str, tmp_path: Pat
         assert ids(await backend.store.list_reminders_due(due_before=now - 24 * HOUR)) == ["old1"]
 
 
-# -- service: cancel and the lists -----------------------------------------------------------
+# -- requests: cancel and the lists -----------------------------------------------------------
 
 
 async def test_only_the_requester_cancels_and_only_while_pending(
@@ -261,12 +264,12 @@ async def test_pending_list_is_for_approvers_only(store_backend: StoreBackend) -
     assert ids(home.waiting.requests) == ["r1", "r2", "r3"]
 
 
-# -- service: the timer pass -----------------------------------------------------------------
+# -- the timer pass -----------------------------------------------------------------
 
 
 async def test_timer_pass_expires_then_reminds(store_backend: StoreBackend) -> None:
     store = store_backend.store
-    svc = service(store)
+    svc = timers(store)
     await file(store, "old", at=T0 - 200 * HOUR)
     await file(store, "young", at=T0 - 30 * HOUR)
     await file(store, "fresh", at=T0 - HOUR)
@@ -275,7 +278,7 @@ async def test_timer_pass_expires_then_reminds(store_backend: StoreBackend) -> N
         "busy", from_states=[PENDING], to_state=RequestState.PROVISIONING, now=T0
     )
 
-    report = await svc.run_timers(T0)
+    report = await svc.run(T0)
     assert report.expired == ("old",)
     assert report.reminded == ("young",)  # the expired one is not also reminded about
     old = await store.get("old")
@@ -287,20 +290,17 @@ async def test_timer_pass_expires_then_reminds(store_backend: StoreBackend) -> N
     assert (await store.get("busy")).state is RequestState.PROVISIONING  # an approval in flight
     assert await outbox_kinds(store_backend, "fresh") == []
 
-    assert await svc.run_timers(T0) == type(report)()  # nothing twice
-    assert (await svc.run_timers(T0 + 25 * HOUR)).reminded == ("young", "fresh")
+    assert await svc.run(T0) == type(report)()  # nothing twice
+    assert (await svc.run(T0 + 25 * HOUR)).reminded == ("young", "fresh")
 
 
 async def test_two_replicas_remind_and_expire_once(store_backend: StoreBackend) -> None:
-    replicas = [
-        service(store_backend.store, instance_id="a"),
-        service(store_backend.new_store(), instance_id="b"),
-    ]
+    replicas = [timers(store_backend.store), timers(store_backend.new_store())]
     for n in range(3):
         await file(store_backend.store, f"r{n}")
 
     async def both(now: datetime) -> list[str]:
-        reports = await asyncio.gather(*(svc.run_timers(now) for svc in replicas))
+        reports = await asyncio.gather(*(svc.run(now) for svc in replicas))
         return [i for report in reports for i in (*report.reminded, *report.expired)]
 
     for hours in (25, 25, 30, 49, 49):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -58,7 +59,8 @@ async def test_search_shows_accounts_and_request_buttons(bot: BotUnderTest) -> N
     assert len(found) == 1, "only the person without an account gets a button"
     person = blocks.decode_person_value(found[0]["value"])
     assert person is not None and person.username == "julie2"
-    assert person.temp_ticket  # the ticket rides in the button, only the searcher sees it
+    # No ticket reaches Slack: the request is filed with a fresh one read from Connect.
+    assert all(ticket not in json.dumps(message) for ticket in bot.connect.issued_tickets)
     assert found[0]["action_id"] == blocks.ACTION_REQUEST_ACCOUNT
     call = bot.connect.calls_for(path="/__api__/v1/users/remote")[0]
     assert call.query["prefix"] == "julie"
@@ -161,7 +163,7 @@ async def test_failure_after_ack_still_reaches_the_user(bot: BotUnderTest, monke
     async def explode(prefix: str):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bot.runtime.service, "search", explode)
+    monkeypatch.setattr(bot.runtime.requests, "search", explode)
     message = await search(bot, "search julie")
     assert message["text"] == blocks.search_failure_message("internal", "")["text"]
 

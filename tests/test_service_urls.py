@@ -14,7 +14,8 @@ import pytest
 import redis.asyncio as redis
 
 from bot.asgi import LazyApp
-from bot.cache import KeyedCache, build_backend
+from bot.cache.backend import build_backend
+from bot.cache.keyed import KeyedCache
 from bot.redis_url import RedisAddress, parse_redis_url
 from bot.settings import ConfigurationError, Settings
 from tests.conftest import make_settings, start_bot

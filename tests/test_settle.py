@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.connect.errors import ConnectAPIError, ConnectUnavailable
-from bot.connect.models import ConnectUser, RemoteUser
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
-from bot.workflow.models import NewRequest, Person, ProvisioningRequest
-from bot.workflow.service import (
+from bot.workflow.models import Account, DirectoryEntry, NewRequest, Person, ProvisioningRequest
+from bot.workflow.outcomes import Decided
+from bot.workflow.ports import DirectoryProblem, DirectoryRefused, DirectoryUnavailable
+from bot.workflow.provisioning import (
     CHECKING_NOTE,
     CLOCK_SKEW_MARGIN,
     UNSETTLED_NOTE,
-    Decided,
-    ProvisioningService,
+    Provisioner,
 )
+from bot.workflow.requests import Requests
 from bot.workflow.states import RequestState
 from tests import store_backends
 from tests.store_backends import StoreBackend
@@ -32,11 +32,16 @@ store_backend = store_backends.store_backend
 
 APPROVER = "UAPPROVER"
 DELAYS = (0.05, 0.1, 0.15, 0.2)
-TIMEOUT = ConnectUnavailable("Connect did not answer PUT v1/users within 2s", reason="timeout")
-DOWN = ConnectUnavailable("Connect answered 503 to GET v1/users", reason="server_error")
-IN_USE = ConnectAPIError(409, 8, "The requested username is already in use.")
+TIMEOUT = DirectoryUnavailable("Connect did not answer in time")
+DOWN = DirectoryUnavailable("Connect failed on its side (503)")
+IN_USE = DirectoryRefused(
+    DirectoryProblem.USERNAME_TAKEN,
+    "Connect refused the request (409, code 8)",
+    "The username is already in use.",
+    code=8,
+)
 
-Answer = ConnectUser | None | Exception
+Answer = Account | None | Exception
 
 
 class Directory:
@@ -44,7 +49,7 @@ class Directory:
 
     def __init__(
         self,
-        put: ConnectUser | Exception | Callable[[], Any],
+        put: Account | Exception | Callable[[], Any],
         lookups: list[Answer] | Callable[[int], Answer],
     ) -> None:
         self.put = put
@@ -53,7 +58,7 @@ class Directory:
         self.lookup_times: list[float] = []
         self.on_lookup: Callable[[], Any] | None = None
 
-    async def create_from_ticket(self, temp_ticket: str) -> ConnectUser:
+    async def create_account(self, temp_ticket: str) -> Account:
         self.puts += 1
         put = self.put
         if callable(put):
@@ -62,7 +67,7 @@ class Directory:
             raise put
         return put
 
-    async def find_user(self, username: str) -> ConnectUser | None:
+    async def find_account(self, username: str) -> Account | None:
         self.lookup_times.append(asyncio.get_running_loop().time())
         if self.on_lookup is not None:
             await self.on_lookup()
@@ -73,24 +78,30 @@ class Directory:
             raise answer
         return answer
 
-    async def find_remote_user(self, username: str) -> RemoteUser | None:
+    async def find_entry(self, username: str) -> DirectoryEntry | None:
         raise AssertionError("not expected here")
 
 
-def account(created: datetime | None) -> ConnectUser:
-    return ConnectUser(guid="guid-julie", username="julie", created_time=created)
+def account(created: datetime | None) -> Account:
+    return Account(guid="guid-julie", username="julie", created_time=created)
 
 
 def service(
     store: SqlRequestStore, directory: Directory, *, instance_id: str = "a", lease: float = 30
-) -> ProvisioningService:
-    return ProvisioningService(
+) -> Requests:
+    """The workflow's decisions, carried out by a provisioner (`.provisioner`) over `directory`."""
+    provisioner = Provisioner(
         store=store,
         directory=directory,  # type: ignore[arg-type]
-        approvers=Approvers(APPROVER, "UAPPROVER2"),
         instance_id=instance_id,
         lease_seconds=lease,
         settle_delays=DELAYS,
+    )
+    return Requests(
+        store=store,
+        directory=directory,  # type: ignore[arg-type]
+        approvers=Approvers(APPROVER, "UAPPROVER2"),
+        provisioner=provisioner,
     )
 
 
@@ -108,7 +119,7 @@ async def file(store: SqlRequestStore) -> str:
     return request.id
 
 
-async def approve(svc: ProvisioningService, request_id: str) -> ProvisioningRequest:
+async def approve(svc: Requests, request_id: str) -> ProvisioningRequest:
     outcome = await svc.approve(request_id, APPROVER)
     assert isinstance(outcome, Decided), outcome
     return outcome.request
@@ -196,7 +207,7 @@ async def test_a_failed_last_look_leaves_it_for_the_recovery(store_backend: Stor
     # Its lease was let run out, so the next recovery pass (here: this process's) looks again.
     assert [r.id for r in await store.list_expired_leases()] == ["r1"]
     directory.lookups = [account(datetime.now(UTC))]
-    settled = await svc.recover_expired_leases()
+    settled = await svc.provisioner.recover_expired_leases()
     assert [(r.id, r.state) for r in settled] == [("r1", RequestState.APPROVED)]
     assert directory.puts == 1
 
@@ -256,7 +267,7 @@ async def test_a_slow_put_keeps_its_lease_against_every_recovery(
     store = store_backend.store
     gate = asyncio.Event()
 
-    async def slow_put() -> ConnectUser:
+    async def slow_put() -> Account:
         await gate.wait()
         return account(datetime.now(UTC))
 
@@ -267,8 +278,8 @@ async def test_a_slow_put_keeps_its_lease_against_every_recovery(
     approving = asyncio.create_task(approve(holder, request_id))
     for _ in range(4):  # 1.6 s: well past the 0.6 s lease
         await asyncio.sleep(0.4)
-        assert await holder.recover_expired_leases() == []
-        assert await other.recover_expired_leases() == []
+        assert await holder.provisioner.recover_expired_leases() == []
+        assert await other.provisioner.recover_expired_leases() == []
         assert (await store.get(request_id)).lease_owner == "a"  # type: ignore[union-attr]
     gate.set()
     request = await approving
@@ -279,12 +290,12 @@ async def test_no_put_without_a_live_lease(store_backend: StoreBackend) -> None:
     store = store_backend.store
     directory = Directory(account(datetime.now(UTC)), [None])
     svc = service(store, directory)
-    svc.lease = timedelta(0)  # ran out the moment it was taken (a stalled process)
+    svc.provisioner.lease = timedelta(0)  # ran out the moment it was taken (a stalled process)
     request = await approve(svc, await file(store))
     assert directory.puts == 0
     assert request.state is RequestState.PROVISIONING
-    svc.lease = timedelta(seconds=30)
-    [settled] = await svc.recover_expired_leases()
+    svc.provisioner.lease = timedelta(seconds=30)
+    [settled] = await svc.provisioner.recover_expired_leases()
     assert settled.state is RequestState.PENDING and directory.puts == 0
 
 
@@ -308,7 +319,9 @@ async def test_recovery_after_a_crash_compares_with_put_sent_at(
     assert sent is not None and sent.put_sent_at is not None
     directory = Directory(TIMEOUT, [account(sent.put_sent_at - timedelta(hours=1))])
     await asyncio.sleep(0.01)
-    [settled] = await service(store, directory, instance_id="b").recover_expired_leases()
+    [settled] = await service(
+        store, directory, instance_id="b"
+    ).provisioner.recover_expired_leases()
     assert settled.state is RequestState.ALREADY_EXISTS and directory.puts == 0
     assert len(directory.lookup_times) == 1
     assert await owed(store_backend) == ["update_card", "notify_requester"]
@@ -316,6 +329,9 @@ async def test_recovery_after_a_crash_compares_with_put_sent_at(
 
 async def test_a_refused_put_forgets_when_it_was_sent(store_backend: StoreBackend) -> None:
     store = store_backend.store
-    directory = Directory(ConnectAPIError(400, 64, "No licence seats."), [None])
+    seats = DirectoryRefused(
+        DirectoryProblem.OTHER, "Connect refused the request (400, code 64)", "No seats.", code=64
+    )
+    directory = Directory(seats, [None])
     request = await approve(service(store, directory), await file(store))
     assert request.state is RequestState.PENDING and request.put_sent_at is None

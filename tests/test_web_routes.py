@@ -17,7 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
-from bot.app import build_runtime, create_asgi_app
+from bot.app import create_asgi_app
+from bot.runtime import build_runtime
 from bot.store.audit_queries import AuditFilter, iter_requests, like_pattern, list_requests
 from bot.web.audit_page import CSV_COLUMNS, negotiate, neutralise_cell
 from tests import store_backends

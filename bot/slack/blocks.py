@@ -28,12 +28,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.connect.models import RemoteSearchResult, RemoteUser
-from bot.workflow.models import Person, ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest
 from bot.workflow.states import RequestState
 
 # --- ids other modules match on ------------------------------------------------------------------
@@ -277,34 +276,30 @@ def _guid_blocks(guid: str | None, connect_url: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class PersonValue:
-    """Who a Request-account click is for, as carried in the button's value."""
+    """Who a Request-account click is for, as carried in the button's value.
+
+    Only the username is used when the request is filed (everything else is read from the
+    directory again), and no ticket travels: the searcher's client never holds a credential."""
 
     username: str
     full_name: str
     email: str
-    temp_ticket: str = field(repr=False)
     # The search's request id, so logs follow the request from the command to the DM.
     correlation_id: str | None = None
 
-    def to_person(self) -> Person:
-        return Person(
-            username=self.username,
-            full_name=self.full_name,
-            email=self.email,
-            temp_ticket=self.temp_ticket,
-        )
 
-
-def encode_person_value(user: RemoteUser, correlation_id: str | None = None) -> str:
+def encode_person_value(user: DirectoryEntry, correlation_id: str | None = None) -> str:
     """Compact JSON, ASCII only (so Slack's length limit counts what we count)."""
-    payload = {"u": user.username, "n": user.full_name, "e": user.email, "t": user.temp_ticket}
+    payload = {"u": user.username, "n": user.full_name, "e": user.email}
     if correlation_id and _CORRELATION_RE.fullmatch(correlation_id):
         payload["c"] = correlation_id
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 
 def decode_person_value(value: object) -> PersonValue | None:
-    """The person a button carried, or None for anything malformed. Never raises."""
+    """The person a button carried, or None for anything malformed. Never raises.
+
+    Buttons from before tickets were left out still carry one (`t`): it is ignored."""
     if not isinstance(value, str) or len(value) > 4 * MAX_BUTTON_VALUE:
         return None
     try:
@@ -313,9 +308,9 @@ def decode_person_value(value: object) -> PersonValue | None:
         return None
     if not isinstance(data, dict):
         return None
-    username, ticket = data.get("u"), data.get("t")
+    username = data.get("u")
     full_name, email = data.get("n", ""), data.get("e", "")
-    if not (isinstance(username, str) and username and isinstance(ticket, str) and ticket):
+    if not (isinstance(username, str) and username):
         return None
     if not (isinstance(full_name, str) and isinstance(email, str)):
         return None
@@ -323,18 +318,14 @@ def decode_person_value(value: object) -> PersonValue | None:
     if not (isinstance(correlation, str) and _CORRELATION_RE.fullmatch(correlation)):
         correlation = None
     return PersonValue(
-        username=username,
-        full_name=full_name,
-        email=email,
-        temp_ticket=ticket,
-        correlation_id=correlation,
+        username=username, full_name=full_name, email=email, correlation_id=correlation
     )
 
 
 _CORRELATION_RE = re.compile(r"[0-9a-f]{16}")
 
 
-def person_value_too_long(user: RemoteUser) -> bool:
+def person_value_too_long(user: DirectoryEntry) -> bool:
     return len(encode_person_value(user, "0" * 16)) > MAX_BUTTON_VALUE
 
 
@@ -396,18 +387,13 @@ def no_results_message(prefix: str) -> dict[str, Any]:
     )
 
 
-def _result_row(user: RemoteUser, correlation_id: str | None = None) -> dict[str, Any]:
+def _result_row(user: DirectoryEntry, correlation_id: str | None = None) -> dict[str, Any]:
     text = _person_text(user.full_name, user.username, user.email)
     if user.has_account:
         text += f"\nHas an account (GUID {_clip(user.guid, _GUID)})"
         return _section_plain(text)
-    problem = None
     if person_value_too_long(user):
-        problem = "directory entry too large"
-    elif not user.username or not user.temp_ticket:
-        problem = "the directory returned no ticket for this person"
-    if problem:
-        return _section_plain(f"{text}\nCan't be requested from Slack: {problem}.")
+        return _section_plain(f"{text}\nCan't be requested from Slack: directory entry too large.")
     row = _section_plain(text)
     row["accessory"] = _button(
         "Request account",
@@ -431,7 +417,7 @@ def _results_footer(shown: int, total: int) -> dict[str, Any]:
 
 def search_results_message(
     prefix: str,
-    result: RemoteSearchResult,
+    page: DirectoryPage,
     *,
     connect_url: str,
     correlation_id: str | None = None,
@@ -441,10 +427,10 @@ def search_results_message(
     `connect_url` is not used yet (rows do not link to Connect); it is part of the signature so
     callers need not change when they do.
     """
-    people = result.results
+    people = page.entries
     if not people:
         return no_results_message(prefix)
-    total = max(result.total, len(people))
+    total = max(page.total, len(people))
     header = _header(f"Directory matches for “{_clip(prefix, _PREFIX)}”")
     rows: list[dict[str, Any]] = []
     measured = _blocks_json_len([header]) - 2  # the header's own JSON length

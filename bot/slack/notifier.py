@@ -25,12 +25,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.cache import KeyedCache, cache_key
+from bot.cache.keyed import KeyedCache, cache_key
 from bot.logs import bind_request_id
 from bot.slack import blocks
+from bot.workflow.clock import utcnow
 from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
 from bot.workflow.ports import RequestStore
-from bot.workflow.service import utcnow
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)

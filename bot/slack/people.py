@@ -26,7 +26,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cache import FreshAnswers
+from bot.cache.fresh import FreshAnswers
 from bot.workflow.ports import ApproverCheckUnavailable, ApproverVerdict
 
 log = logging.getLogger(__name__)

@@ -153,7 +153,6 @@ class SqlRequestStore:
         changes: Mapping[str, Any] | None = None,
         outbox: Sequence[OutboxItem] = (),
         lease_owner: str | None = None,
-        lease_expired_before: datetime | None = None,
         lease_seconds: float | None = None,
         lease_expired: bool = False,
     ) -> ProvisioningRequest | None:
@@ -173,8 +172,6 @@ class SqlRequestStore:
         conditions = [_requests.c.id == request_id, _requests.c.state.in_(sources)]
         if lease_owner is not None:
             conditions.append(_requests.c.lease_owner == lease_owner)
-        if lease_expired_before is not None:
-            conditions.append(_requests.c.lease_expires_at < lease_expired_before)
         if lease_expired:
             conditions.append(_requests.c.lease_expires_at < self._db_now())
         # One statement decides the winner: the row count is the answer, so there is no window

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
-from bot.cache import KeyedCache, cache_key
+from bot.cache.keyed import KeyedCache, cache_key
 from bot.connect.errors import ConnectAPIError, ConnectError, ConnectUnavailable
 from bot.connect.models import ConnectGroup, ConnectUser
 

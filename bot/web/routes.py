@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.web import slack_inbound
+from bot.web.deps import WebDeps
 from bot.web.slack_inbound import (
     SLACK_CONTENT_TYPES,
     BodyRefused,
@@ -24,15 +24,12 @@ from bot.web.slack_inbound import (
 )
 from bot.web.visitors import visitor_routes
 
-if TYPE_CHECKING:
-    from bot.app import Runtime
-
 log = logging.getLogger(__name__)
 
 
-def build_routes(runtime: Runtime) -> list[Route]:
-    bolt = runtime.bolt
-    secret = runtime.settings.slack_signing_secret
+def build_routes(deps: WebDeps) -> list[Route]:
+    bolt = deps.bolt
+    secret = deps.settings.slack_signing_secret
     signing_secret = secret.get_secret_value() if secret is not None else ""
 
     async def slack_events(request: Request) -> Response:
@@ -85,7 +82,7 @@ def build_routes(runtime: Runtime) -> list[Route]:
 
     async def healthz(_: Request) -> Response:
         try:
-            await runtime.store.ping()
+            await deps.store.ping()
         except Exception as exc:
             log.warning("health check: store unreachable: %s", type(exc).__name__)
             return JSONResponse({"status": "unhealthy", "store": "unreachable"}, status_code=503)
@@ -94,5 +91,5 @@ def build_routes(runtime: Runtime) -> list[Route]:
     return [
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        *visitor_routes(runtime),
+        *visitor_routes(deps),
     ]

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bot.cache import KeyedCache, build_backend
+from bot.cache.backend import build_backend
+from bot.cache.keyed import KeyedCache
 from bot.store.audit_queries import AuditRecord, iter_requests, list_requests
 from bot.web.access import AccessDecision, AuditAccess
 from bot.web.audit_page import (
@@ -44,9 +44,7 @@ from bot.web.credentials import (
     VisitorResolver,
     parse_credentials,
 )
-
-if TYPE_CHECKING:
-    from bot.app import Runtime
+from bot.web.deps import WebDeps
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +75,14 @@ _ERROR_TITLES = {
 class VisitorPages:
     """The endpoints, with what they need from the runtime resolved once."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        self._runtime = runtime
+    def __init__(self, deps: WebDeps) -> None:
+        settings = deps.settings
+        self._engine = deps.engine
         self.trusted = settings.trust_connect_credentials
         # Who a visitor is and their Connect role decide access to the audit trail: kept in this
         # process only, never in Redis, where whoever can write could make themselves an auditor.
         self.resolver = VisitorResolver(
-            runtime.connect,
+            deps.connect,
             KeyedCache(build_backend(None)),
             use_guid=settings.connect_credentials_use_guid,
         )
@@ -159,7 +157,7 @@ class VisitorPages:
             return await self._csv(query)
         try:
             page = await list_requests(
-                self._runtime.engine, query.filter, page=query.page, per_page=query.per_page
+                self._engine, query.filter, page=query.page, per_page=query.per_page
             )
         except (SQLAlchemyError, OSError) as exc:
             log.warning("audit page: the store could not be read: %s", type(exc).__name__)
@@ -170,7 +168,7 @@ class VisitorPages:
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 
     async def _csv(self, query: AuditQuery) -> Response:
-        records = iter_requests(self._runtime.engine, query.filter)
+        records = iter_requests(self._engine, query.filter)
         # The first batch is read before the response starts: a store that cannot be read is a
         # 503 with a message, not a 200 whose download breaks off after the header line.
         try:
@@ -222,5 +220,5 @@ def _error(fmt: Format, status: int, message: str) -> Response:
     )
 
 
-def visitor_routes(runtime: Runtime) -> list[Route]:
-    return VisitorPages(runtime).routes()
+def visitor_routes(deps: WebDeps) -> list[Route]:
+    return VisitorPages(deps).routes()

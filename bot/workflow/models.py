@@ -11,6 +11,56 @@ from bot.workflow.states import RequestState
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """Someone in the organisation's directory (Connect's remote search), with or without a
+    Connect account."""
+
+    username: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    guid: str | None = None  # the Connect account's, when there is one
+    user_role: str | None = None
+    # A credential that creates this person's account: only ever passed to the directory again.
+    temp_ticket: str = field(default="", repr=False)
+
+    @property
+    def has_account(self) -> bool:
+        return bool(self.guid)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPage:
+    """One answer to a directory search: the entries shown, and how many matched in all."""
+
+    entries: tuple[DirectoryEntry, ...]
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A Connect account."""
+
+    guid: str
+    username: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    user_role: str | None = None
+    locked: bool = False
+    # When the account was created, by Connect's clock; None when Connect did not say.
+    created_time: datetime | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone from the directory, as the requester saw them in search results."""
 

@@ -1,7 +1,11 @@
-"""What the workflow needs from the outside world, as protocols.
+"""What the workflow needs from the outside world: protocols, and the errors and values they
+speak in.
 
-The service depends on these, never on Slack, httpx or SQLAlchemy directly; tests can hand it
-fakes, production hands it the Connect client, the SQL store and the Slack-backed approver check.
+The workflow depends on these, never on Slack, httpx, SQLAlchemy or Connect's own types; tests
+hand it in-process fakes, production hands it the Connect directory adapter, the SQL store and the
+Slack-backed approver check. Adapters translate their world's failures into the errors declared
+here (Connect's error codes become `DirectoryRefused` with a `DirectoryProblem`, in one place:
+`bot.connect.directory`).
 """
 
 from __future__ import annotations
@@ -11,8 +15,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.connect.models import ConnectUser, RemoteSearchResult, RemoteUser
-from bot.workflow.models import NewRequest, OutboxItem, OutboxMessage, ProvisioningRequest
+from bot.workflow.models import (
+    Account,
+    DirectoryEntry,
+    DirectoryPage,
+    NewRequest,
+    OutboxItem,
+    OutboxMessage,
+    ProvisioningRequest,
+)
 from bot.workflow.states import RequestState
 
 
@@ -55,14 +66,12 @@ class RequestStore(Protocol):
         changes: Mapping[str, Any] | None = None,
         outbox: Sequence[OutboxItem] = (),
         lease_owner: str | None = None,
-        lease_expired_before: datetime | None = None,
         lease_seconds: float | None = None,
         lease_expired: bool = False,
     ) -> ProvisioningRequest | None:
         """One conditional UPDATE: move the request if it is in one of `from_states`.
 
-        Optional guards: `lease_owner` (the row's lease must belong to this owner),
-        `lease_expired_before` (the row's lease must have expired before this instant) and
+        Optional guards: `lease_owner` (the row's lease must belong to this owner) and
         `lease_expired` (the row's lease has run out by the database's clock). `lease_seconds`
         sets the lease's expiry to the database's clock plus that many seconds.
         Returns the updated request, or None when the guard failed (someone else won). The owed
@@ -150,16 +159,71 @@ class RequestStore(Protocol):
     async def outbox_pending_count(self) -> int: ...
 
 
-class DirectoryClient(Protocol):
-    """The slice of the Connect client the workflow uses."""
+class DirectoryError(Exception):
+    """The directory (Connect) did not do what was asked.
 
-    async def search_remote(self, prefix: str, *, limit: int) -> RemoteSearchResult: ...
+    `problem` says what happened as the start of a sentence an approver reads ("Connect did not
+    answer in time"); it never holds a key, a ticket or a URL.
+    """
 
-    async def find_remote_user(self, username: str) -> RemoteUser | None: ...
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
-    async def create_from_ticket(self, temp_ticket: str) -> ConnectUser: ...
 
-    async def find_user(self, username: str) -> ConnectUser | None: ...
+class DirectoryUnavailable(DirectoryError):
+    """No answer, or a failure on the directory's side (timeout, connection, 5xx, rate limit).
+
+    After a change (creating an account) the outcome is unknown: it may have happened."""
+
+
+class DirectoryUnreadable(DirectoryError):
+    """An answer the bot cannot read. After a change the outcome is unknown, as above."""
+
+
+class DirectoryProblem(StrEnum):
+    """Why the directory refused, in the terms the workflow acts on."""
+
+    USERNAME_TAKEN = "username_taken"  # the account exists already (perhaps just created)
+    STALE_TICKET = "stale_ticket"  # the person's ticket is no longer accepted: search again
+    TOO_MANY_RESULTS = "too_many_results"  # the search was too broad
+    PROVIDER_CANNOT = "provider_cannot"  # the login provider cannot do this (no remote search)
+    NOT_PERMITTED = "not_permitted"  # the bot's key is refused or lacks a permission
+    LOCKED = "locked"  # the account is locked
+    OTHER = "other"
+
+
+class DirectoryRefused(DirectoryError):
+    """A definite refusal: nothing was changed.
+
+    `explanation` is a whole sentence for the approver: what happened and who must act."""
+
+    def __init__(
+        self, kind: DirectoryProblem, problem: str, explanation: str, *, code: int | None = None
+    ) -> None:
+        super().__init__(problem)
+        self.kind = kind
+        self.explanation = explanation
+        self.code = code
+
+
+class Directory(Protocol):
+    """The organisation's directory and its Connect accounts, as the workflow needs them.
+
+    Every method raises only DirectoryError and its subclasses."""
+
+    async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
+        """Directory entries matching a prefix of a username, first or last name."""
+
+    async def find_entry(self, username: str) -> DirectoryEntry | None:
+        """The directory entry whose username is exactly `username`, with a fresh ticket."""
+
+    async def create_account(self, temp_ticket: str) -> Account:
+        """Create the account a ticket stands for. Never retried: on DirectoryUnavailable or
+        DirectoryUnreadable the outcome is unknown."""
+
+    async def find_account(self, username: str) -> Account | None:
+        """The Connect account whose username is exactly `username`."""
 
 
 class ApproverVerdict(StrEnum):
@@ -181,7 +245,3 @@ class ApproverPolicy(Protocol):
         """Who may decide, from answers of bounded age.
 
         Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...

@@ -1,4 +1,4 @@
-"""The provisioning request's states and the moves allowed between them."""
+"""The provisioning request's states."""
 
 from __future__ import annotations
 
@@ -26,27 +26,3 @@ class RequestState(StrEnum):
 
 
 ACTIVE_STATES = frozenset({RequestState.PENDING, RequestState.PROVISIONING})
-
-# Every move the workflow makes; the store refuses nothing by itself, the service asks for these.
-ALLOWED_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
-    RequestState.PENDING: frozenset(
-        {
-            RequestState.PROVISIONING,
-            RequestState.DENIED,
-            RequestState.EXPIRED,
-            RequestState.CANCELLED,
-        }
-    ),
-    RequestState.PROVISIONING: frozenset(
-        {
-            RequestState.APPROVED,
-            RequestState.ALREADY_EXISTS,
-            RequestState.PENDING,
-            RequestState.PROVISIONING,
-        }  # PROVISIONING -> PROVISIONING: an expired lease taken over
-    ),
-}
-
-
-def can_move(source: RequestState, target: RequestState) -> bool:
-    return target in ALLOWED_TRANSITIONS.get(source, frozenset())

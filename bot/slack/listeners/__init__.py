@@ -1,6 +1,6 @@
 """Slack listeners, grouped by kind; each group has one `register(app, deps)`.
 
-Listeners are thin: parse, ack, hand the rest to a supervised task that calls the workflow service
+Listeners are thin: parse, ack, hand the rest to a supervised task that calls the workflow
 and renders its outcome with the Block Kit builders.
 """
 
@@ -13,12 +13,12 @@ from slack_bolt.async_app import AsyncApp
 from bot.slack.notifier import SlackNotifier
 from bot.slack.people import SlackPeople
 from bot.tasks import TaskSupervisor
-from bot.workflow.service import ProvisioningService
+from bot.workflow.requests import Requests
 
 
 @dataclass(frozen=True, slots=True)
 class ListenerDeps:
-    service: ProvisioningService
+    requests: Requests
     people: SlackPeople
     notifier: SlackNotifier
     supervisor: TaskSupervisor

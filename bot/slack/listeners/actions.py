@@ -24,7 +24,7 @@ from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.home import publish_home
 from bot.slack.listeners.replies import decision_refusal, reply, reply_or_ephemeral
-from bot.workflow.service import Decided, Refused
+from bot.workflow.outcomes import Decided, Refused
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             return
         try:
             checked = await asyncio.wait_for(
-                deps.service.check_can_decide(value, user_id), DENY_PRECHECK_SECONDS
+                deps.requests.check_can_decide(value, user_id), DENY_PRECHECK_SECONDS
             )
         except TimeoutError:
             checked = None  # decided again, for real, when the reason is submitted
@@ -211,7 +211,7 @@ async def run_approve(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
         await answer(deps, click, blocks.approval_refusal("not_found"))
         return
-    outcome = await deps.service.approve(click.value, click.user_id)
+    outcome = await deps.requests.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
         await answer(deps, click, decision_refusal(outcome))
         return
@@ -235,7 +235,7 @@ async def run_cancel(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
         await answer(deps, click, blocks.cancel_refusal("not_found"))
         return
-    outcome = await deps.service.cancel(click.value, click.user_id)
+    outcome = await deps.requests.cancel(click.value, click.user_id)
     if isinstance(outcome, Refused):
         state = outcome.request.state.value if outcome.request else None
         await answer(deps, click, blocks.cancel_refusal(outcome.reason.value, state=state))

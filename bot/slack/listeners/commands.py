@@ -13,7 +13,7 @@ from bot.slack import blocks
 from bot.slack.command import Help, Pending, Search, Status, parse_command
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.replies import reply, reply_or_ephemeral
-from bot.workflow.service import Refused
+from bot.workflow.outcomes import Refused
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,13 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
         return blocks.refusal_message(refusal)
-    outcome = await deps.service.search(parsed.prefix)
+    outcome = await deps.requests.search(parsed.prefix)
     if outcome.problem is not None:
         return blocks.search_failure_message(outcome.problem.value, parsed.prefix)
-    if outcome.result is not None and outcome.result.results:
+    if outcome.page is not None and outcome.page.entries:
         return blocks.search_results_message(
             parsed.prefix,
-            outcome.result,
+            outcome.page,
             connect_url=deps.connect_url,
             correlation_id=request_id_var.get(),
         )
@@ -80,7 +80,7 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
-    outcome = await deps.service.pending_requests(user_id, limit=blocks.PENDING_LIST_LIMIT)
+    outcome = await deps.requests.pending_requests(user_id, limit=blocks.PENDING_LIST_LIMIT)
     if isinstance(outcome, Refused):
         return blocks.pending_refusal(outcome.reason.value, approver_channel=deps.approver_channel)
     return blocks.pending_message(
@@ -91,7 +91,7 @@ async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
 
 
 async def status_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
-    mine = await deps.service.my_requests(user_id, limit=blocks.STATUS_LIST_LIMIT)
+    mine = await deps.requests.my_requests(user_id, limit=blocks.STATUS_LIST_LIMIT)
     return blocks.status_message(
         mine.requests,
         total=mine.total,

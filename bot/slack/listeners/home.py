@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
-from bot.workflow.service import Refusal
+from bot.workflow.outcomes import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def publish_home(
     deps: ListenerDeps, user_id: str, *, notice: dict[str, Any] | None = None
 ) -> bool:
     """Render and publish `user_id`'s Home tab; False when Slack did not take it."""
-    content = await deps.service.home(
+    content = await deps.requests.home(
         user_id, mine_limit=blocks.HOME_MINE_LIMIT, waiting_limit=blocks.HOME_WAITING_LIMIT
     )
     waiting = content.waiting

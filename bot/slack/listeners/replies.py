@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
 from bot.slack.notifier import post_to_response_url
-from bot.workflow.service import Refused
+from bot.workflow.outcomes import Refused
 
 log = logging.getLogger(__name__)
 

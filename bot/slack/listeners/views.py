@@ -9,12 +9,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.logs import request_id_var
 from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.actions import REQUEST_ID
 from bot.slack.listeners.replies import decision_refusal, reply_or_ephemeral
-from bot.workflow.models import Person
-from bot.workflow.service import Duplicate, FileProblem, NotFiled, Refused
+from bot.workflow.outcomes import Duplicate, Filed, FileProblem, NotFiled, Refused
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             return
         await ack()
         user_id = body["user"]["id"]
-        person = Person(
-            username=person_value.username,
-            full_name=person_value.full_name,
-            email=person_value.email,
-            temp_ticket=person_value.temp_ticket,
-        )
+        username = person_value.username
 
         async def report_failure(_: BaseException) -> None:
             await reply_or_ephemeral(
@@ -71,7 +66,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             )
 
         deps.supervisor.spawn(
-            file_request(deps, user_id, person, justification, response_url),
+            file_request(deps, user_id, username, justification, response_url),
             name="file-request",
             on_error=report_failure,
         )
@@ -122,25 +117,29 @@ async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> No
 
 
 async def deny(deps: ListenerDeps, request_id: str, user_id: str, reason: str) -> None:
-    outcome = await deps.service.deny(request_id, user_id, reason)
+    outcome = await deps.requests.deny(request_id, user_id, reason)
     if isinstance(outcome, Refused):
         await _tell(deps, user_id, decision_refusal(outcome))
 
 
 async def file_request(
-    deps: ListenerDeps, user_id: str, person: Person, justification: str, response_url: str | None
+    deps: ListenerDeps, user_id: str, username: str, justification: str, response_url: str | None
 ) -> None:
-    outcome = await deps.service.file_request(
+    outcome = await deps.requests.file_request(
         requester_id=user_id,
-        person=person,
+        username=username,
         justification=justification,
         response_url=response_url,
     )
+    if isinstance(outcome, Filed):
+        # From here on the request's own id is the one its logs carry; this line links the two.
+        log.info("request %s filed (from interaction %s)", outcome.request.id, request_id_var.get())
+        return  # the outbox posts the card and confirms to the requester
     if isinstance(outcome, Duplicate):
         permalink = await deps.notifier.card_permalink(outcome.existing)
         message = blocks.duplicate_request_message(outcome.existing, card_permalink=permalink)
     elif isinstance(outcome, NotFiled):
-        who = blocks.escape_mrkdwn(person.username)
+        who = blocks.escape_mrkdwn(username)
         message = blocks.refusal_message(
             {
                 FileProblem.EMPTY_JUSTIFICATION: "Please say why this person needs an account.",
@@ -150,8 +149,6 @@ async def file_request(
                 "just now, so nothing was filed. Please try again in a minute.",
             }[outcome.problem]
         )
-    else:
-        return  # filed: the outbox posts the card and confirms to the requester
     await reply_or_ephemeral(
         deps.notifier.client,
         response_url=response_url,

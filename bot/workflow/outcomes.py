@@ -1,0 +1,108 @@
+"""What the workflow's operations end in, for the caller (a Slack listener) to render.
+
+Renderers match these exhaustively: a new refusal or problem added here and not rendered is a
+type error, not a silent fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.workflow.models import DirectoryPage, ProvisioningRequest
+
+
+class SearchProblem(StrEnum):
+    TOO_MANY_RESULTS = "too_many_results"
+    REMOTE_SEARCH_UNSUPPORTED = "remote_search_unsupported"
+    CONNECT_UNAVAILABLE = "connect_unavailable"
+    CONNECT_GARBAGE = "connect_garbage"
+    CONFIGURATION = "configuration"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    """Directory entries (without their tickets: those are read again at filing), or why not."""
+
+    page: DirectoryPage | None = None
+    problem: SearchProblem | None = None
+
+
+class Refusal(StrEnum):
+    NOT_FOUND = "not_found"
+    SELF_APPROVAL = "self_approval"
+    NOT_APPROVER = "not_approver"  # not a member of the approver channel
+    GUEST = "guest"
+    EXTERNAL = "external"  # from another organisation
+    BOT = "bot"
+    DEACTIVATED = "deactivated"
+    UNSAFE_CHANNEL = "unsafe_channel"  # the approver channel is public
+    ALREADY_DECIDED = "already_decided"
+    CANNOT_CHECK = "cannot_check"
+    NOT_REQUESTER = "not_requester"  # only the requester may cancel
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Refusal
+    request: ProvisioningRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The click won; `request` is the request as it ended up (approved, pending again, …)."""
+
+    request: ProvisioningRequest
+
+
+class FileProblem(StrEnum):
+    EMPTY_JUSTIFICATION = "empty_justification"
+    ALREADY_HAS_ACCOUNT = "already_has_account"
+    NOT_IN_DIRECTORY = "not_in_directory"
+    CANNOT_VERIFY = "cannot_verify"
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    request: ProvisioningRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    existing: ProvisioningRequest
+
+
+@dataclass(frozen=True, slots=True)
+class NotFiled:
+    problem: FileProblem
+    guid: str | None = None
+
+
+FileOutcome = Filed | Duplicate | NotFiled
+DecisionOutcome = Decided | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class RequestList:
+    """Some requests, and how many matched in all (for "and N more")."""
+
+    requests: tuple[ProvisioningRequest, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class HomeContent:
+    """What a person's App Home shows: their own requests and, for approvers, what waits."""
+
+    mine: RequestList
+    # None when the person may not approve, or when that cannot be known (see `waiting_refusal`).
+    waiting: RequestList | None
+    waiting_refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerReport:
+    """What one timer pass did: ids of the requests expired and reminded about."""
+
+    expired: tuple[str, ...] = ()
+    reminded: tuple[str, ...] = ()

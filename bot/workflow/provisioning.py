@@ -1,0 +1,405 @@
+"""Carrying out an approval, and settling the ones whose outcome is unclear.
+
+Only the holder of a request's lease acts on it: the approver's process right after the click, or,
+when that process died or could not tell what Connect did, whichever replica's recovery takes the
+expired lease over. The holder renews its lease while it works (by the database's clock, which
+every replica shares), records when it sent the PUT, and never sends one without a live lease. A
+PUT whose answer never came is settled by looking for the account before anything is retried;
+an account found is this approval's if Connect created it after the PUT went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+
+from bot.workflow.clock import Clock, utcnow
+from bot.workflow.models import Account, OutboxItem, OutboxKind, ProvisioningRequest
+from bot.workflow.ports import (
+    Directory,
+    DirectoryError,
+    DirectoryProblem,
+    DirectoryRefused,
+    RequestStore,
+)
+from bot.workflow.states import RequestState
+
+log = logging.getLogger(__name__)
+
+# Appended to the card's error while an approval's outcome cannot be checked; removed again when
+# the lease recovery looks once more.
+UNSETTLED_NOTE = "The bot could not check the outcome yet and will look again shortly."
+# Appended to the card's error while the bot looks for the account a PUT may have created.
+CHECKING_NOTE = (
+    "The bot is checking whether Connect created the account; Approve comes back if it did not."
+)
+# Connect's clock is not the database's (put_sent_at is the database's). An account whose
+# created_time is at most this much earlier than put_sent_at still counts as created by this
+# approval. Servers kept by NTP agree within a second; five minutes also covers a VM or container
+# without it, while an account somebody else made in those minutes (after the request was filed,
+# when the person had none) is rare, and then merely reported as this approval's.
+CLOCK_SKEW_MARGIN = timedelta(minutes=5)
+
+
+def settle_schedule(connect_timeout: float) -> tuple[float, ...]:
+    """When to look for the account after a PUT's outcome became unknown, in seconds after that
+    moment: spread over about two CONNECT_TIMEOUTs, since Connect may still be carrying out a
+    PUT the bot stopped waiting for."""
+    return tuple(connect_timeout * share for share in (0.5, 1.0, 1.5, 2.0))
+
+
+def not_created(problem: str) -> str:
+    return f"{problem}, and no account was created. Press Approve to try again."
+
+
+def _problem_of(note: str | None) -> str | None:
+    """The problem a checking or unsettled note starts with (see DirectoryError.problem)."""
+    for suffix in (CHECKING_NOTE, UNSETTLED_NOTE):
+        if note and note.endswith(f". {suffix}"):
+            return note.removesuffix(f". {suffix}")
+    return None
+
+
+class Provisioner:
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        directory: Directory,
+        instance_id: str,
+        lease_seconds: float = 120.0,
+        settle_delays: Sequence[float] = settle_schedule(10.0),
+        clock: Clock = utcnow,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.instance_id = instance_id
+        self.lease = timedelta(seconds=lease_seconds)
+        self.settle_delays = tuple(settle_delays)
+        self.clock = clock
+        self._on_outbox = on_outbox or (lambda: None)
+        # Requests this process is working on (under a lease it renews): its own lease recovery
+        # leaves them alone even if a renewal failed and the lease ran out.
+        self._in_flight: set[str] = set()
+
+    async def carry_out(self, claimed: ProvisioningRequest) -> ProvisioningRequest:
+        """Create the account of a request this process has just claimed (its lease is ours);
+        returns the request as it ended up (approved, already there, pending again, …)."""
+        async with self._holding(claimed.id):
+            return await self._provision(claimed)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, request_id: str) -> AsyncIterator[None]:
+        """While this process works on a request: renew its lease (so it never runs out under
+        a live holder, however slow Connect is), and keep this process's recovery off it."""
+        self._in_flight.add(request_id)
+        heartbeat = asyncio.create_task(self._renew_lease(request_id), name="lease-heartbeat")
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            self._in_flight.discard(request_id)
+
+    async def _renew_lease(self, request_id: str) -> None:
+        while True:
+            seconds = self.lease.total_seconds()
+            await asyncio.sleep(seconds / 3)
+            try:
+                held = await self.store.renew_lease(
+                    request_id, owner=self.instance_id, lease_seconds=seconds
+                )
+            except Exception as exc:  # the database may be back by the next beat
+                log.warning(
+                    "request %s: renewing the lease failed: %s", request_id, type(exc).__name__
+                )
+                continue
+            if not held:  # finished, let run out on purpose, or (after a stall) taken over
+                return
+
+    async def _provision(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        ticket = request.temp_ticket
+        for attempt in (1, 2):
+            # Checked and recorded right before sending: only a live lease's holder sends a PUT,
+            # and whoever settles its outcome later knows when it went out.
+            sent = await self.store.mark_put_sent(
+                request.id,
+                owner=self.instance_id,
+                lease_seconds=self.lease.total_seconds(),
+                now=self.clock(),
+            )
+            if sent is None:
+                log.warning("request %s: the lease ran out before the PUT; not sent", request.id)
+                return await self._reload(request)
+            request = sent
+            try:
+                user = await self.directory.create_account(ticket)
+            except DirectoryRefused as exc:
+                if exc.kind is DirectoryProblem.USERNAME_TAKEN:
+                    return await self._settle_existing(request)
+                if exc.kind is DirectoryProblem.STALE_TICKET and attempt == 1:
+                    fresh_ticket = await self._fresh_ticket(request)
+                    if isinstance(fresh_ticket, ProvisioningRequest):
+                        return fresh_ticket  # settled while looking (no longer in the directory…)
+                    ticket = fresh_ticket
+                    continue
+                log.warning("request %s: Connect refused the PUT: %s", request.id, exc.problem)
+                return await self._back_to_pending(request, exc.explanation, nothing_sent=True)
+            except DirectoryError as exc:
+                log.warning("request %s: outcome of the PUT unknown: %s", request.id, exc.problem)
+                return await self._settle_unknown(request, exc.problem, delays=self.settle_delays)
+            if user.username != request.username:
+                log.error(
+                    "request %s: Connect created %r for a ticket filed as %r",
+                    request.id,
+                    user.username,
+                    request.username,
+                )
+            return await self._finish(request, RequestState.APPROVED, user.guid)
+        raise AssertionError("unreachable: the loop returns on its second attempt")
+
+    async def _fresh_ticket(self, request: ProvisioningRequest) -> str | ProvisioningRequest:
+        """Code 127: search again by username and take the exact match's ticket."""
+        try:
+            fresh = await self.directory.find_entry(request.username)
+        except DirectoryError as exc:
+            return await self._back_to_pending(request, not_created(exc.problem), nothing_sent=True)
+        if fresh is None:
+            return await self._back_to_pending(
+                request, f"{request.username} is no longer in the directory.", nothing_sent=True
+            )
+        if fresh.has_account and fresh.guid:
+            return await self._finish(request, RequestState.ALREADY_EXISTS, fresh.guid)
+        # Keep the fresh ticket so a retry after a restart does not start from the stale one.
+        updated = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"temp_ticket": fresh.temp_ticket},
+            lease_owner=self.instance_id,
+        )
+        return fresh.temp_ticket if updated is not None else await self._reload(request)
+
+    async def _settle_existing(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Code 8: the username is taken, perhaps by this very approval (a PUT of it that Connect
+        carried out after the bot stopped waiting): look at when the account was created."""
+        try:
+            user = await self.directory.find_account(request.username)
+        except DirectoryError as exc:
+            return await self._keep_unsettled(request, exc.problem)
+        if user is None:
+            # Case-sensitive usernames: Connect says taken, but no exact match is visible.
+            return await self._back_to_pending(
+                request,
+                f"Connect says the username {request.username} is already in use, but the bot "
+                "cannot find that account. An administrator should look in Connect.",
+            )
+        return await self._settle_found(request, user, outcome_unknown=False)
+
+    async def _settle_found(
+        self, request: ProvisioningRequest, user: Account, *, outcome_unknown: bool
+    ) -> ProvisioningRequest:
+        """The account exists: created by this request's PUT, or there before it was sent?
+
+        Connect's created_time against put_sent_at (both kept, so a replica settling after a
+        crash decides the same way), with CLOCK_SKEW_MARGIN for the two clocks. put_sent_at is
+        the first PUT of this approval, or of an earlier one whose outcome stayed unknown (which
+        Connect may have carried out since). Without both times: an unknown outcome counts as
+        created, a "username in use" as already there.
+        """
+        created, sent = user.created_time, request.put_sent_at
+        ours = (
+            outcome_unknown
+            if created is None or sent is None
+            else (created >= sent - CLOCK_SKEW_MARGIN)
+        )
+        if ours:
+            note = (
+                "Created during this approval: Connect did not confirm the request in time, "
+                "and the bot found the account afterwards."
+                if outcome_unknown
+                else "Created during this approval: Connect answered that the username was in "
+                "use, but the account appeared only after the bot had asked Connect to create "
+                "it (an earlier, slower request went through)."
+            )
+            return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
+        note = None
+        if outcome_unknown and created is not None:
+            note = (
+                f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
+                "approval asked Connect for it."
+            )
+        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid, note=note)
+
+    async def _settle_unknown(
+        self,
+        request: ProvisioningRequest,
+        problem: str,
+        *,
+        delays: Sequence[float],
+        announce: bool = True,
+    ) -> ProvisioningRequest:
+        """The PUT may or may not have happened, and Connect may still be carrying it out: look
+        for the account at `delays` (seconds from now) before anything can be retried.
+
+        Meanwhile the request stays provisioning under the lease (no Approve on the card, which
+        says the outcome is being checked). The last look-up decides: an account settles it (see
+        `_settle_found`), no account sends it back to pending, and no answer at all leaves it
+        unsettled for the lease recovery.
+        """
+        if announce:
+            checking = await self._note_on_card(request, f"{problem}. {CHECKING_NOTE}")
+            if checking is None:
+                return await self._reload(request)
+            request = checking
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        unanswered: DirectoryError | None = None
+        for delay in delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                user = await self.directory.find_account(request.username)
+            except DirectoryError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if user is not None:
+                return await self._settle_found(request, user, outcome_unknown=True)
+        if unanswered is not None:
+            return await self._keep_unsettled(request, problem)
+        return await self._back_to_pending(request, not_created(problem))
+
+    async def _note_on_card(
+        self, request: ProvisioningRequest, note: str, *, release: bool = False
+    ) -> ProvisioningRequest | None:
+        """Say on the card (through last_error) where a provisioning request stands; `release`
+        lets the lease run out now so the recovery loop takes it from here."""
+        noted = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"last_error": note},
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+            lease_seconds=0.0 if release else None,
+        )
+        if noted is not None:
+            self._on_outbox()
+        return noted
+
+    async def _finish(
+        self,
+        request: ProvisioningRequest,
+        state: RequestState,
+        guid: str,
+        *,
+        note: str | None = None,
+    ) -> ProvisioningRequest:
+        outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
+        if state is RequestState.APPROVED and request.email:
+            outbox.append(OutboxItem(OutboxKind.WELCOME))
+        finished = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=state,
+            now=self.clock(),
+            changes={
+                "connect_guid": guid,
+                "temp_ticket": "",  # a credential with no further use: do not keep it
+                "last_error": None,
+                "outcome_note": note,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=outbox,
+            lease_owner=self.instance_id,
+        )
+        if finished is None:
+            return await self._reload(request)
+        log.info("request %s ended %s (guid %s)", request.id, state, guid)
+        self._on_outbox()
+        return finished
+
+    async def _back_to_pending(
+        self, request: ProvisioningRequest, error: str, *, nothing_sent: bool = False
+    ) -> ProvisioningRequest:
+        """Approve is live again. put_sent_at is kept unless Connect refused for certain: a PUT
+        whose outcome was unknown may still be carried out, and a "username in use" at the next
+        approval must then be recognised as this request's account."""
+        changes: dict[str, object] = {
+            "last_error": error,
+            "decided_by": None,
+            "decided_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if nothing_sent:
+            changes["put_sent_at"] = None
+        pending = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PENDING,
+            now=self.clock(),
+            changes=changes,
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+        )
+        if pending is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return pending
+
+    async def _keep_unsettled(
+        self, request: ProvisioningRequest, problem: str
+    ) -> ProvisioningRequest:
+        """Connect cannot even tell whether the account exists: let the lease run out now, so
+        the recovery loop looks again at its next pass, and say so on the card."""
+        kept = await self._note_on_card(request, f"{problem}. {UNSETTLED_NOTE}", release=True)
+        return kept if kept is not None else await self._reload(request)
+
+    async def _reload(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        return await self.store.get(request.id) or request
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    async def recover_expired_leases(self) -> list[ProvisioningRequest]:
+        """Settle requests whose approver's process died (or could not tell) mid-PUT.
+
+        Leases are renewed while their holder works and compared with the database's clock, so
+        an expired lease means its holder stopped: it is taken over with one conditional update,
+        and among replicas only one settles each request. A live lease is left alone, and so is
+        anything this process itself is still working on.
+
+        One look-up settles it: the holder renewed the lease when it sent the PUT, so the PUT
+        went out at least LEASE_SECONDS (over twice CONNECT_TIMEOUT) ago — or the holder had
+        already looked for the account over that time and let the lease run out.
+        """
+        settled = []
+        for stuck in await self.store.list_expired_leases():
+            if stuck.id in self._in_flight:
+                continue
+            taken = await self.store.transition(
+                stuck.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={"lease_owner": self.instance_id},
+                lease_seconds=self.lease.total_seconds(),
+                lease_expired=True,
+            )
+            if taken is None:
+                continue
+            log.info("request %s: settling an interrupted approval", stuck.id)
+            problem = _problem_of(stuck.last_error) or (
+                "The bot stopped while creating this account"
+            )
+            async with self._holding(taken.id):
+                settled.append(
+                    await self._settle_unknown(taken, problem, delays=(0.0,), announce=False)
+                )
+        return settled

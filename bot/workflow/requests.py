@@ -1,0 +1,331 @@
+"""Filing and deciding requests, and the lists people ask for.
+
+Every state change is one conditional update in the store, and the messages it owes people are
+written in the same transaction (the outbox), so two clicks, two replicas or a crash can never
+decide a request twice or forget to tell someone. Who may decide is asked of the approver policy
+at click time, every time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import Callable
+
+from bot.workflow.clock import Clock, utcnow
+from bot.workflow.models import (
+    DirectoryPage,
+    NewRequest,
+    OutboxItem,
+    OutboxKind,
+    Person,
+    ProvisioningRequest,
+)
+from bot.workflow.outcomes import (
+    Decided,
+    DecisionOutcome,
+    Duplicate,
+    Filed,
+    FileOutcome,
+    FileProblem,
+    HomeContent,
+    NotFiled,
+    Refusal,
+    Refused,
+    RequestList,
+    SearchOutcome,
+    SearchProblem,
+)
+from bot.workflow.ports import (
+    ApproverCheckUnavailable,
+    ApproverPolicy,
+    ApproverVerdict,
+    Directory,
+    DirectoryError,
+    DirectoryProblem,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    DuplicateRequestError,
+    RequestStore,
+)
+from bot.workflow.provisioning import Provisioner
+from bot.workflow.states import RequestState
+
+log = logging.getLogger(__name__)
+
+MAX_JUSTIFICATION = 1000
+MAX_DENY_REASON = 500
+
+# Why someone who is not an approver is refused, in the workflow's terms.
+_VERDICT_REFUSALS = {
+    ApproverVerdict.NOT_MEMBER: Refusal.NOT_APPROVER,
+    ApproverVerdict.GUEST: Refusal.GUEST,
+    ApproverVerdict.EXTERNAL: Refusal.EXTERNAL,
+    ApproverVerdict.BOT: Refusal.BOT,
+    ApproverVerdict.DEACTIVATED: Refusal.DEACTIVATED,
+    ApproverVerdict.UNSAFE_CHANNEL: Refusal.UNSAFE_CHANNEL,
+}
+# A search refused by the directory, as the searcher is told.
+_SEARCH_REFUSALS = {
+    DirectoryProblem.TOO_MANY_RESULTS: SearchProblem.TOO_MANY_RESULTS,
+    DirectoryProblem.PROVIDER_CANNOT: SearchProblem.REMOTE_SEARCH_UNSUPPORTED,
+    DirectoryProblem.NOT_PERMITTED: SearchProblem.CONFIGURATION,
+}
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Requests:
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        directory: Directory,
+        approvers: ApproverPolicy,
+        provisioner: Provisioner,
+        search_limit: int = 50,
+        clock: Clock = utcnow,
+        id_factory: Callable[[], str] = new_request_id,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.approvers = approvers
+        self.provisioner = provisioner
+        self.search_limit = search_limit
+        self.clock = clock
+        self.id_factory = id_factory
+        self._on_outbox = on_outbox or (lambda: None)
+
+    # -- search --------------------------------------------------------------------------------
+
+    async def search(self, prefix: str) -> SearchOutcome:
+        """Directory entries for a prefix, without their tickets: nothing needs them before a
+        request is filed, and filing reads a fresh one."""
+        try:
+            page = await self.directory.search(prefix, limit=self.search_limit)
+        except DirectoryRefused as exc:
+            problem = _SEARCH_REFUSALS.get(exc.kind, SearchProblem.CONNECT_GARBAGE)
+            if problem is SearchProblem.CONFIGURATION:
+                log.error("remote search refused: %s", exc.explanation)
+            else:
+                log.warning("remote search refused: %s", exc.explanation)
+            return SearchOutcome(problem=problem)
+        except DirectoryUnavailable as exc:
+            log.warning("remote search unavailable: %s", exc.problem)
+            return SearchOutcome(problem=SearchProblem.CONNECT_UNAVAILABLE)
+        except DirectoryError as exc:
+            log.warning("remote search answered garbage: %s", exc.problem)
+            return SearchOutcome(problem=SearchProblem.CONNECT_GARBAGE)
+        return SearchOutcome(page=_without_tickets(page))
+
+    # -- request -------------------------------------------------------------------------------
+
+    async def file_request(
+        self,
+        *,
+        requester_id: str,
+        username: str,
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request for the directory entry `username`.
+
+        The username comes back from the requester's client (a button), so nothing else is
+        taken from there: the ticket and the identity the approvers see are read from the
+        directory now. Were the button trusted, it could pair one person's name with another's
+        ticket."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        existing = await self.store.find_active(username)
+        if existing is not None:
+            return Duplicate(existing)
+        try:
+            fresh = await self.directory.find_entry(username)
+        except DirectoryError as exc:
+            log.warning("could not confirm the person in the directory: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if fresh is None or not fresh.temp_ticket:
+            return NotFiled(FileProblem.NOT_IN_DIRECTORY)
+        if fresh.has_account:
+            return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
+        person = Person(
+            username=fresh.username,
+            full_name=fresh.full_name,
+            email=fresh.email,
+            temp_ticket=fresh.temp_ticket,
+        )
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=person,
+            justification=justification,
+            created_at=self.clock(),
+        )
+        try:
+            request = await self.store.create(new, outbox=outbox)
+        except DuplicateRequestError as exc:
+            return Duplicate(exc.existing)
+        log.info("request %s filed by %s", request.id, requester_id)
+        self._on_outbox()
+        return Filed(request)
+
+    # -- decide ----------------------------------------------------------------------------------
+
+    async def check_can_decide(
+        self, request_id: str, user_id: str
+    ) -> ProvisioningRequest | Refused:
+        """The authorisation every decision goes through, checked on the server at click time.
+        Returns the request (as read for the check) when the user may decide it."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id == request.requester_id:
+            return Refused(Refusal.SELF_APPROVAL, request)
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused, request)
+        if request.state is not RequestState.PENDING:
+            return Refused(Refusal.ALREADY_DECIDED, request)
+        return request
+
+    async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
+        allowed = await self.check_can_decide(request_id, approver_id)
+        if isinstance(allowed, Refused):
+            return allowed
+        now = self.clock()
+        claimed = await self._move_pending(
+            request_id,
+            RequestState.PROVISIONING,
+            changes={
+                "decided_by": approver_id,
+                "decided_at": now,
+                "lease_owner": self.provisioner.instance_id,
+                "last_error": None,
+                "outcome_note": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            # By the database's clock, which every replica shares.
+            lease_seconds=self.provisioner.lease.total_seconds(),
+        )
+        if isinstance(claimed, Refused):
+            return claimed
+        log.info("request %s approved by %s; creating the account", request_id, approver_id)
+        return Decided(await self.provisioner.carry_out(claimed))
+
+    async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
+        allowed = await self.check_can_decide(request_id, approver_id)
+        if isinstance(allowed, Refused):
+            return allowed
+        denied = await self._move_pending(
+            request_id,
+            RequestState.DENIED,
+            changes={
+                "decided_by": approver_id,
+                "decided_at": self.clock(),
+                "deny_reason": reason.strip()[:MAX_DENY_REASON],
+                "temp_ticket": "",
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
+        )
+        if isinstance(denied, Refused):
+            return denied
+        log.info("request %s denied by %s", request_id, approver_id)
+        return Decided(denied)
+
+    async def cancel(self, request_id: str, user_id: str) -> DecisionOutcome:
+        """The requester withdraws a request nobody has decided yet."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id != request.requester_id:
+            return Refused(Refusal.NOT_REQUESTER, request)
+        if request.state is not RequestState.PENDING:
+            return Refused(Refusal.ALREADY_DECIDED, request)
+        cancelled = await self._move_pending(
+            request_id,
+            RequestState.CANCELLED,
+            changes={"decided_by": user_id, "decided_at": self.clock(), "temp_ticket": ""},
+            # The requester is answered on the spot (they clicked); the approvers see the card.
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+        )
+        if isinstance(cancelled, Refused):  # an approver's click won the race
+            return cancelled
+        log.info("request %s cancelled by its requester", request_id)
+        return Decided(cancelled)
+
+    async def _move_pending(
+        self,
+        request_id: str,
+        to_state: RequestState,
+        *,
+        changes: dict[str, object],
+        outbox: list[OutboxItem],
+        lease_seconds: float | None = None,
+    ) -> ProvisioningRequest | Refused:
+        """One conditional UPDATE out of `pending`; whoever loses the race is told who won."""
+        moved = await self.store.transition(
+            request_id,
+            from_states={RequestState.PENDING},
+            to_state=to_state,
+            now=self.clock(),
+            changes=changes,
+            outbox=outbox,
+            lease_seconds=lease_seconds,
+        )
+        if moved is None:
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
+        self._on_outbox()
+        return moved
+
+    async def _approver_refusal(self, user_id: str) -> Refusal | None:
+        """The approver check shared by decisions and by what only approvers may see."""
+        try:
+            verdict = await self.approvers.approver_verdict(user_id)
+        except ApproverCheckUnavailable:
+            return Refusal.CANNOT_CHECK
+        if verdict is ApproverVerdict.APPROVER:
+            return None
+        return _VERDICT_REFUSALS[verdict]
+
+    # -- lists -----------------------------------------------------------------------------------
+
+    async def pending_requests(self, user_id: str, *, limit: int) -> RequestList | Refused:
+        """What waits for an approver, oldest first; only approvers may see it (directory data
+        and justifications are for the people who decide)."""
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused)
+        states = {RequestState.PENDING}
+        requests = await self.store.list_requests(states=states, limit=limit)
+        total = await self.store.count_requests(states=states)
+        return RequestList(tuple(requests), max(total, len(requests)))
+
+    async def my_requests(self, user_id: str, *, limit: int) -> RequestList:
+        """The person's own requests, most recent first."""
+        requests = await self.store.list_requests(
+            requester_id=user_id, newest_first=True, limit=limit
+        )
+        total = await self.store.count_requests(requester_id=user_id)
+        return RequestList(tuple(requests), max(total, len(requests)))
+
+    async def home(self, user_id: str, *, mine_limit: int, waiting_limit: int) -> HomeContent:
+        mine = await self.my_requests(user_id, limit=mine_limit)
+        waiting = await self.pending_requests(user_id, limit=waiting_limit)
+        if isinstance(waiting, Refused):
+            return HomeContent(mine=mine, waiting=None, waiting_refusal=waiting.reason)
+        return HomeContent(mine=mine, waiting=waiting)
+
+
+def _without_tickets(page: DirectoryPage) -> DirectoryPage:
+    return DirectoryPage(
+        entries=tuple(dataclasses.replace(entry, temp_ticket="") for entry in page.entries),
+        total=page.total,
+    )
