@@ -33,6 +33,7 @@ from tests.audit_data import (
     file_request,
     seed,
 )
+from tests.audit_html import parse_html, row_cells
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -507,10 +508,15 @@ async def test_html_page(audit_bot: BotUnderTest) -> None:
     assert page.index("r7-provisioning") < page.index("r1-approved")
     assert "Amara Okafor" in page and "amara@example.com" in page
     assert "6f1c2d3e-4a5b-4c6d-8e7f-001122334455" in page
-    assert "@boris finance reports need the controller&#x27;s sign-off first" in page
-    # Escaped, never markup.
-    assert "<b>" not in page
+    document = parse_html(page)
+    denial = row_cells(document, "r2-denied")[5]
+    assert "@boris finance reports need the controller's sign-off first" in denial
+    # Escaped, never markup: shown as the text it is.
+    assert "<b>" not in page and not document.find_all("b")
     assert "Needs &lt;b&gt;read&lt;/b&gt; access to reports &amp; dashboards" in page
+    assert row_cells(document, "r4-exists")[4] == (
+        "Needs <b>read</b> access to reports & dashboards"
+    )
     assert "7 requests" in page
     # Readable without scripts, and locked down.
     csp = response.headers["content-security-policy"]
@@ -581,8 +587,11 @@ async def test_hostile_values_are_inert_in_every_format(audit_bot: BotUnderTest)
 
     page = (await audit_bot.http.get("/requests", headers=headers)).text
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in page
-    assert "=HYPERLINK(&quot;http://evil.example&quot;,&quot;click&quot;)" in page
+    document = parse_html(page)
+    assert not document.find_all("script")
+    cells = row_cells(document, HOSTILE)
+    assert cells[5].endswith("Reason: <script>alert('x')</script> & more")
+    assert cells[4] == '=HYPERLINK("http://evil.example","click")'
 
     body = await audit_json(audit_bot)
     assert body["requests"][0]["justification"] == '=HYPERLINK("http://evil.example","click")'

@@ -1,15 +1,15 @@
 """The audit page's parts that need no I/O: reading the query string, and rendering a page of
 requests as HTML, JSON or CSV.
 
-HTML is built from escaped strings (no template engine, no JavaScript, no external assets): every
-value that came from a person or the directory goes through `html.escape`, and every link is a
-relative query (`?page=2`) so the page works under whatever path prefix Connect serves it.
+HTML comes from the Jinja2 templates in templates/ (no JavaScript, no external assets), rendered
+with autoescape on, so every value that came from a person or the directory is escaped; every
+link is a relative query (`?page=2`) so the page works under whatever path prefix Connect serves
+it.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.datastructures import QueryParams
 
 from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord
@@ -281,188 +282,36 @@ def csv_filename(now: datetime) -> str:
 
 # -- HTML ----------------------------------------------------------------------------------------
 
-_CSS = """
-:root { --fg: #1c2330; --muted: #5d6776; --line: #dde2e8; --bg: #ffffff; --soft: #f5f7fa;
-  --accent: #1f5fbf; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--fg); background: var(--bg);
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-header { display: flex; flex-wrap: wrap; gap: .5rem 2rem; justify-content: space-between;
-  align-items: baseline; padding: 1rem 1.5rem; border-bottom: 1px solid var(--line); }
-header h1 { font-size: 1.25rem; margin: 0; }
-main { padding: 1rem 1.5rem 2rem; }
-a { color: var(--accent); }
-.muted { color: var(--muted); }
-form.filters { display: flex; flex-wrap: wrap; gap: .75rem 1.25rem; align-items: flex-end;
-  padding: .75rem 1rem; background: var(--soft); border: 1px solid var(--line);
-  border-radius: 8px; margin-bottom: 1rem; }
-fieldset { border: 0; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: .25rem .75rem; }
-legend, label.search span { display: block; font-size: .8rem; font-weight: 600;
-  color: var(--muted); margin-bottom: .25rem; }
-fieldset label { white-space: nowrap; }
-input[type=search] { font: inherit; padding: .3rem .5rem; width: 22rem; max-width: 100%;
-  border: 1px solid var(--line); border-radius: 6px; }
-button { font: inherit; padding: .35rem .9rem; border-radius: 6px; border: 1px solid var(--accent);
-  background: var(--accent); color: #fff; cursor: pointer; }
-.summary { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; margin: .5rem 0 .75rem; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; vertical-align: top; padding: .5rem .6rem;
-  border-bottom: 1px solid var(--line); }
-th { font-size: .75rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
-tbody tr:hover { background: var(--soft); }
-td.when { white-space: nowrap; }
-td.why { min-width: 14rem; max-width: 28rem; white-space: pre-wrap; overflow-wrap: anywhere; }
-.actions { display: flex; gap: .75rem; align-items: center; }
-code { font: .85em/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.state { display: inline-block; padding: .1rem .55rem; border-radius: 999px; font-size: .8rem;
-  font-weight: 600; background: #eceff3; color: #3b4452; white-space: nowrap; }
-.state-pending { background: #fff4d6; color: #7a5200; }
-.state-provisioning { background: #e4edff; color: #1d4ea3; }
-.state-approved { background: #e1f5e6; color: #17652f; }
-.state-already_exists { background: #e8f1f8; color: #29506e; }
-.state-denied { background: #fde6e6; color: #a12626; }
-.reason { margin-top: .25rem; }
-nav.pages { display: flex; gap: 1rem; align-items: center; margin-top: 1rem; }
-.empty { padding: 2rem; text-align: center; color: var(--muted); }
-"""
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _time(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return (
-        f'<time datetime="{_e(_iso(value))}">{_e(value.strftime("%Y-%m-%d %H:%M"))}'
-        ' <span class="muted">UTC</span></time>'
-    )
-
 
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state) or state.replace("_", " ").capitalize()
 
 
-def _state_badge(state: str) -> str:
-    # The class name is built only from known states: an unexpected value gets no class at all.
-    css = f" state-{state}" if state in known_states() else ""
-    label = state_label(state)
-    return f'<span class="state{css}">{_e(label)}</span>'
-
-
-def _row(record: AuditRecord) -> str:
-    person = (
-        f"<strong>{_e(record.username)}</strong>"
-        + (f"<br>{_e(record.full_name)}" if record.full_name else "")
-        + (f'<br><span class="muted">{_e(record.email)}</span>' if record.email else "")
-    )
-    decision = ""
-    if record.decided_by:
-        decision = f"<code>{_e(record.decided_by)}</code><br>{_time(record.decided_at)}"
-    if record.deny_reason:
-        decision += f'<div class="reason"><em>Reason:</em> {_e(record.deny_reason)}</div>'
-    account = f"<code>{_e(record.connect_guid)}</code>" if record.connect_guid else ""
-    return (
-        f'<tr data-request-id="{_e(record.id)}">'
-        f'<td class="when">{_time(record.created_at)}</td>'
-        f"<td>{_state_badge(record.state)}</td>"
-        f"<td>{person}</td>"
-        f"<td><code>{_e(record.requester_id)}</code></td>"
-        f'<td class="why">{_e(record.justification)}</td>'
-        f"<td>{decision}</td>"
-        f"<td>{account}</td>"
-        "</tr>"
-    )
-
-
-def _filters_form(query: AuditQuery) -> str:
-    boxes = "".join(
-        f'<label><input type="checkbox" name="state" value="{_e(state)}"'
-        f"{' checked' if state in query.states else ''}> {_e(state_label(state))}</label>"
-        for state in known_states()
-    )
-    per_page = (
-        f'<input type="hidden" name="per_page" value="{query.per_page}">'
-        if query.per_page != DEFAULT_PER_PAGE
-        else ""
-    )
-    # No action attribute: the form submits to the page's own URL, whatever prefix it has.
-    return (
-        '<form class="filters" method="get" role="search">'
-        f"<fieldset><legend>State</legend>{boxes}</fieldset>"
-        '<label class="search"><span>Search</span>'
-        f'<input type="search" name="q" value="{_e(query.search)}" '
-        f'maxlength="{MAX_SEARCH_CHARS}" placeholder="username, name, email or Slack ID">'
-        "</label>"
-        f"{per_page}"
-        '<span class="actions"><button type="submit">Filter</button><a href="?">Clear</a></span>'
-        "</form>"
-    )
-
-
-def _pager(page: AuditPage, query: AuditQuery) -> str:
-    if page.pages <= 1:
-        return ""
-    newer = (
-        f'<a rel="prev" href="{_e(query.link(page=page.page - 1))}">← Newer</a>'
-        if page.page > 1
-        else ""
-    )
-    older = (
-        f'<a rel="next" href="{_e(query.link(page=page.page + 1))}">Older →</a>'
-        if page.page < page.pages
-        else ""
-    )
-    return (
-        f'<nav class="pages" aria-label="Pages">{newer}'
-        f'<span class="muted">Page {page.page} of {page.pages}</span>{older}</nav>'
-    )
+# The templates live in the package (bot/web/templates, listed in pyproject's package-data), so an
+# installed copy finds them as well as a checkout does. Autoescape is on for every template: a
+# value from a person or the directory can only ever be text, never markup, unless a template
+# marks it safe (none does). StrictUndefined makes a misspelt or missing name an error instead of
+# an empty cell that hides the mistake.
+TEMPLATES = Environment(
+    loader=PackageLoader("bot.web", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    # Block tags on lines of their own leave no blank lines or indentation behind.
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters["iso"] = _iso
+TEMPLATES.filters["state_label"] = state_label
+TEMPLATES.globals.update(
+    known_states=known_states(),
+    default_per_page=DEFAULT_PER_PAGE,
+    max_search_chars=MAX_SEARCH_CHARS,
+)
 
 
 def render_page(page: AuditPage, query: AuditQuery, *, visitor: str) -> str:
-    noun = "request" if page.total == 1 else "requests"
-    if page.records:
-        body = (
-            '<div class="table-wrap"><table><thead><tr>'
-            "<th>Requested</th><th>State</th><th>Person</th><th>Requested by</th>"
-            "<th>Justification</th><th>Decision</th><th>Connect account</th>"
-            "</tr></thead><tbody>"
-            + "".join(_row(record) for record in page.records)
-            + "</tbody></table></div>"
-        )
-    elif page.total and page.page > page.pages:
-        body = (
-            f'<p class="empty">There is no page {page.page}. '
-            f'<a href="{_e(query.link(page=1))}">Back to the first page</a></p>'
-        )
-    else:
-        body = '<p class="empty">No requests match these filters.</p>'
-    downloads = (
-        f'<a href="{_e(query.link(page=1, format="csv"))}">Download CSV</a>'
-        f'<a href="{_e(query.link(format="json"))}">JSON</a>'
-    )
-    return (
-        "<!doctype html>"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Account requests · connect-user-bot</title>"
-        f"<style>{_CSS}</style></head><body>"
-        "<header><h1>Posit Connect account requests</h1>"
-        f'<span class="muted">Signed in as <strong>{_e(visitor)}</strong></span></header>'
-        f"<main>{_filters_form(query)}"
-        f'<div class="summary"><span id="total">{page.total} {noun}</span>{downloads}</div>'
-        f"{body}{_pager(page, query)}</main></body></html>"
-    )
+    return TEMPLATES.get_template("audit_page.html").render(page=page, query=query, visitor=visitor)
 
 
 def render_error(status: int, title: str, message: str) -> str:
-    return (
-        "<!doctype html>"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{status} {_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{_e(title)}</h1></header>"
-        f"<main><p>{_e(message)}</p></main></body></html>"
-    )
+    return TEMPLATES.get_template("error.html").render(status=status, title=title, message=message)
