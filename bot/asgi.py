@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.connect.errors import ConnectError
-from bot.settings import ConfigurationError, Settings, isolate_from_bolt_environment
+from bot.settings import ConfigurationError, load_from_environment
 
 log = logging.getLogger("bot")
 
@@ -33,13 +32,12 @@ def build_hosted_app() -> ASGIApp:
     from bot.app import create_asgi_app
     from bot.logs import configure_logging
 
-    settings = Settings.from_env()
+    settings, removed = load_from_environment()
     if settings.slack_signing_secret is None:
         raise ConfigurationError(
             "SLACK_SIGNING_SECRET is not set: hosted in HTTP mode, the bot needs it to verify "
             "Slack's requests."
         )
-    removed = isolate_from_bolt_environment(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     if removed:
         log.warning("ignoring %s: this bot is configured for one workspace", ", ".join(removed))

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from bot.settings import (
     WHERE_TO_FIND,
     ConfigurationError,
     Settings,
-    isolate_from_bolt_environment,
+    load_from_environment,
 )
 
 log = logging.getLogger("bot")
@@ -61,9 +60,9 @@ def _configuration_problem(lines: Sequence[str]) -> NoReturn:
     raise SystemExit(2)
 
 
-def _load_settings(command: str) -> Settings:
+def _load_settings(command: str) -> tuple[Settings, list[str]]:
     try:
-        settings = Settings.from_env()
+        settings, ignored = load_from_environment()
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         print("\nSee README.md, section Configuration.", file=sys.stderr)
@@ -80,7 +79,7 @@ def _load_settings(command: str) -> Settings:
         _configuration_problem(
             [f"SLACK_APP_TOKEN is not set: Socket Mode needs {WHERE_TO_FIND['slack_app_token']}"]
         )
-    return settings
+    return settings, ignored
 
 
 def serve(settings: Settings) -> None:
@@ -208,8 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("migrate", help="bring the database schema up to date")
     args = parser.parse_args(argv)
 
-    settings = _load_settings(args.command)
-    removed = isolate_from_bolt_environment(os.environ)
+    settings, removed = _load_settings(args.command)
     if args.command == "check":
         # `check` prints a report for a person on stdout; library logs below WARNING are noise
         # there, and what remains goes to stderr as text, never JSON between the report's lines.

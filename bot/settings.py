@@ -6,6 +6,7 @@ Read once at start (`Settings.from_env()`), validated, then passed to whatever n
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import MutableMapping
 from typing import Annotated, Literal
@@ -292,3 +293,31 @@ def isolate_from_bolt_environment(environ: MutableMapping[str, str]) -> list[str
     for name in SECRETS_READ_ONCE:
         environ.pop(name, None)
     return [name for name in BOLT_ENVIRONMENT_OVERRIDES if environ.pop(name, None) is not None]
+
+
+def load_from_environment() -> tuple[Settings, list[str]]:
+    """Read and validate the settings, then take out of the process environment what must not
+    stay there: the Slack secrets just read, and the variables Bolt would act on by itself.
+
+    The one place that edits `os.environ` (the entry points call it once at start). Returns the
+    settings and the names of Bolt's variables that were ignored, for a warning. Raises
+    ConfigurationError, before touching the environment, when the settings are incomplete.
+    """
+    settings = Settings.from_env()
+    return settings, isolate_from_bolt_environment(os.environ)
+
+
+class DatabaseSettings(BaseSettings):
+    """DATABASE_URL alone, for the Alembic command line (`alembic upgrade head` run by hand),
+    which needs no Slack or Connect settings."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
+
+    database_url: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)

@@ -3,13 +3,13 @@
 `bot.store.migrate` runs migrations programmatically: it opens the transaction (holding the
 PostgreSQL advisory lock) and hands the synchronous connection in through
 `config.attributes["connection"]` from inside `AsyncConnection.run_sync`. When a developer runs
-the alembic CLI instead, the URL comes from `-x url=...` or DATABASE_URL, never from alembic.ini.
+the alembic CLI instead, the URL comes from `-x url=...` or DATABASE_URL (read by
+`bot.settings.DatabaseSettings`), never from alembic.ini.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -38,11 +38,11 @@ def _run_on(connection: Connection) -> None:
 
 
 def _cli_url() -> str:
+    from bot.settings import DatabaseSettings
     from bot.store.urls import normalize_database_url
 
-    return normalize_database_url(
-        context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("DATABASE_URL")
-    )
+    given = context.get_x_argument(as_dictionary=True).get("url")
+    return normalize_database_url(given) if given else DatabaseSettings().database_url
 
 
 async def _run_from_cli() -> None:
