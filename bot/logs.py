@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 # The provisioning request's id once there is one; before that, an id for the Slack interaction.
 # Tasks spawned while it is set inherit it (asyncio copies the context into new tasks).
@@ -85,7 +85,7 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str, log_format: Literal["json", "text", "auto"] = "auto", stream=None
+    level: str, log_format: Literal["json", "text", "auto"] = "auto", stream: TextIO | None = None
 ) -> None:
     stream = stream or sys.stderr
     if log_format == "auto":

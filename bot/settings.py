@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import MutableMapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -230,7 +230,7 @@ class Settings(BaseSettings):
         return SecretStr(value.get_secret_value().strip())
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """Read and validate the environment, or raise ConfigurationError naming each problem."""
         try:
             return cls(**overrides)

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ class FreshAnswers:
         entry = self._entries.get(key)
         if entry is not None and self._clock() - entry[0] <= max_age:
             self._entries.move_to_end(key)
-            return entry[1]
+            return cast(T, entry[1])
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._look_up(key, fetch))

@@ -216,9 +216,9 @@ class ConnectClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ConnectUnavailable) and exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER)
+            return min(float(exc.retry_after), MAX_RETRY_AFTER)
         # Exponential with jitter, so many waiting requests do not come back in lockstep.
-        base = self._backoff * 2 ** (state.attempt_number - 1)
+        base = self._backoff * 2.0 ** (state.attempt_number - 1)
         return min(base * (0.5 + random.random()), MAX_BACKOFF)  # noqa: S311
 
     async def _send(

@@ -168,7 +168,7 @@ async def iter_requests(
         after = (last.created_at, last.id)
 
 
-def _to_record(row: Row[Any]) -> AuditRecord:
+def _to_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:
     m = row._mapping
     return AuditRecord(
         id=m["id"],

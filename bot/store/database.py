@@ -72,6 +72,7 @@ def _scrub_exception(exc: BaseException) -> None:
     detail = getattr(exc, "detail", None)
     if isinstance(detail, str):
         with contextlib.suppress(AttributeError):
+            # asyncpg's errors carry `detail`; BaseException does not declare it.
             exc.detail = _scrub_text(detail)  # type: ignore[attr-defined]
     if exc.args and isinstance(exc.args[0], str):
         scrubbed = _scrub_text(exc.args[0])

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -25,6 +25,12 @@ from bot.workflow.states import RequestState
 
 Format = Literal["html", "json", "csv"]
 FORMATS: tuple[Format, ...] = ("html", "json", "csv")
+
+
+def is_format(value: str) -> TypeGuard[Format]:
+    return value in FORMATS
+
+
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
 # Far beyond any real history at any page size, and small enough that page * per_page stays a
@@ -147,8 +153,8 @@ def parse_query(params: QueryParams, accept: str | None) -> AuditQuery:
     fmt_param = params.get("format")
     if fmt_param is None or fmt_param == "":
         fmt = negotiate(accept)
-    elif fmt_param.lower() in FORMATS:
-        fmt = fmt_param.lower()  # type: ignore[assignment]
+    elif is_format(wanted := fmt_param.lower()):
+        fmt = wanted
     else:
         raise BadQuery(f"format must be one of: {', '.join(FORMATS)}")
     return AuditQuery(states=tuple(states), search=search, page=page, per_page=per_page, format=fmt)

@@ -177,7 +177,7 @@ class VerifiedBoltRequest(AsyncBoltRequest):
         *,
         raw_body: str,
         body: dict[str, Any],
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str | Sequence[str]] | None = None,
         headers: Mapping[str, Sequence[str]] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
@@ -186,7 +186,7 @@ class VerifiedBoltRequest(AsyncBoltRequest):
         super().__init__(
             body=body,
             query=dict(query) if query is not None else None,
-            headers=dict(headers) if headers is not None else None,  # type: ignore[arg-type]
+            headers=dict(headers) if headers is not None else None,
             context=context,
             mode="socket_mode",
         )
@@ -198,7 +198,7 @@ class VerifiedBoltRequest(AsyncBoltRequest):
         return VerifiedBoltRequest(
             raw_body=self.raw_body,
             body=self.body,
-            query=self.query,  # type: ignore[arg-type]
+            query=self.query,
             headers=self.headers,
             context=self.context.to_copyable(),
         )

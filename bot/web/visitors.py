@@ -29,6 +29,7 @@ from bot.web.audit_page import (
     csv_filename,
     csv_header,
     csv_line,
+    is_format,
     negotiate,
     page_json,
     parse_query,
@@ -202,8 +203,8 @@ class VisitorPages:
 def _format_hint(request: Request, accept: str | None) -> Format:
     """The format an error should come in, even when the query string itself is bad."""
     wanted = (request.query_params.get("format") or "").lower()
-    if wanted in ("html", "json", "csv"):
-        return wanted  # type: ignore[return-value]
+    if is_format(wanted):
+        return wanted
     return negotiate(accept)
 
 

@@ -227,13 +227,13 @@ class Provisioner:
                 "it (an earlier, slower request went through)."
             )
             return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
-        note = None
+        earlier = None
         if outcome_unknown and created is not None:
-            note = (
+            earlier = (
                 f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
                 "approval asked Connect for it."
             )
-        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid, note=note)
+        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid, note=earlier)
 
     async def _settle_unknown(
         self,
