@@ -19,22 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.database import for_reads
+from bot.store.outbox_store import SqlOutbox, insert_outbox
 from bot.store.tables import (
     ACTIVE_STATE_VALUES,
     ACTIVE_USERNAME_INDEX,
     REQUEST_COLUMNS,
-    UTCDateTime,
-    outbox,
     provisioning_requests,
 )
 from bot.workflow.models import (
     NewRequest,
     OutboxItem,
-    OutboxKind,
-    OutboxMessage,
     ProvisioningRequest,
 )
 from bot.workflow.ports import DuplicateRequestError
@@ -46,39 +41,11 @@ _RESERVED_CHANGE_KEYS = frozenset({"id", "state", "updated_at"})
 # A request that keeps finishing and reappearing between our insert and our lookup is absurd;
 # bounded anyway so a bug cannot spin forever.
 _CREATE_ATTEMPTS = 5
-_MAX_ERROR_CHARS = 4000
 
 
-class SqlRequestStore:
-    """`bot.workflow.ports.RequestStore` backed by an AsyncEngine from `bot.store.database`."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        # Same pool; on SQLite, reads start deferred so they never queue behind writers.
-        self._reader = for_reads(engine)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    def _db_now(self, plus_seconds: float = 0.0) -> sa.ColumnElement[datetime]:
-        """The database's clock (plus some seconds) as an SQL expression.
-
-        PostgreSQL: the statement's start time on the server. SQLite has no server, so its clock
-        is the host's, read by SQLite itself and written in the text format SQLAlchemy stores
-        datetimes in (UTC, microseconds), so that the two compare as strings.
-        """
-        if self._engine.dialect.name == "postgresql":
-            expression: sa.ColumnElement[Any] = sa.func.statement_timestamp()
-            if plus_seconds:
-                expression = expression + sa.func.make_interval(
-                    0, 0, 0, 0, 0, 0, sa.literal(float(plus_seconds), sa.Float)
-                )
-        else:
-            expression = sa.func.strftime(
-                "%Y-%m-%d %H:%M:%f000", "now", f"{float(plus_seconds):+.6f} seconds"
-            )
-        return sa.type_coerce(expression, UTCDateTime)
+class SqlRequestStore(SqlOutbox):
+    """`bot.workflow.ports.RequestStore` backed by an AsyncEngine from `bot.store.database`: the
+    requests here, the messages owed for them in `SqlOutbox`."""
 
     async def ping(self) -> None:
         async with self._reader.connect() as conn:
@@ -110,7 +77,7 @@ class SqlRequestStore:
                         sa.insert(_requests).values(values).returning(*_requests.c)
                     )
                     row = result.one()
-                    await self._insert_outbox(conn, new.request_id, outbox, new.created_at)
+                    await insert_outbox(conn, new.request_id, outbox, new.created_at)
                 return _to_request(row)
             except IntegrityError as exc:
                 if not _is_active_username_violation(exc):
@@ -182,7 +149,7 @@ class SqlRequestStore:
             row = (await conn.execute(statement)).first()
             if row is None:
                 return None
-            await self._insert_outbox(conn, request_id, outbox, now)
+            await insert_outbox(conn, request_id, outbox, now)
         return _to_request(row)
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> None:
@@ -321,141 +288,8 @@ class SqlRequestStore:
             row = (await conn.execute(statement)).first()
             if row is None:
                 return None
-            await self._insert_outbox(conn, request_id, outbox, now)
+            await insert_outbox(conn, request_id, outbox, now)
         return _to_request(row)
-
-    # -- outbox -----------------------------------------------------------------------------
-
-    async def _insert_outbox(
-        self,
-        conn: AsyncConnection,
-        request_id: str,
-        items: Sequence[OutboxItem],
-        now: datetime,
-    ) -> None:
-        if not items:
-            return
-        # One row at a time keeps ids in the order given, which is the delivery order.
-        for item in items:
-            await conn.execute(
-                sa.insert(outbox).values(
-                    request_id=request_id,
-                    kind=OutboxKind(item.kind).value,
-                    payload=dict(item.payload),
-                    created_at=now,
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-            )
-
-    async def claim_outbox(
-        self, *, owner: str, now: datetime, lease_seconds: float, limit: int = 20
-    ) -> list[OutboxMessage]:
-        if limit <= 0:
-            return []
-        earlier = outbox.alias("earlier")
-        # Due by the caller's clock (the one that scheduled the retry); the lease by the
-        # database's, like every lease.
-        claimable = sa.and_(
-            outbox.c.delivered_at.is_(None),
-            outbox.c.failed_at.is_(None),
-            sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-            sa.or_(
-                outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at <= self._db_now()
-            ),
-        )
-        # Messages for one request go out strictly in id order: the card before the
-        # confirmation that links to it. An earlier message still in flight (leased) blocks too.
-        no_earlier_undelivered = ~sa.exists().where(
-            earlier.c.request_id == outbox.c.request_id,
-            earlier.c.id < outbox.c.id,
-            earlier.c.delivered_at.is_(None),
-            earlier.c.failed_at.is_(None),
-        )
-        candidates = (
-            sa.select(outbox.c.id)
-            .where(claimable, no_earlier_undelivered)
-            .order_by(outbox.c.id)
-            .limit(limit)
-            # PostgreSQL: let concurrent claimers pass over rows another one is taking instead
-            # of queueing on them. SQLite ignores it (BEGIN IMMEDIATE already serialises).
-            .with_for_update(skip_locked=True, of=outbox)
-        )
-        async with self._engine.begin() as conn:
-            ids = list((await conn.execute(candidates)).scalars())
-            if not ids:
-                return []
-            # The claim itself is conditional, so even without SKIP LOCKED two workers can
-            # never both take a row: the second UPDATE finds the lease already taken.
-            result = await conn.execute(
-                sa.update(outbox)
-                .where(outbox.c.id.in_(ids), claimable)
-                .values(
-                    lease_owner=owner,
-                    lease_expires_at=self._db_now(lease_seconds),
-                    attempts=outbox.c.attempts + 1,
-                )
-                .returning(*outbox.c)
-            )
-            rows = result.all()
-        return sorted((_to_message(row) for row in rows), key=lambda message: message.id)
-
-    async def renew_outbox_lease(
-        self, message_id: int, *, owner: str, lease_seconds: float
-    ) -> bool:
-        statement = (
-            sa.update(outbox)
-            .where(
-                outbox.c.id == message_id,
-                outbox.c.lease_owner == owner,
-                outbox.c.delivered_at.is_(None),
-                outbox.c.failed_at.is_(None),
-            )
-            .values(lease_expires_at=self._db_now(lease_seconds))
-        )
-        async with self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount == 1
-
-    async def outbox_delivered(self, message_id: int, *, now: datetime) -> None:
-        # A payload is what delivery needs (a confirmation's is the requester's response_url,
-        # a credential for their conversation): once delivered or given up, it is forgotten.
-        await self._update_message(
-            message_id, delivered_at=now, lease_owner=None, lease_expires_at=None, payload={}
-        )
-
-    async def outbox_retry_later(
-        self, message_id: int, *, next_attempt_at: datetime, error: str
-    ) -> None:
-        await self._update_message(
-            message_id,
-            next_attempt_at=next_attempt_at,
-            last_error=_clip(error),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-
-    async def outbox_give_up(self, message_id: int, *, now: datetime, error: str) -> None:
-        await self._update_message(
-            message_id,
-            failed_at=now,
-            last_error=_clip(error),
-            lease_owner=None,
-            lease_expires_at=None,
-            payload={},
-        )
-
-    async def outbox_pending_count(self) -> int:
-        async with self._reader.connect() as conn:
-            result = await conn.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(outbox.c.delivered_at.is_(None), outbox.c.failed_at.is_(None))
-            )
-            return int(result.scalar_one())
-
-    async def _update_message(self, message_id: int, **values: Any) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(sa.update(outbox).where(outbox.c.id == message_id).values(values))
 
 
 def _filters(
@@ -511,10 +345,6 @@ def _is_active_username_violation(exc: IntegrityError) -> bool:
     return ACTIVE_USERNAME_INDEX in message or "provisioning_requests.username" in message
 
 
-def _clip(error: str) -> str:
-    return error if len(error) <= _MAX_ERROR_CHARS else error[: _MAX_ERROR_CHARS - 1] + "…"
-
-
 def _to_request(row: Row[Any]) -> ProvisioningRequest:
     m = row._mapping
     return ProvisioningRequest(
@@ -540,16 +370,4 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         last_reminder_at=m["last_reminder_at"],
         put_sent_at=m["put_sent_at"],
         outcome_note=m["outcome_note"],
-    )
-
-
-def _to_message(row: Row[Any]) -> OutboxMessage:
-    m = row._mapping
-    return OutboxMessage(
-        id=int(m["id"]),
-        request_id=m["request_id"],
-        kind=OutboxKind(m["kind"]),
-        payload=dict(m["payload"] or {}),
-        attempts=int(m["attempts"]),
-        created_at=m["created_at"],
     )

@@ -144,3 +144,23 @@ outbox = sa.Table(
 )
 
 REQUEST_COLUMNS = frozenset(provisioning_requests.c.keys())
+
+
+def database_now(dialect: str, plus_seconds: float = 0.0) -> sa.ColumnElement[datetime]:
+    """The database's clock (plus some seconds) as an SQL expression.
+
+    PostgreSQL: the statement's start time on the server. SQLite has no server, so its clock
+    is the host's, read by SQLite itself and written in the text format SQLAlchemy stores
+    datetimes in (UTC, microseconds), so that the two compare as strings.
+    """
+    if dialect == "postgresql":
+        expression: sa.ColumnElement[Any] = sa.func.statement_timestamp()
+        if plus_seconds:
+            expression = expression + sa.func.make_interval(
+                0, 0, 0, 0, 0, 0, sa.literal(float(plus_seconds), sa.Float)
+            )
+    else:
+        expression = sa.func.strftime(
+            "%Y-%m-%d %H:%M:%f000", "now", f"{float(plus_seconds):+.6f} seconds"
+        )
+    return sa.type_coerce(expression, UTCDateTime)
