@@ -19,10 +19,10 @@ import uvicorn
 
 from bot.app import Runtime, build_runtime, create_asgi_app
 from bot.settings import Settings
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.log_guard import no_secrets_in_logs  # noqa: F401  (autouse: every test is checked)
-from tests.slack_requests import (
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.log_guard import no_secrets_in_logs  # noqa: F401  (autouse: every test is checked)
+from tests.support.slack_requests import (
     block_actions_body,
     post_signed,
     slash_command_body,

@@ -10,7 +10,6 @@ import pytest
 
 from bot.slack import blocks
 from bot.workflow.states import RequestState
-from tests.blockkit_limits import assert_valid_message, assert_valid_view
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -21,6 +20,7 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
+from tests.support.blockkit import assert_valid_message, assert_valid_view
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
 HOUR = timedelta(hours=1)

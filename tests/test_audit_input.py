@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from bot.store.audit_queries import AuditRecord
-from tests.audit_data import AUDITOR, audit_clock, credentials, seed
 from tests.conftest import BotUnderTest, make_settings, start_bot
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.store_backends import BACKENDS, postgres_schema
+from tests.support.audit_data import AUDITOR, audit_clock, credentials, seed
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.store_backends import BACKENDS, postgres_schema
 
 
 @contextlib.asynccontextmanager

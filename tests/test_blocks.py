@@ -23,7 +23,7 @@ from bot.slack.blocks import (
 )
 from bot.workflow.models import Person, ProvisioningRequest
 from bot.workflow.states import RequestState
-from tests.blockkit_limits import (
+from tests.support.blockkit import (
     assert_fallback_inert,
     assert_valid_message,
     assert_valid_view,
@@ -830,7 +830,7 @@ def test_requester_card_failed_is_valid_and_inert() -> None:
     from bot.slack.blocks import requester_card_failed
     from bot.workflow.models import ProvisioningRequest
     from bot.workflow.states import RequestState
-    from tests.blockkit_limits import assert_fallback_inert, assert_valid_message
+    from tests.support.blockkit import assert_fallback_inert, assert_valid_message
 
     request = ProvisioningRequest(
         id="0123456789abcdef",

@@ -18,7 +18,6 @@ from bot.slack import blocks
 from bot.slack.notifier import SlackNotifier
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.states import RequestState
-from tests.audit_data import credentials
 from tests.conftest import (
     APPROVER_CHANNEL,
     OUTSIDER,
@@ -28,8 +27,9 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.fakes.connect import FakeConnect
-from tests.services import require_redis, unique_namespace
+from tests.support.audit_data import credentials
+from tests.support.fake_connect import FakeConnect
+from tests.support.services import require_redis, unique_namespace
 from tests.test_approval import PUT, file_request
 
 

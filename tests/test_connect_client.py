@@ -24,7 +24,7 @@ from bot.connect.errors import (
     ConnectUnavailable,
 )
 from bot.connect.models import ConnectUser
-from tests.fakes.connect import FakeConnect
+from tests.support.fake_connect import FakeConnect
 
 KEY = "sk-test-0123456789abcdefSECRET"
 TIMEOUT = 0.3

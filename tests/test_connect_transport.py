@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.connect.client import ConnectClient
 from bot.connect.errors import ConnectUnavailable
 from bot.connect.transport import AiohttpTransport
-from tests.fakes.connect import FakeConnect
+from tests.support.fake_connect import FakeConnect
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from bot.web.credentials import (
     normalise_entries,
     parse_credentials,
 )
-from tests.fakes.connect import FakeConnect
+from tests.support.fake_connect import FakeConnect
 
 PERSONAL = "Zz-personal-data-marker"
 

@@ -23,8 +23,8 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.log_guard import CapturingHandler
-from tests.slack_requests import block_actions_body, event_callback_body
+from tests.support.log_guard import CapturingHandler
+from tests.support.slack_requests import block_actions_body, event_callback_body
 from tests.test_approval import PUT, approve, file_request
 from tests.test_lifecycle_requests import command, home_click, home_of, open_home
 

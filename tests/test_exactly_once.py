@@ -25,9 +25,9 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.store_backends import postgres_schema
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.store_backends import postgres_schema
 from tests.test_approval import PUT, approve, dms_to, file_request, latest_card
 
 WELCOMED = "UJULIE2"

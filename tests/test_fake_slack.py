@@ -16,8 +16,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_requests import (
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import (
     block_actions_body,
     sign,
     slack_escape,

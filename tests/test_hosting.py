@@ -18,8 +18,8 @@ import uvicorn
 
 from bot.asgi import LazyApp
 from tests.conftest import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET, _free_socket
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "write_requirements.py"

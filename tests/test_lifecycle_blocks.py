@@ -14,7 +14,7 @@ from bot.slack import blocks as b
 from bot.slack.command import Help, Pending, Status, parse_command
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.states import RequestState
-from tests.blockkit_limits import (
+from tests.support.blockkit import (
     assert_fallback_inert,
     assert_valid_home_view,
     assert_valid_message,

@@ -17,7 +17,6 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
-from tests.blockkit_limits import assert_valid_home_view, assert_valid_message, buttons
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -29,10 +28,11 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_requests import event_callback_body, home_block_actions_body
-from tests.store_backends import BACKENDS, postgres_schema
+from tests.support.blockkit import assert_valid_home_view, assert_valid_message, buttons
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import event_callback_body, home_block_actions_body
+from tests.support.store_backends import BACKENDS, postgres_schema
 from tests.test_approval import (
     PUT,
     approve,

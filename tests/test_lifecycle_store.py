@@ -25,8 +25,8 @@ from bot.workflow.service import (
     RequestList,
 )
 from bot.workflow.states import RequestState
-from tests import store_backends
-from tests.store_backends import BACKENDS, StoreBackend, open_store_backend
+from tests.support import store_backends
+from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend
 from tests.test_store import new_request
 
 store_backend = store_backends.store_backend

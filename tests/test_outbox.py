@@ -13,7 +13,6 @@ from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
 from bot.workflow.models import OutboxItem, OutboxKind
 from bot.workflow.states import RequestState
-from tests import store_backends
 from tests.conftest import (
     APPROVER,
     APPROVER_CHANNEL,
@@ -22,8 +21,9 @@ from tests.conftest import (
     BotUnderTest,
     start_bot,
 )
-from tests.fakes.slack_api import FakeSlack
-from tests.store_backends import StoreBackend
+from tests.support import store_backends
+from tests.support.fake_slack import FakeSlack
+from tests.support.store_backends import StoreBackend
 from tests.test_approval import approve, file_request
 from tests.test_store import new_request
 

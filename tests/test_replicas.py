@@ -34,10 +34,10 @@ from tests.conftest import (
     REQUESTER,
     SIGNING_SECRET,
 )
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_requests import block_actions_body, post_signed
-from tests.store_backends import postgres_schema
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import block_actions_body, post_signed
+from tests.support.store_backends import postgres_schema
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
 WELCOMED = "UJULIE2"

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from bot.slack import blocks
-from tests.blockkit_limits import assert_valid_message
 from tests.conftest import (
     OUTSIDER,
     REQUESTER,
@@ -16,7 +15,8 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.slack_requests import sign, slack_escape, slash_command_body
+from tests.support.blockkit import assert_valid_message
+from tests.support.slack_requests import sign, slack_escape, slash_command_body
 
 
 async def search(bot: BotUnderTest, text: str, *, user_id: str = REQUESTER) -> dict:

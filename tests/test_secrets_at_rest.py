@@ -30,8 +30,8 @@ from tests.conftest import (
     make_settings,
     start_bot,
 )
-from tests.services import require_redis, unique_namespace
-from tests.store_backends import BACKENDS, StoreBackend, open_store_backend, store_backend
+from tests.support.services import require_redis, unique_namespace
+from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend, store_backend
 from tests.test_approval import approve, open_request_form, submit_request
 
 __all__ = ["store_backend"]  # the parametrised fixture (sqlite, postgres)

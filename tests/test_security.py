@@ -14,7 +14,7 @@ from bot.slack import blocks
 from bot.workflow.models import Person, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.conftest import APPROVER, REQUESTER, BotUnderTest, response_text
-from tests.log_guard import CapturingHandler, find_leaks
+from tests.support.log_guard import CapturingHandler, find_leaks
 from tests.test_approval import approve, file_request
 
 
@@ -190,7 +190,7 @@ async def test_search_results_are_only_shown_to_the_searcher(bot: BotUnderTest) 
 
 
 async def test_unknown_form_is_answered_in_the_form(bot: BotUnderTest) -> None:
-    from tests.blockkit_limits import assert_valid_view
+    from tests.support.blockkit import assert_valid_view
 
     response = await bot.submit("some_old_form", {}, "", user_id=REQUESTER)
     assert response.status_code == 200
@@ -203,7 +203,7 @@ async def test_search_results_reach_the_user_when_the_response_url_fails(bot: Bo
     bot.slack.add_channel("CGENERAL", members=["U0BOT", REQUESTER])
     response_url = bot.slack.new_response_url()
     bot.slack.set_response_url_status(response_url, 404)
-    from tests.slack_requests import slash_command_body
+    from tests.support.slack_requests import slash_command_body
 
     body = slash_command_body(
         text="search julie", user_id=REQUESTER, response_url=response_url, channel_id="CGENERAL"

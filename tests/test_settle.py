@@ -24,8 +24,8 @@ from bot.workflow.service import (
     ProvisioningService,
 )
 from bot.workflow.states import RequestState
-from tests import store_backends
-from tests.store_backends import StoreBackend
+from tests.support import store_backends
+from tests.support.store_backends import StoreBackend
 from tests.test_lifecycle_store import Approvers
 
 store_backend = store_backends.store_backend

@@ -19,8 +19,8 @@ from bot.slack import blocks
 from bot.web import slack_inbound
 from bot.web.slack_inbound import VerifiedBoltRequest, signature_problem
 from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, BotUnderTest, response_text
-from tests.log_guard import CapturingHandler
-from tests.slack_requests import (
+from tests.support.log_guard import CapturingHandler
+from tests.support.slack_requests import (
     API_APP_ID,
     block_actions_body,
     event_callback_body,
@@ -74,7 +74,7 @@ def problems_in_logs(*handlers: CapturingHandler) -> list[str]:
 
 
 def signed_bytes(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
-    """Signature headers over raw bytes (tests.slack_requests.sign needs text)."""
+    """Signature headers over raw bytes (tests.support.slack_requests.sign needs text)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest.hexdigest()}

@@ -30,8 +30,8 @@ from bot.store.urls import (
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person, ProvisioningRequest
 from bot.workflow.ports import DuplicateRequestError
 from bot.workflow.states import RequestState
-from tests import store_backends
-from tests.store_backends import (
+from tests.support import store_backends
+from tests.support.store_backends import (
     BACKENDS,
     StoreBackend,
     open_store_backend,

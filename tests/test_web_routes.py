@@ -20,18 +20,6 @@ import uvicorn
 from bot.app import build_runtime, create_asgi_app
 from bot.store.audit_queries import AuditFilter, iter_requests, like_pattern, list_requests
 from bot.web.audit_page import CSV_COLUMNS, negotiate, neutralise_cell
-from tests import store_backends
-from tests.audit_data import (
-    AUDITOR,
-    CREDENTIALS,
-    HOSTILE,
-    NEWEST_FIRST,
-    audit_clock,
-    credentials,
-    file_hostile,
-    file_request,
-    seed,
-)
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -42,9 +30,21 @@ from tests.conftest import (
     make_settings,
     start_bot,
 )
-from tests.fakes.connect import FakeConnect
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_requests import post_signed, slash_command_body
+from tests.support import store_backends
+from tests.support.audit_data import (
+    AUDITOR,
+    CREDENTIALS,
+    HOSTILE,
+    NEWEST_FIRST,
+    audit_clock,
+    credentials,
+    file_hostile,
+    file_request,
+    seed,
+)
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import post_signed, slash_command_body
 
 # Parametrised over sqlite and postgres (assigned, so test parameters of that name are not
 # redefinitions).

@@ -1,6 +1,6 @@
 """Reusable checks that a message or modal payload is one Slack would accept.
 
-Import from tests: `from tests.blockkit_limits import assert_valid_message, assert_valid_view`.
+Import from tests: `from tests.support.blockkit import assert_valid_message, assert_valid_view`.
 Limits follow /work/shared/slack-platform.md and Slack's Block Kit reference; the whole-message
 budget is measured as `len(json.dumps(blocks))` (pessimistic: an emoji counts 12 characters).
 """

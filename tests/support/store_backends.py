@@ -3,7 +3,8 @@ PostgreSQL schema.
 
 Use from any test module (or re-export from conftest.py):
 
-    from tests.store_backends import store_backend  # noqa: F401  (parametrised: sqlite, postgres)
+    # parametrised: sqlite, postgres
+    from tests.support.store_backends import store_backend  # noqa: F401
 
     async def test_something(store_backend: StoreBackend) -> None:
         await store_backend.store.create(...)

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from bot.logs import QUIET_LOGGERS, JsonFormatter, RequestIdFilter
-from tests.fakes import connect as fake_connect_module
-from tests.fakes import slack_api as fake_slack_module
+from tests.support import fake_connect as fake_connect_module
+from tests.support import fake_slack as fake_slack_module
 
 # The fakes' own servers log their access lines (with response_url paths): test infrastructure.
 INFRASTRUCTURE_LOGGERS = ("aiohttp.access", "aiohttp.server", "uvicorn.access", "tests.")
