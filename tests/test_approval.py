@@ -10,7 +10,8 @@ import pytest
 
 from bot.slack import blocks
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.blockkit import assert_valid_message, assert_valid_view
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
     APPROVER_CHANNEL,
@@ -20,7 +21,6 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.support.blockkit import assert_valid_message, assert_valid_view
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
 HOUR = timedelta(hours=1)

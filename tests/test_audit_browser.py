@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import BotUnderTest, make_settings, start_bot
 from tests.support.audit_data import AUDITOR, NEWEST_FIRST, audit_clock, credentials, seed
+from tests.support.bot_under_test import BotUnderTest, make_settings, start_bot
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

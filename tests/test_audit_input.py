@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bot.store.audit_queries import AuditRecord
-from tests.conftest import BotUnderTest, make_settings, start_bot
 from tests.support.audit_data import AUDITOR, audit_clock, credentials, seed
+from tests.support.bot_under_test import BotUnderTest, make_settings, start_bot
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 from tests.support.store_backends import BACKENDS, postgres_schema

@@ -18,7 +18,8 @@ from bot.slack import blocks
 from bot.slack.notifier import SlackNotifier
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.audit_data import credentials
+from tests.support.bot_under_test import (
     APPROVER_CHANNEL,
     OUTSIDER,
     REQUESTER,
@@ -27,7 +28,6 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.support.audit_data import credentials
 from tests.support.fake_connect import FakeConnect
 from tests.support.services import require_redis, unique_namespace
 from tests.test_approval import PUT, file_request

@@ -12,7 +12,7 @@ import pytest
 from bot.check import run_checks
 from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
-from tests.conftest import APPROVER_CHANNEL, make_settings
+from tests.support.bot_under_test import APPROVER_CHANNEL, make_settings
 
 
 async def test_check_passes_on_a_working_setup(fake_slack, fake_connect, database_url) -> None:
@@ -151,10 +151,10 @@ async def test_check_reports_a_private_and_a_shared_approver_channel(
 def test_a_public_approver_channel_stops_the_bot_from_starting(
     tmp_path, fake_slack, fake_connect, mode: str
 ) -> None:
-    from tests.conftest import BOT_TOKEN, SIGNING_SECRET, _free_socket
+    from tests.support.bot_under_test import BOT_TOKEN, SIGNING_SECRET, free_socket
 
     fake_slack.add_channel(APPROVER_CHANNEL, name="approvers", is_private=False)
-    sock = _free_socket()
+    sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     env = {

@@ -12,7 +12,7 @@ import pytest
 from bot.app import build_runtime
 from bot.slack import blocks
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
     APPROVER_CHANNEL,

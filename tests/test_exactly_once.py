@@ -16,7 +16,7 @@ import pytest
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
     APPROVER_CHANNEL,

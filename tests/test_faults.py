@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.slack import blocks
 from bot.workflow.states import RequestState
-from tests.conftest import APPROVER, REQUESTER, BotUnderTest, response_text
+from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
 from tests.test_approval import (
     PUT,
     approve,
@@ -73,7 +73,7 @@ async def test_slack_5xx_on_card_update_then_recovery(bot: BotUnderTest) -> None
 
 async def test_process_death_after_storing_a_request(bot: BotUnderTest, settings) -> None:
     """The request is stored and its card owed, but the process dies before posting it."""
-    from tests.conftest import start_bot
+    from tests.support.bot_under_test import start_bot
 
     value = await request_button(bot, "julie2")
     assert value

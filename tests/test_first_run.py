@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ConfigurationError, Settings
-from tests.conftest import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET
+from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from bot.asgi import LazyApp
-from tests.conftest import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET, _free_socket
+from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET, free_socket
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 
@@ -191,7 +191,7 @@ async def test_entrypoint_serves_under_connects_prefix_and_names_the_key_owner(
     tmp_path: Path,
 ) -> None:
     set_bot_environment(monkeypatch, fake_slack, fake_connect, f"sqlite:///{tmp_path / 'h.db'}")
-    sock = _free_socket()
+    sock = free_socket()
     server = uvicorn.Server(
         uvicorn.Config(LazyApp(), lifespan="on", log_config=None, root_path="/content/abc")
     )

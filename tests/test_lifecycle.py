@@ -7,7 +7,7 @@ import asyncio
 from bot.slack import blocks
 from bot.tasks import TaskSupervisor
 from bot.workflow.states import RequestState
-from tests.conftest import APPROVER, REQUESTER, BotUnderTest
+from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest
 from tests.test_approval import PUT, dms_to, file_request
 
 

@@ -17,7 +17,8 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.blockkit import assert_valid_home_view, assert_valid_message, buttons
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
     APPROVER_CHANNEL,
@@ -28,7 +29,6 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.support.blockkit import assert_valid_home_view, assert_valid_message, buttons
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import event_callback_body, home_block_actions_body

@@ -13,7 +13,8 @@ from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
 from bot.workflow.models import OutboxItem, OutboxKind
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support import store_backends
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_CHANNEL,
     BOT_TOKEN,
@@ -21,7 +22,6 @@ from tests.conftest import (
     BotUnderTest,
     start_bot,
 )
-from tests.support import store_backends
 from tests.support.fake_slack import FakeSlack
 from tests.support.store_backends import StoreBackend
 from tests.test_approval import approve, file_request

@@ -26,7 +26,7 @@ from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
-from tests.conftest import (
+from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
     APPROVER_CHANNEL,

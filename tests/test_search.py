@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bot.slack import blocks
-from tests.conftest import (
+from tests.support.blockkit import assert_valid_message
+from tests.support.bot_under_test import (
     OUTSIDER,
     REQUESTER,
     BotUnderTest,
@@ -15,7 +16,6 @@ from tests.conftest import (
     response_text,
     start_bot,
 )
-from tests.support.blockkit import assert_valid_message
 from tests.support.slack_requests import sign, slack_escape, slash_command_body
 
 

@@ -21,7 +21,7 @@ from bot.slack import blocks
 from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
-from tests.conftest import (
+from tests.support.bot_under_test import (
     APPROVER,
     BOT_TOKEN,
     REQUESTER,

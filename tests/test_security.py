@@ -13,7 +13,7 @@ from bot.logs import bind_request_id, configure_logging
 from bot.slack import blocks
 from bot.workflow.models import Person, ProvisioningRequest
 from bot.workflow.states import RequestState
-from tests.conftest import APPROVER, REQUESTER, BotUnderTest, response_text
+from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
 from tests.support.log_guard import CapturingHandler, find_leaks
 from tests.test_approval import approve, file_request
 

@@ -17,7 +17,7 @@ from bot.asgi import LazyApp
 from bot.cache import KeyedCache, build_backend
 from bot.redis_url import RedisAddress, parse_redis_url
 from bot.settings import ConfigurationError, Settings
-from tests.conftest import make_settings, start_bot
+from tests.support.bot_under_test import make_settings, start_bot
 from tests.support.services import require_redis, unique_namespace
 from tests.test_first_run import env_file, run_bot, working_env
 from tests.test_hosting import clean_environment, lifespan_startup, set_bot_environment

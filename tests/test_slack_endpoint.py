@@ -18,7 +18,13 @@ import pytest
 from bot.slack import blocks
 from bot.web import slack_inbound
 from bot.web.slack_inbound import VerifiedBoltRequest, signature_problem
-from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, BotUnderTest, response_text
+from tests.support.bot_under_test import (
+    APPROVER,
+    REQUESTER,
+    SIGNING_SECRET,
+    BotUnderTest,
+    response_text,
+)
 from tests.support.log_guard import CapturingHandler
 from tests.support.slack_requests import (
     API_APP_ID,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import run_socket_mode
-from tests.conftest import (
+from tests.support.bot_under_test import (
     APPROVER_CHANNEL,
     BOT_TOKEN,
     REQUESTER,

@@ -20,16 +20,6 @@ import uvicorn
 from bot.app import build_runtime, create_asgi_app
 from bot.store.audit_queries import AuditFilter, iter_requests, like_pattern, list_requests
 from bot.web.audit_page import CSV_COLUMNS, negotiate, neutralise_cell
-from tests.conftest import (
-    APPROVER,
-    APPROVER_2,
-    REQUESTER,
-    SIGNING_SECRET,
-    BotUnderTest,
-    _free_socket,
-    make_settings,
-    start_bot,
-)
 from tests.support import store_backends
 from tests.support.audit_data import (
     AUDITOR,
@@ -41,6 +31,16 @@ from tests.support.audit_data import (
     file_hostile,
     file_request,
     seed,
+)
+from tests.support.bot_under_test import (
+    APPROVER,
+    APPROVER_2,
+    REQUESTER,
+    SIGNING_SECRET,
+    BotUnderTest,
+    free_socket,
+    make_settings,
+    start_bot,
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
@@ -681,7 +681,7 @@ async def test_served_under_a_root_path(fake_slack, fake_connect, database_url) 
     )
     runtime = build_runtime(settings, instance_id="rooted")
     app = create_asgi_app(settings, runtime=runtime)
-    sock = _free_socket()
+    sock = free_socket()
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", root_path="/content/abc")
     )

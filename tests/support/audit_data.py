@@ -10,7 +10,7 @@ from typing import Any
 from bot.store.sql_store import SqlRequestStore
 from bot.workflow.models import NewRequest, Person
 from bot.workflow.states import RequestState
-from tests.conftest import APPROVER, APPROVER_2, REQUESTER
+from tests.support.bot_under_test import APPROVER, APPROVER_2, REQUESTER
 
 CREDENTIALS = "RStudio-Connect-Credentials"
 AUDITOR = "auditor"
