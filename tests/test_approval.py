@@ -21,98 +21,19 @@ from tests.support.bot_under_test import (
     response_text,
     start_bot,
 )
+from tests.support.flows import (
+    PUT,
+    approve,
+    card_request_id,
+    dms_to,
+    file_request,
+    latest_card,
+    open_request_form,
+    request_button,
+    submit_request,
+)
 
-PUT = {"method": "PUT", "path": "/__api__/v1/users"}
 HOUR = timedelta(hours=1)
-
-
-async def request_button(bot: BotUnderTest, username: str, *, user_id: str = REQUESTER) -> str:
-    response, response_url = await bot.command(f"search {username}", user_id=user_id)
-    assert response.status_code == 200
-    await bot.settle()
-    message = (await bot.slack.wait_for_response(response_url))[-1]
-    for block in message["blocks"]:
-        accessory = block.get("accessory") or {}
-        if accessory.get("action_id") == blocks.ACTION_REQUEST_ACCOUNT:
-            person = blocks.decode_person_value(accessory["value"])
-            if person and person.username == username:
-                return accessory["value"]
-    raise AssertionError(f"no request button for {username}")
-
-
-async def open_request_form(
-    bot: BotUnderTest, username: str, *, user_id: str = REQUESTER
-) -> tuple[dict, str]:
-    """Press Request account on the ephemeral results; returns (modal, the click's response_url)."""
-    value = await request_button(bot, username, user_id=user_id)
-    opened = bot.slack.count("views.open")
-    response, response_url = await bot.click(
-        blocks.ACTION_REQUEST_ACCOUNT,
-        value,
-        user_id=user_id,
-        ephemeral=True,
-        channel_id="CGENERAL",
-    )
-    assert response.status_code == 200
-    # The form is opened by the listener after ack(), outside the work settle() waits for.
-    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
-    await bot.settle()
-    assert_valid_view(view)
-    return view, response_url
-
-
-async def submit_request(
-    bot: BotUnderTest, view: dict, justification: str, *, user_id: str = REQUESTER
-):
-    response = await bot.submit(
-        blocks.VIEW_JUSTIFICATION,
-        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: justification}},
-        view["private_metadata"],
-        user_id=user_id,
-    )
-    await bot.settle()
-    return response
-
-
-async def file_request(bot: BotUnderTest, username: str = "julie2") -> str:
-    """The whole requester side; returns the request id carried by the card's buttons."""
-    view, _ = await open_request_form(bot, username)
-    response = await submit_request(bot, view, "Needs to publish the quarterly report.")
-    assert response.status_code == 200
-    card = bot.slack.calls_to("chat.postMessage")[-1]
-    assert card.args["channel"] == APPROVER_CHANNEL
-    return card_request_id(card.args)
-
-
-def card_request_id(card: dict) -> str:
-    values = {
-        element["value"]
-        for block in card["blocks"]
-        for element in block.get("elements", [])
-        if element.get("type") == "button"
-    }
-    assert len(values) == 1, values
-    return values.pop()
-
-
-def latest_card(bot: BotUnderTest) -> dict:
-    updates = bot.slack.calls_to("chat.update")
-    return (updates or bot.slack.calls_to("chat.postMessage"))[-1].args
-
-
-def dms_to(bot: BotUnderTest, user_id: str) -> list[dict]:
-    return [
-        call.args
-        for call in bot.slack.calls_to("chat.postMessage")
-        if call.args["channel"] == f"D{user_id}"
-    ]
-
-
-async def approve(bot: BotUnderTest, request_id: str, user_id: str = APPROVER):
-    response, response_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=user_id)
-    assert response.status_code == 200
-    await bot.settle()
-    return response_url
 
 
 # -- request ---------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from tests.support.bot_under_test import (
     start_bot,
 )
 from tests.support.fake_connect import FakeConnect
+from tests.support.flows import PUT, file_request
 from tests.support.services import require_redis, unique_namespace
-from tests.test_approval import PUT, file_request
 
 
 def test_keys_come_from_values_not_reprs() -> None:

@@ -23,10 +23,9 @@ from tests.support.bot_under_test import (
     response_text,
     start_bot,
 )
+from tests.support.flows import PUT, approve, command, file_request, home_click, home_of, open_home
 from tests.support.log_guard import CapturingHandler
 from tests.support.slack_requests import block_actions_body, event_callback_body
-from tests.test_approval import PUT, approve, file_request
-from tests.test_lifecycle_requests import command, home_click, home_of, open_home
 
 MEMBER = "UMEMBER01"
 

@@ -27,8 +27,8 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
+from tests.support.flows import PUT, approve, dms_to, file_request, latest_card
 from tests.support.store_backends import postgres_schema
-from tests.test_approval import PUT, approve, dms_to, file_request, latest_card
 
 WELCOMED = "UJULIE2"
 

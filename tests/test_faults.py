@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.slack import blocks
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
-from tests.test_approval import (
+from tests.support.flows import (
     PUT,
     approve,
     dms_to,

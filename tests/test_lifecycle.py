@@ -8,7 +8,7 @@ from bot.slack import blocks
 from bot.tasks import TaskSupervisor
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest
-from tests.test_approval import PUT, dms_to, file_request
+from tests.support.flows import PUT, dms_to, file_request
 
 
 async def test_stop_lets_an_approval_in_flight_finish(bot: BotUnderTest) -> None:

@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
-from tests.support.blockkit import assert_valid_home_view, assert_valid_message, buttons
+from tests.support.blockkit import assert_valid_message, buttons
 from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
@@ -31,17 +31,21 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import event_callback_body, home_block_actions_body
-from tests.support.store_backends import BACKENDS, postgres_schema
-from tests.test_approval import (
+from tests.support.flows import (
     PUT,
+    answer_to,
     approve,
+    command,
     dms_to,
     file_request,
+    home_click,
+    home_of,
     latest_card,
+    open_home,
     open_request_form,
     submit_request,
 )
+from tests.support.store_backends import BACKENDS, postgres_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPIRY_HOURS = 72
@@ -109,46 +113,6 @@ async def state_of(bot: BotUnderTest, request_id: str) -> RequestState:
     request = await bot.runtime.store.get(request_id)
     assert request is not None
     return request.state
-
-
-async def answer_to(bot: BotUnderTest, response_url: str) -> dict:
-    return (await bot.slack.wait_for_response(response_url))[-1]
-
-
-async def command(bot: BotUnderTest, text: str, user_id: str) -> dict:
-    response, response_url = await bot.command(text, user_id=user_id)
-    assert response.status_code == 200
-    await bot.settle()
-    message = await answer_to(bot, response_url)
-    assert_valid_message(message)
-    return message
-
-
-async def open_home(bot: BotUnderTest, user_id: str, *, tab: str = "home") -> dict | None:
-    """Open the app's Home tab as `user_id`; returns the view the bot published (as sent)."""
-    before = bot.slack.count("views.publish")
-    event = {"type": "app_home_opened", "user": user_id, "channel": f"D{user_id}", "tab": tab}
-    response = await bot.post(event_callback_body(event))
-    assert response.status_code == 200
-    await bot.settle()
-    if bot.slack.count("views.publish") == before:
-        return None
-    return home_of(bot, user_id)
-
-
-def home_of(bot: BotUnderTest, user_id: str) -> dict:
-    calls = [c for c in bot.slack.calls_to("views.publish") if c.args["user_id"] == user_id]
-    assert calls and calls[-1].ok, calls[-1].response if calls else "no views.publish"
-    view = calls[-1].args["view"]
-    assert_valid_home_view(view)
-    return view
-
-
-async def home_click(bot: BotUnderTest, action_id: str, value: str, user_id: str) -> None:
-    body = home_block_actions_body(action_id=action_id, value=value, user_id=user_id)
-    response = await bot.post(body)
-    assert response.status_code == 200
-    await bot.settle()
 
 
 async def store_requests(

@@ -23,8 +23,8 @@ from tests.support.bot_under_test import (
     start_bot,
 )
 from tests.support.fake_slack import FakeSlack
+from tests.support.flows import approve, file_request
 from tests.support.store_backends import StoreBackend
-from tests.test_approval import approve, file_request
 from tests.test_store import new_request
 
 store_backend = store_backends.store_backend
@@ -99,7 +99,7 @@ async def test_permanent_slack_errors_are_given_up(bot: BotUnderTest) -> None:
 
 
 async def file_request_without_card(bot: BotUnderTest) -> str:
-    from tests.test_approval import open_request_form, submit_request
+    from tests.support.flows import open_request_form, submit_request
 
     view, click_url = await open_request_form(bot, "julie2")
     await submit_request(bot, view, "needs it")

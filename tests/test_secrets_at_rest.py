@@ -30,9 +30,9 @@ from tests.support.bot_under_test import (
     make_settings,
     start_bot,
 )
+from tests.support.flows import approve, open_request_form, submit_request
 from tests.support.services import require_redis, unique_namespace
 from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend, store_backend
-from tests.test_approval import approve, open_request_form, submit_request
 
 __all__ = ["store_backend"]  # the parametrised fixture (sqlite, postgres)
 

@@ -14,8 +14,8 @@ from bot.slack import blocks
 from bot.workflow.models import Person, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
+from tests.support.flows import approve, file_request
 from tests.support.log_guard import CapturingHandler, find_leaks
-from tests.test_approval import approve, file_request
 
 
 def test_the_log_guard_finds_a_leak() -> None:
