@@ -15,6 +15,7 @@ from bot.slack.command import Help, Pending, Status, parse_command
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.support.blockkit import (
+    all_text,
     assert_fallback_inert,
     assert_valid_home_view,
     assert_valid_message,
@@ -22,13 +23,11 @@ from tests.support.blockkit import (
     mrkdwn_texts,
     plain_texts,
 )
-from tests.test_blocks import (
-    NOW,
+from tests.support.samples import NOW, make_request
+from tests.support.strategies import (
     PROPERTY,
-    all_text,
     assert_no_ticket,
     assert_untrusted_only_in_plain_text,
-    make_request,
     requests,
 )
 

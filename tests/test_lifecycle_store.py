@@ -26,8 +26,8 @@ from bot.workflow.service import (
 )
 from bot.workflow.states import RequestState
 from tests.support import store_backends
+from tests.support.samples import new_request
 from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend
-from tests.test_store import new_request
 
 store_backend = store_backends.store_backend
 

@@ -24,8 +24,8 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_slack import FakeSlack
 from tests.support.flows import approve, file_request
+from tests.support.samples import new_request
 from tests.support.store_backends import StoreBackend
-from tests.test_store import new_request
 
 store_backend = store_backends.store_backend
 

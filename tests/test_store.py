@@ -27,10 +27,11 @@ from bot.store.urls import (
     redact_url,
     split_asyncpg_options,
 )
-from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person, ProvisioningRequest
+from bot.workflow.models import OutboxItem, OutboxKind, ProvisioningRequest
 from bot.workflow.ports import DuplicateRequestError
 from bot.workflow.states import RequestState
 from tests.support import store_backends
+from tests.support.samples import T0, new_request, ticket_for
 from tests.support.store_backends import (
     BACKENDS,
     StoreBackend,
@@ -42,36 +43,9 @@ from tests.support.store_backends import (
 # test parameters of the same name do not read as redefinitions).
 store_backend = store_backends.store_backend
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PENDING = RequestState.PENDING
 PROVISIONING = RequestState.PROVISIONING
 SECRET = "hunter2"
-
-
-def ticket_for(username: str) -> str:
-    # Built at run time so a traceback's source lines cannot contain it by accident.
-    return "tkt-" + "".join(reversed(f"{username}-0123456789abcdef"))
-
-
-def new_request(
-    request_id: str = "req1",
-    username: str = "alice",
-    *,
-    created_at: datetime = T0,
-    full_name: str | None = "Alice Liddell",
-) -> NewRequest:
-    return NewRequest(
-        request_id=request_id,
-        requester_id="U123",
-        person=Person(
-            username=username,
-            full_name=full_name,  # type: ignore[arg-type]
-            email=f"{username}@example.com",
-            temp_ticket=ticket_for(username),
-        ),
-        justification="needs dashboards",
-        created_at=created_at,
-    )
 
 
 def card(n: int = 1) -> OutboxItem:

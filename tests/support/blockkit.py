@@ -190,6 +190,11 @@ def plain_texts(payload: Any) -> list[str]:
     return [t["text"] for t in iter_text_objects(payload) if t["type"] == "plain_text"]
 
 
+def all_text(msg: dict) -> str:
+    """Every text of every text object, one per line."""
+    return "\n".join(t["text"] for t in iter_text_objects(msg))
+
+
 def buttons(payload: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if isinstance(payload, dict):
