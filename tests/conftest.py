@@ -1,10 +1,12 @@
 """Fixtures: the fake Slack and fake Connect servers on free loopback ports, the settings that
-point the bot at them, the bot itself (tests/support/bot_under_test.py), and the log guard that
-checks every log record of every test for secrets (tests/support/log_guard.py)."""
+point the bot at them, the bot itself (tests/support/bot_under_test.py), an environment without
+the bot's variables, and the log guard that checks every log record of every test for secrets
+(tests/support/log_guard.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -76,3 +78,22 @@ async def bot(
     finally:
         with contextlib.suppress(Exception):
             await running.stop()
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path: Path) -> Iterator[None]:
+    """No bot variables and no .env; the root logger restored afterwards (the entrypoint
+    configures logging as production does)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "CONNECT_", "DATABASE_", "REDIS_", "AUDIT_", "TRUST_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -4,59 +4,25 @@ missing, empty or example value is named in plain words with exit code 2 and no 
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.settings import ConfigurationError, Settings
-from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET
+from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN
+from tests.support.entrypoints import env_file, run_bot, working_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APPROVER_CHANNEL", "CONNECT_SERVER", "CONNECT_API_KEY")
 
 
-def run_bot(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60):
-    """The bot as `make run` starts it, in `cwd` (where its .env is), with a clean environment."""
-    full_env = {"PATH": os.environ["PATH"], "HOME": str(cwd), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        env=full_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def env_file(tmp_path: Path, text: str) -> Path:
-    (tmp_path / ".env").write_text(text, encoding="utf-8")
-    return tmp_path
-
-
-def working_env(**changes: str) -> str:
-    values = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_APPROVER_CHANNEL": APPROVER_CHANNEL,
-        "CONNECT_SERVER": "http://127.0.0.1:9/",
-        "CONNECT_API_KEY": "first-run-connect-key",
-        "DATABASE_URL": "sqlite:///./first-run.db",
-        **changes,
-    }
-    return "".join(f"{name}={value}\n" for name, value in values.items())
 
 
 @pytest.mark.parametrize("command", ["serve", "socket", "check"])

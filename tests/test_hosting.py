@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +15,8 @@ import pytest
 import uvicorn
 
 from bot.asgi import LazyApp
-from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN, SIGNING_SECRET, free_socket
+from tests.support.bot_under_test import free_socket
+from tests.support.entrypoints import lifespan_startup, set_bot_environment
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 
@@ -91,46 +90,6 @@ def test_importing_the_entrypoint_does_nothing() -> None:
     assert result.stderr == ""
 
 
-@pytest.fixture
-def clean_environment(monkeypatch, tmp_path: Path) -> Iterator[None]:
-    """No bot variables and no .env; the root logger restored afterwards (the entrypoint
-    configures logging as production does)."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "CONNECT_", "DATABASE_", "REDIS_", "AUDIT_", "TRUST_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
-async def lifespan_startup(app: LazyApp) -> dict:
-    """Drive the ASGI lifespan startup by hand; returns the app's answer."""
-    sent: list[dict] = []
-    messages = asyncio.Queue()
-    await messages.put({"type": "lifespan.startup"})
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    task = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, messages.get, send)
-    )
-    for _ in range(500):
-        if sent:
-            break
-        await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    return sent[0]
-
-
 async def test_missing_configuration_fails_startup_with_the_reason(
     clean_environment, capsys
 ) -> None:
@@ -159,27 +118,6 @@ async def test_http_mode_needs_the_signing_secret(
         response = await client.get("/healthz")
     assert response.status_code == 503
     assert "not configured" in response.text
-
-
-def set_bot_environment(
-    monkeypatch, slack: FakeSlack, connect: FakeConnect, database_url: str
-) -> None:
-    values = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "SLACK_APPROVER_CHANNEL": APPROVER_CHANNEL,
-        "CONNECT_SERVER": connect.url,
-        "CONNECT_API_KEY": connect.api_key,
-        "CONNECT_TIMEOUT": "2",
-        "DATABASE_URL": database_url,
-        "TRUST_CONNECT_CREDENTIALS": "true",
-        "AUDIT_USERS": "auditor, someone-else",
-        "LOG_FORMAT": "json",
-        "SHUTDOWN_GRACE_SECONDS": "2",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
 
 
 async def test_entrypoint_serves_under_connects_prefix_and_names_the_key_owner(

@@ -16,7 +16,6 @@ from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import OutboxItem, OutboxKind, ProvisioningRequest
-from bot.workflow.ports import ApproverCheckUnavailable, ApproverVerdict
 from bot.workflow.service import (
     Decided,
     ProvisioningService,
@@ -26,6 +25,7 @@ from bot.workflow.service import (
 )
 from bot.workflow.states import RequestState
 from tests.support import store_backends
+from tests.support.fake_ports import Approvers
 from tests.support.samples import new_request
 from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend
 
@@ -35,17 +35,6 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 PENDING = RequestState.PENDING
 REMIND = OutboxKind.REMIND_APPROVERS
-
-
-class Approvers:
-    def __init__(self, *allowed: str, broken: bool = False) -> None:
-        self.allowed = set(allowed)
-        self.broken = broken
-
-    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
-        if self.broken:
-            raise ApproverCheckUnavailable("Slack is down")
-        return ApproverVerdict.APPROVER if user_id in self.allowed else ApproverVerdict.NOT_MEMBER
 
 
 class NoDirectory:

@@ -18,11 +18,14 @@ from bot.cache import KeyedCache, build_backend
 from bot.redis_url import RedisAddress, parse_redis_url
 from bot.settings import ConfigurationError, Settings
 from tests.support.bot_under_test import make_settings, start_bot
+from tests.support.entrypoints import (
+    env_file,
+    lifespan_startup,
+    run_bot,
+    set_bot_environment,
+    working_env,
+)
 from tests.support.services import require_redis, unique_namespace
-from tests.test_first_run import env_file, run_bot, working_env
-from tests.test_hosting import clean_environment, lifespan_startup, set_bot_environment
-
-__all__ = ["clean_environment"]  # a fixture used here
 
 # Every character a password can hold that means something in a URL.
 AWKWARD_PASSWORD = "p@ss/w#rd?%:x+ é"

@@ -25,8 +25,8 @@ from bot.workflow.service import (
 )
 from bot.workflow.states import RequestState
 from tests.support import store_backends
+from tests.support.fake_ports import Approvers
 from tests.support.store_backends import StoreBackend
-from tests.test_lifecycle_store import Approvers
 
 store_backend = store_backends.store_backend
 
