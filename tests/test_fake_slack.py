@@ -351,3 +351,23 @@ async def test_views_publish_validates_and_keeps_one_home_per_user(
             await client.views_publish(user_id=user, view=view)
         if error:
             assert raised.value.response["error"] == error
+
+
+async def test_the_fake_holds_payloads_to_the_tests_block_kit_rules(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    """One Block Kit validator (tests/support/blockkit.py) for the fake and the tests: payloads
+    the fake used to take and the tests' checks refused are refused here as Slack would."""
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="t", blocks=[_section("   ")])
+    assert err.value.response["error"] == "invalid_blocks"
+    # Small in compact JSON (1 character an emoji), over budget as the tests measure (12 each).
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="t", blocks=[_section("😀" * 1500)])
+    assert err.value.response["error"] == "msg_blocks_too_long"
+    bad_input = _modal()
+    bad_input["blocks"][0]["element"].update(min_length=50, max_length=10)
+    with pytest.raises(SlackApiError) as err:
+        await client.views_open(trigger_id="t-lengths", view=bad_input)
+    assert err.value.response["error"] == "invalid_arguments"
+    assert any("min_length" in m for m in err.value.response["response_metadata"]["messages"])

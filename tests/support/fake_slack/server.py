@@ -34,54 +34,13 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support import blockkit
+
 __all__ = ["FakeSlack", "ResponsePost", "SlackCall"]
 
 Handler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 
-# ---------------------------------------------------------------------------------------------
-# Slack's limits (https://docs.slack.dev/reference/block-kit and method docs)
-# ---------------------------------------------------------------------------------------------
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_MESSAGE_TEXT = 40_000
-MAX_BLOCKS_JSON_CHARS = 13_000  # undocumented `msg_blocks_too_long`; compact JSON of all blocks
-MAX_SECTION_TEXT = 3_000
-MAX_SECTION_FIELDS = 10
-MAX_SECTION_FIELD_TEXT = 2_000
-MAX_HEADER_TEXT = 150
-MAX_MARKDOWN_BLOCK_TEXT = 12_000
-MAX_ID = 255  # block_id, action_id, callback_id, external_id
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2_000
-MAX_URL = 3_000
-MAX_OPTION_TEXT = 75
-MAX_OPTION_VALUE = 150
-MAX_OPTIONS = 100
-MAX_ACTIONS_ELEMENTS = 25
-MAX_CONTEXT_ELEMENTS = 10
-MAX_PLACEHOLDER = 150
-MAX_INPUT_LABEL = 2_000
-MAX_VIEW_TITLE = 24
-MAX_PRIVATE_METADATA = 3_000
 RESPONSE_URL_MAX_USES = 5
-
-_KNOWN_BLOCK_TYPES = frozenset(
-    {
-        "actions",
-        "call",
-        "context",
-        "divider",
-        "file",
-        "header",
-        "image",
-        "input",
-        "markdown",
-        "rich_text",
-        "section",
-        "table",
-        "video",
-    }
-)
 _JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
 _BASE_TS_MICROS = 1_700_000_000_000_100  # first ts handed out: "1700000000.000100"
 
@@ -781,7 +740,7 @@ class FakeSlack:
         ):
             status, answer = 404, "used_url"
         elif status == 200:
-            problem = _response_payload_problem(body)
+            problem = blockkit.response_payload_problem(body)
             if problem is not None:
                 status, answer = 400, problem
         post = ResponsePost(url=url, body=body, status=status, answer=answer, time=time.time())
@@ -973,7 +932,7 @@ class FakeSlack:
         info = self._channels.get(channel)
         if info is not None and info.get("is_member") is False:
             return {"ok": False, "error": "not_in_channel"}
-        problem = _message_problem(args)
+        problem = blockkit.message_problem(args)
         if problem is not None:
             return problem
         ts = self._next_ts()
@@ -992,7 +951,7 @@ class FakeSlack:
             return {"ok": False, "error": "not_in_channel"}
         if info is not None and info.get("members") and user not in info["members"]:
             return {"ok": False, "error": "user_not_in_channel"}
-        problem = _message_problem(args)
+        problem = blockkit.message_problem(args)
         if problem is not None:
             return problem
         ts = self._next_ts()
@@ -1020,7 +979,7 @@ class FakeSlack:
         if not ts:
             return {"ok": False, "error": "message_not_found"}
         channel, ts = str(channel), str(ts)
-        problem = self._known_message_problem(channel, ts) or _message_problem(args)
+        problem = self._known_message_problem(channel, ts) or blockkit.message_problem(args)
         if problem is not None:
             return problem
         msg = self._messages.get((channel, ts))
@@ -1107,7 +1066,7 @@ class FakeSlack:
         if not trigger:
             return {"ok": False, "error": "invalid_arguments"}
         view = args.get("view")
-        problems = _view_problems(view)
+        problems = blockkit.view_problems(view)
         if problems:
             return _invalid_arguments(problems)
         if self.enforce_single_use_triggers:
@@ -1121,7 +1080,7 @@ class FakeSlack:
         if not view_id and not external_id:
             return {"ok": False, "error": "invalid_arguments"}
         view = args.get("view")
-        problems = _view_problems(view)
+        problems = blockkit.view_problems(view)
         if problems:
             return _invalid_arguments(problems)
         if not view_id:
@@ -1143,9 +1102,9 @@ class FakeSlack:
         if str(user_id) not in self._users:
             return {"ok": False, "error": "user_not_found"}
         view = args.get("view")
-        problems = _view_problems(view)
+        problems = blockkit.view_problems(view)
         if not problems and view.get("type") != "home":
-            problems = [_err("must be home for views.publish", "/view/type")]
+            problems = [blockkit.problem("must be home for views.publish", "/view/type")]
         if problems:
             return _invalid_arguments(problems)
         stored = self._store_view(view, self._home_views.get(str(user_id)))
@@ -1252,301 +1211,6 @@ class FakeSlack:
             if found and found == email and not user.get("deleted"):
                 return {"ok": True, "user": json.loads(json.dumps(user))}
         return {"ok": False, "error": "users_not_found"}
-
-
-# ---------------------------------------------------------------------------------------------
-# validation, like Slack's
-# ---------------------------------------------------------------------------------------------
-def _err(msg: str, path: str) -> str:
-    return f"[ERROR] {msg} [json-pointer:{path}]"
-
-
-def _text_problems(
-    obj: Any, path: str, max_len: int, *, plain_only: bool = False, required: bool = True
-) -> list[str]:
-    if obj is None:
-        return [_err("missing required field", path)] if required else []
-    if not isinstance(obj, dict):
-        return [_err("must be a text object", path)]
-    kind = obj.get("type")
-    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
-    if kind not in allowed:
-        return [_err(f"must be one of {', '.join(allowed)}", f"{path}/type")]
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        return [_err("must be more than 0 characters", f"{path}/text")]
-    if len(text) > max_len:
-        return [_err(f"must be less than {max_len + 1} characters", f"{path}/text")]
-    return []
-
-
-def _str_problem(value: Any, path: str, max_len: int) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, str):
-        return [_err("must be a string", path)]
-    if len(value) > max_len:
-        return [_err(f"must be less than {max_len + 1} characters", path)]
-    return []
-
-
-def _option_problems(options: Any, path: str, *, max_items: int) -> list[str]:
-    if not isinstance(options, list):
-        return [_err("must be an array", path)]
-    problems: list[str] = []
-    if len(options) > max_items:
-        problems.append(_err(f"no more than {max_items} items allowed", path))
-    for i, opt in enumerate(options):
-        p = f"{path}/{i}"
-        if not isinstance(opt, dict):
-            problems.append(_err("must be an option object", p))
-            continue
-        problems += _text_problems(opt.get("text"), f"{p}/text", MAX_OPTION_TEXT)
-        problems += _str_problem(opt.get("value"), f"{p}/value", MAX_OPTION_VALUE)
-    return problems
-
-
-def _confirm_problems(confirm: Any, path: str) -> list[str]:
-    if confirm is None:
-        return []
-    if not isinstance(confirm, dict):
-        return [_err("must be a confirm object", path)]
-    return (
-        _text_problems(confirm.get("title"), f"{path}/title", 100, plain_only=True)
-        + _text_problems(confirm.get("text"), f"{path}/text", 300)
-        + _text_problems(confirm.get("confirm"), f"{path}/confirm", 30, plain_only=True)
-        + _text_problems(confirm.get("deny"), f"{path}/deny", 30, plain_only=True)
-    )
-
-
-def _element_problems(el: Any, path: str) -> list[str]:
-    if not isinstance(el, dict):
-        return [_err("must be an element object", path)]
-    kind = el.get("type")
-    problems = _str_problem(el.get("action_id"), f"{path}/action_id", MAX_ID)
-    problems += _confirm_problems(el.get("confirm"), f"{path}/confirm")
-    if "placeholder" in el:
-        problems += _text_problems(
-            el["placeholder"], f"{path}/placeholder", MAX_PLACEHOLDER, plain_only=True
-        )
-    if kind == "button":
-        problems += _text_problems(el.get("text"), f"{path}/text", MAX_BUTTON_TEXT, plain_only=True)
-        problems += _str_problem(el.get("value"), f"{path}/value", MAX_BUTTON_VALUE)
-        problems += _str_problem(el.get("url"), f"{path}/url", MAX_URL)
-        if el.get("style") not in (None, "primary", "danger"):
-            problems.append(_err("must be one of primary, danger", f"{path}/style"))
-    elif kind in ("static_select", "multi_static_select"):
-        if "options" in el:
-            problems += _option_problems(el["options"], f"{path}/options", max_items=MAX_OPTIONS)
-        elif "option_groups" not in el:
-            problems.append(_err("must provide options or option_groups", path))
-    elif kind in ("radio_buttons", "checkboxes"):
-        problems += _option_problems(el.get("options"), f"{path}/options", max_items=10)
-    elif kind == "overflow":
-        opts = el.get("options")
-        problems += _option_problems(opts, f"{path}/options", max_items=5)
-        if isinstance(opts, list) and len(opts) < 2:
-            problems.append(_err("must provide at least 2 items", f"{path}/options"))
-    elif kind == "plain_text_input":
-        for key in ("min_length", "max_length"):
-            value = el.get(key)
-            if value is not None and (not isinstance(value, int) or not 0 <= value <= 3000):
-                problems.append(_err("must be between 0 and 3000", f"{path}/{key}"))
-    elif kind == "image":
-        problems += _str_problem(el.get("image_url"), f"{path}/image_url", MAX_URL)
-        if not el.get("alt_text"):
-            problems.append(_err("missing required field", f"{path}/alt_text"))
-    elif kind is None:
-        problems.append(_err("missing required field", f"{path}/type"))
-    return problems
-
-
-def _blocks_problems(blocks: Any, *, max_blocks: int) -> list[str]:
-    if not isinstance(blocks, list):
-        return [_err("must be an array", "/blocks")]
-    problems: list[str] = []
-    if len(blocks) > max_blocks:
-        problems.append(_err(f"no more than {max_blocks} items allowed", "/blocks"))
-    seen_block_ids: set[str] = set()
-    for i, block in enumerate(blocks):
-        path = f"/blocks/{i}"
-        if not isinstance(block, dict):
-            problems.append(_err("must be a block object", path))
-            continue
-        kind = block.get("type")
-        if kind not in _KNOWN_BLOCK_TYPES:
-            problems.append(_err(f"unknown block type {kind!r}", f"{path}/type"))
-            continue
-        block_id = block.get("block_id")
-        problems += _str_problem(block_id, f"{path}/block_id", MAX_ID)
-        if isinstance(block_id, str):
-            if block_id in seen_block_ids:
-                problems.append(_err("duplicate block_id", f"{path}/block_id"))
-            seen_block_ids.add(block_id)
-        if kind == "section":
-            if block.get("text") is None and not block.get("fields"):
-                problems.append(_err("must provide text or fields", path))
-            problems += _text_problems(
-                block.get("text"), f"{path}/text", MAX_SECTION_TEXT, required=False
-            )
-            fields = block.get("fields")
-            if fields is not None:
-                if not isinstance(fields, list):
-                    problems.append(_err("must be an array", f"{path}/fields"))
-                else:
-                    if len(fields) > MAX_SECTION_FIELDS:
-                        problems.append(
-                            _err(
-                                f"no more than {MAX_SECTION_FIELDS} items allowed", f"{path}/fields"
-                            )
-                        )
-                    for j, f in enumerate(fields):
-                        problems += _text_problems(f, f"{path}/fields/{j}", MAX_SECTION_FIELD_TEXT)
-            if block.get("accessory") is not None:
-                problems += _element_problems(block["accessory"], f"{path}/accessory")
-        elif kind == "header":
-            problems += _text_problems(
-                block.get("text"), f"{path}/text", MAX_HEADER_TEXT, plain_only=True
-            )
-        elif kind == "actions":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not elements:
-                problems.append(_err("must provide at least 1 item", f"{path}/elements"))
-                continue
-            if len(elements) > MAX_ACTIONS_ELEMENTS:
-                problems.append(
-                    _err(f"no more than {MAX_ACTIONS_ELEMENTS} items allowed", f"{path}/elements")
-                )
-            seen_action_ids: set[str] = set()
-            for j, el in enumerate(elements):
-                problems += _element_problems(el, f"{path}/elements/{j}")
-                aid = el.get("action_id") if isinstance(el, dict) else None
-                if isinstance(aid, str):
-                    if aid in seen_action_ids:
-                        problems.append(
-                            _err("duplicate action_id", f"{path}/elements/{j}/action_id")
-                        )
-                    seen_action_ids.add(aid)
-        elif kind == "context":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not elements:
-                problems.append(_err("must provide at least 1 item", f"{path}/elements"))
-                continue
-            if len(elements) > MAX_CONTEXT_ELEMENTS:
-                problems.append(
-                    _err(f"no more than {MAX_CONTEXT_ELEMENTS} items allowed", f"{path}/elements")
-                )
-            for j, el in enumerate(elements):
-                if isinstance(el, dict) and el.get("type") in ("plain_text", "mrkdwn"):
-                    problems += _text_problems(el, f"{path}/elements/{j}", MAX_SECTION_TEXT)
-                else:
-                    problems += _element_problems(el, f"{path}/elements/{j}")
-        elif kind == "input":
-            problems += _text_problems(
-                block.get("label"), f"{path}/label", MAX_INPUT_LABEL, plain_only=True
-            )
-            if "hint" in block:
-                problems += _text_problems(
-                    block["hint"], f"{path}/hint", MAX_INPUT_LABEL, plain_only=True
-                )
-            if block.get("element") is None:
-                problems.append(_err("missing required field", f"{path}/element"))
-            else:
-                problems += _element_problems(block["element"], f"{path}/element")
-        elif kind == "image":
-            if not block.get("image_url") and not block.get("slack_file"):
-                problems.append(_err("must provide image_url or slack_file", path))
-            problems += _str_problem(block.get("image_url"), f"{path}/image_url", MAX_URL)
-            problems += _str_problem(block.get("alt_text"), f"{path}/alt_text", 2000)
-            if not block.get("alt_text"):
-                problems.append(_err("missing required field", f"{path}/alt_text"))
-        elif kind == "markdown":
-            text = block.get("text")
-            if not isinstance(text, str) or not text:
-                problems.append(_err("must be more than 0 characters", f"{path}/text"))
-            elif len(text) > MAX_MARKDOWN_BLOCK_TEXT:
-                problems.append(
-                    _err(
-                        f"must be less than {MAX_MARKDOWN_BLOCK_TEXT + 1} characters",
-                        f"{path}/text",
-                    )
-                )
-    return problems
-
-
-def _blocks_json_chars(blocks: Any) -> int:
-    return len(json.dumps(blocks, separators=(",", ":"), ensure_ascii=False))
-
-
-def _message_problem(args: dict[str, Any]) -> dict[str, Any] | None:
-    """Slack's answer to a bad chat.postMessage/update/postEphemeral, or None."""
-    text = args.get("text")
-    blocks = args.get("blocks")
-    attachments = args.get("attachments")
-    if isinstance(blocks, str):
-        return {"ok": False, "error": "invalid_blocks_format"}
-    if text is not None and len(str(text)) > MAX_MESSAGE_TEXT:
-        return {"ok": False, "error": "msg_too_long"}
-    if blocks is not None:
-        problems = _blocks_problems(blocks, max_blocks=MAX_MESSAGE_BLOCKS)
-        if problems:
-            return {
-                "ok": False,
-                "error": "invalid_blocks",
-                "errors": problems,
-                "response_metadata": {"messages": problems},
-            }
-        if _blocks_json_chars(blocks) > MAX_BLOCKS_JSON_CHARS:
-            return {"ok": False, "error": "msg_blocks_too_long"}
-    if not text and not blocks and not attachments:
-        return {"ok": False, "error": "no_text"}
-    return None
-
-
-def _response_payload_problem(body: dict[str, Any]) -> str | None:
-    """Slack's 400 answer text for a bad response_url payload, or None."""
-    if body.get("delete_original"):
-        return None
-    problem = _message_problem(body)
-    if problem is None:
-        return None
-    error = problem["error"]
-    return "invalid_blocks" if error in ("msg_blocks_too_long", "invalid_blocks_format") else error
-
-
-def _view_problems(view: Any) -> list[str]:
-    if isinstance(view, str):
-        return [_err("must be a view object (invalid JSON)", "/view")]
-    if not isinstance(view, dict):
-        return [_err("missing required field", "/view")]
-    problems: list[str] = []
-    kind = view.get("type")
-    if kind not in ("modal", "home"):
-        problems.append(_err("must be one of modal, home", "/view/type"))
-    if kind == "modal":
-        problems += _text_problems(
-            view.get("title"), "/view/title", MAX_VIEW_TITLE, plain_only=True
-        )
-        for key in ("submit", "close"):
-            if view.get(key) is not None:
-                problems += _text_problems(view[key], f"/view/{key}", 24, plain_only=True)
-    blocks = view.get("blocks")
-    if not isinstance(blocks, list):
-        problems.append(_err("missing required field", "/view/blocks"))
-    else:
-        problems += [
-            p.replace("[json-pointer:/blocks", "[json-pointer:/view/blocks")
-            for p in _blocks_problems(blocks, max_blocks=MAX_VIEW_BLOCKS)
-        ]
-        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
-        if kind == "modal" and has_input and view.get("submit") is None:
-            problems.append(_err("submit is required when an input block is present", "/view"))
-    problems += _str_problem(
-        view.get("private_metadata"), "/view/private_metadata", MAX_PRIVATE_METADATA
-    )
-    problems += _str_problem(view.get("callback_id"), "/view/callback_id", MAX_ID)
-    problems += _str_problem(view.get("external_id"), "/view/external_id", MAX_ID)
-    return problems
 
 
 def _invalid_arguments(problems: list[str]) -> dict[str, Any]:
