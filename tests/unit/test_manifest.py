@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Which bot scopes each Web API method the bot calls needs (Slack's method reference).
 SCOPES_BY_METHOD = {

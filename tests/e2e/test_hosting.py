@@ -20,7 +20,7 @@ from tests.support.entrypoints import lifespan_startup, set_bot_environment
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "write_requirements.py"
 
 

@@ -4,9 +4,10 @@ No browser is ever downloaded: the test uses /usr/bin/chromium and skips (with t
 it is missing, except under CI=true, where a missing browser fails the run instead of letting a
 green build prove nothing about the page.
 
-The README's screenshot comes from here: `UPDATE_SCREENSHOTS=1 pytest tests/test_audit_browser.py`
-rewrites docs/audit-page.png. Ordinary runs write theirs to the test's temporary directory, so
-running the suite never dirties the working tree.
+The README's screenshot comes from here:
+`UPDATE_SCREENSHOTS=1 pytest tests/e2e/test_audit_browser.py` rewrites docs/audit-page.png.
+Ordinary runs write theirs to the test's temporary directory, so running the suite never dirties
+the working tree.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "audit-page.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "audit-page.png"
 
 
 def _missing(reason: str) -> None:

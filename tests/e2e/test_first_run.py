@@ -14,7 +14,7 @@ from bot.settings import ConfigurationError, Settings
 from tests.support.bot_under_test import APPROVER_CHANNEL, BOT_TOKEN
 from tests.support.entrypoints import env_file, run_bot, working_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APPROVER_CHANNEL", "CONNECT_SERVER", "CONNECT_API_KEY")
 

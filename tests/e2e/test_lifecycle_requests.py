@@ -47,7 +47,7 @@ from tests.support.flows import (
 )
 from tests.support.store_backends import BACKENDS, postgres_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPIRY_HOURS = 72
 REMINDER_HOURS = 24
 
@@ -541,5 +541,5 @@ def test_manifest_enables_the_home_tab_and_its_event() -> None:
     home = manifest["features"]["app_home"]
     assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is True
     events = manifest["settings"]["event_subscriptions"]
-    assert "app_home_opened" in events["bot_events"]  # the rest: tests/test_manifest.py
+    assert "app_home_opened" in events["bot_events"]  # the rest: tests/unit/test_manifest.py
     assert events["request_url"].endswith("/slack/events")
