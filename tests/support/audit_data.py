@@ -31,6 +31,11 @@ def credentials(user: str | None, groups: list[str] | None = None) -> dict[str, 
     return {CREDENTIALS: json.dumps(value)}
 
 
+def header(value: object) -> str:
+    """What Starlette hands over: the header's bytes decoded as latin-1."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8").decode("latin-1")
+
+
 def ticket(username: str) -> str:
     # Distinctive, so a leak anywhere in a page is unmistakable.
     return f"TICKET+{username}/never-shown=="
