@@ -1,15 +1,13 @@
-"""ConnectClient against the fake Connect, in-process (ASGITransport) and on a real port."""
+"""ConnectClient against the fake Connect in process (ASGITransport). On a real port:
+tests/e2e/test_connect_client_on_a_port.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import threading
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,18 +22,15 @@ from bot.connect.errors import (
     ConnectUnavailable,
 )
 from bot.connect.models import ConnectUser
+from tests.support.connect_client import (
+    KEY,
+    ODD_PREFIXES,
+    TIMEOUT,
+    assert_no_secret,
+    error_text,
+    make_fake,
+)
 from tests.support.fake_connect import FakeConnect
-
-KEY = "sk-test-0123456789abcdefSECRET"
-TIMEOUT = 0.3
-
-
-def make_fake(**kwargs: object) -> FakeConnect:
-    fake = FakeConnect(api_key=KEY, **kwargs)  # type: ignore[arg-type]
-    fake.add_directory_user("julie", "Julie", "Martin", "julie@example.com")
-    fake.add_directory_user("julie2", "Julie", "Dupont", "julie2@example.com")
-    fake.add_directory_user("bob", "Bob", "Juliet", "bob@example.com")
-    return fake
 
 
 def asgi_client(fake: FakeConnect, **kwargs: object) -> ConnectClient:
@@ -53,22 +48,6 @@ def fake() -> FakeConnect:
 async def client(fake: FakeConnect) -> AsyncIterator[ConnectClient]:
     async with asgi_client(fake) as c:
         yield c
-
-
-@pytest.fixture
-def served() -> Iterator[FakeConnect]:
-    with make_fake(sub_path="/rsc") as fake:
-        yield fake
-
-
-def assert_no_secret(text: str, *secrets: str) -> None:
-    for secret in (KEY, *secrets):
-        assert secret not in text
-
-
-def error_text(exc: BaseException) -> str:
-    """Everything a log handler could print about the error, chained causes included."""
-    return f"{exc}\n{exc!r}\n" + "".join(traceback.format_exception(exc))
 
 
 # -- URLs ------------------------------------------------------------------------------------
@@ -119,8 +98,6 @@ async def test_sub_path_reaches_the_api(server_path: str) -> None:
 
 
 # -- remote search ---------------------------------------------------------------------------
-
-ODD_PREFIXES = ["a b", "a&b=c", "x/y", "100%", "%20", "#tag", "a+b", "k=v", "é", "山田", " lead"]
 
 
 @pytest.mark.parametrize("prefix", ODD_PREFIXES)
@@ -566,97 +543,3 @@ def test_ticket_is_hidden_from_model_repr() -> None:
 
     user = RemoteUser(username="julie", temp_ticket="ab+/cd==")
     assert "ab+/cd==" not in repr(user) and "ab+/cd==" not in str(user)
-
-
-# -- on a real port --------------------------------------------------------------------------
-
-
-async def test_real_port_end_to_end_with_sub_path(served: FakeConnect) -> None:
-    assert served.url.endswith("/rsc/")
-    async with ConnectClient(served.url, KEY, timeout=2) as c:
-        for prefix in ODD_PREFIXES:
-            await c.search_remote(prefix, limit=3)
-            assert served.calls[-1].query == {"prefix": prefix, "limit": "3"}
-        julie = await c.find_remote_user("julie")
-        created = await c.create_from_ticket(julie.temp_ticket)  # type: ignore[union-attr]
-        assert (await c.find_user("julie")).guid == created.guid  # type: ignore[union-attr]
-        assert (await c.get_user(created.guid)).username == "julie"
-
-
-async def test_real_port_put_timeout_is_not_retried_and_outcome_is_settled_by_lookup(
-    served: FakeConnect,
-) -> None:
-    served.put_mode = "commit_then_hang"
-    async with ConnectClient(served.url, KEY, timeout=TIMEOUT, backoff=0) as c:
-        julie = await c.find_remote_user("julie")
-        with pytest.raises(ConnectUnavailable) as info:
-            await c.create_from_ticket(julie.temp_ticket)  # type: ignore[union-attr]
-        assert info.value.reason == "timeout"
-        assert served.count("PUT", "v1/users") == 1
-        assert await c.find_user("julie") is not None  # it did take effect
-
-
-async def test_real_port_get_timeout_is_retried(served: FakeConnect) -> None:
-    served.latency = {"v1/users/remote": 0.3}
-    async with ConnectClient(served.url, KEY, timeout=0.1, read_retries=1, backoff=0) as c:
-        with pytest.raises(ConnectUnavailable) as info:
-            await c.search_remote("julie", limit=5)
-    assert info.value.reason == "timeout"
-    assert served.count("GET", "v1/users/remote") == 2
-
-
-async def test_real_port_refusal_and_restart_on_the_same_port(served: FakeConnect) -> None:
-    url = served.url
-    async with ConnectClient(url, KEY, timeout=TIMEOUT, read_retries=1, backoff=0) as c:
-        await c.current_user()  # leaves a keep-alive connection in the pool
-        served.outage = "refuse"
-        with pytest.raises(ConnectUnavailable) as info:
-            await c.current_user()
-        assert info.value.reason == "connection"
-        assert_no_secret(error_text(info.value))
-        with pytest.raises(ConnectUnavailable):
-            await c.create_from_ticket(served.issue_ticket("julie"))
-        served.outage = None
-        assert served.url == url
-        assert (await c.current_user()).guid == served.owner_guid
-
-
-async def test_real_port_concurrent_calls_share_a_bounded_pool(served: FakeConnect) -> None:
-    served.latency = 0.02
-    async with ConnectClient(served.url, KEY, timeout=2, max_connections=4) as c:
-        results = await asyncio.gather(*(c.search_remote("jul", limit=10) for _ in range(40)))
-    assert all(r.total == 3 for r in results)
-    assert served.count("GET", "v1/users/remote") == 40
-
-
-def test_fake_start_stop_is_fast_and_leaves_no_thread() -> None:
-    before = set(threading.enumerate())
-    fake = FakeConnect()
-    started = time.perf_counter()
-    fake.start()
-    port = fake.port
-    fake.stop()
-    fake.start()
-    assert fake.port == port
-    fake.stop()
-    assert time.perf_counter() - started < 1.0
-    assert set(threading.enumerate()) == before
-
-
-def test_fake_speaks_connect_error_bodies() -> None:
-    fake = FakeConnect()
-    with fake, httpx.Client(base_url=fake.url + "__api__/") as http:
-        response = http.get("v1/users/remote", params={"prefix": "a", "limit": 501})
-        assert response.status_code == 401
-        assert response.json() == {
-            "code": 24,
-            "error": "The request is not authenticated.",
-            "payload": None,
-        }
-        headers = {"Authorization": f"Key {fake.api_key}"}
-        response = http.get(
-            "v1/users/remote", params={"prefix": "a", "limit": 501}, headers=headers
-        )
-        assert response.status_code == 400 and json.loads(response.text)["code"] == 3
-        response = http.put("v1/users", json={"temp_ticket": "nope"}, headers=headers)
-        assert (response.status_code, response.json()["code"]) == (400, 127)
