@@ -32,8 +32,8 @@ class Post:
 
 class _Host:
     def __init__(self) -> None:
-        from tests.fakes.connect import FakeConnect
-        from tests.fakes.slack_api import FakeSlack
+        from tests.support.fake_connect import FakeConnect
+        from tests.support.fake_slack import FakeSlack
 
         self.slack = FakeSlack().start()
         self.slack.response_url_max_uses = None

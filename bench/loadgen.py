@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from tests.slack_requests import sign
+from tests.support.slack_requests import sign
 
 
 @dataclass(frozen=True)

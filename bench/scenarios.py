@@ -577,7 +577,7 @@ async def cache(h: Harness, o: Options) -> Section:
 
 @asynccontextmanager
 async def postgres_schema(admin_url: str) -> AsyncIterator[str]:
-    """A throwaway schema (as tests/store_backends.py makes them); yields a URL that uses it."""
+    """A throwaway schema, as tests/support/store_backends.py makes them; yields its URL."""
     from bot.store.database import create_engine
     from bot.store.urls import normalize_database_url
 

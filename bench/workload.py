@@ -10,7 +10,7 @@ import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.slack_requests import block_actions_body, slash_command_body
+from tests.support.slack_requests import block_actions_body, slash_command_body
 
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-bench-bot-token-0000"

@@ -4,7 +4,7 @@ pyproject.toml's [project].dependencies, so the list is kept in one place only.
     python scripts/write_requirements.py          # rewrite requirements.txt
     python scripts/write_requirements.py --check  # exit 1 if requirements.txt is out of date
 
-tests/test_hosting.py runs the check, so a dependency added to pyproject.toml without running
+tests/e2e/test_hosting.py runs the check, so a dependency added to pyproject.toml without running
 this fails the suite instead of failing the next deployment.
 """
 

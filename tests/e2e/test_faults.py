@@ -1,0 +1,104 @@
+"""Faults survived: each gives a clear message, loses nothing, and leaves the bot healthy."""
+
+from __future__ import annotations
+
+from bot.slack import blocks
+from bot.workflow.states import RequestState
+from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
+from tests.support.flows import (
+    PUT,
+    approve,
+    dms_to,
+    file_request,
+    open_request_form,
+    request_button,
+    submit_request,
+)
+
+
+async def healthy(bot: BotUnderTest) -> bool:
+    return (await bot.http.get("/healthz")).status_code == 200
+
+
+async def test_connect_rate_limit_on_search_is_waited_out(bot: BotUnderTest) -> None:
+    bot.connect.fail_next("GET", 429, times=1, retry_after=0.2)
+    _, response_url = await bot.command("search julie")
+    await bot.settle()
+    assert "julie2" in response_text((await bot.slack.wait_for_response(response_url))[-1])
+    assert bot.connect.count(path="/__api__/v1/users/remote") == 2
+    assert await healthy(bot)
+
+
+async def test_connect_timeout_on_put_is_settled_not_repeated(bot: BotUnderTest) -> None:
+    request_id = await file_request(bot)
+    bot.connect.put_mode = "hang"
+    response_url = await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PENDING and "did not answer in time" in request.last_error
+    assert "did not answer in time" in response_text(
+        (await bot.slack.wait_for_response(response_url))[-1]
+    )
+    assert bot.connect.count(**PUT) == 1
+    assert await healthy(bot)
+
+
+async def test_slack_rate_limits_on_interactive_calls_are_waited_out(bot: BotUnderTest) -> None:
+    bot.slack.fail("views.open", status=429, retry_after=0)
+    view, _ = await open_request_form(bot, "julie2")
+    assert view["callback_id"] == blocks.VIEW_JUSTIFICATION
+    await submit_request(bot, view, "needs it")
+    request = await bot.runtime.store.find_active("julie2")
+    bot.slack.fail("conversations.members", status=429, retry_after=0)
+    await approve(bot, request.id, user_id=APPROVER)
+    assert (await bot.runtime.store.get(request.id)).state is RequestState.APPROVED
+
+
+async def test_expired_response_url_falls_back_to_a_dm(bot: BotUnderTest) -> None:
+    view, click_url = await open_request_form(bot, "julie2")
+    bot.slack.set_response_url_status(click_url, 404)
+    await submit_request(bot, view, "needs it")
+    confirmation = dms_to(bot, REQUESTER)
+    assert len(confirmation) == 1 and "sent to the approvers" in response_text(confirmation[0])
+
+
+async def test_slack_5xx_on_card_update_then_recovery(bot: BotUnderTest) -> None:
+    bot.runtime.notifier.backoff_base = 0.05
+    request_id = await file_request(bot)
+    bot.slack.fail("chat.update", status=502, times=2)
+    await approve(bot, request_id)
+    updates = [c for c in bot.slack.calls_to("chat.update") if c.ok]
+    assert len(updates) >= 1 and "Approved" in str(updates[-1].args)
+    assert len(dms_to(bot, REQUESTER)) == 1
+
+
+async def test_process_death_after_storing_a_request(bot: BotUnderTest, settings) -> None:
+    """The request is stored and its card owed, but the process dies before posting it."""
+    from tests.support.bot_under_test import start_bot
+
+    value = await request_button(bot, "julie2")
+    assert value
+    bot.slack.fail("chat.postMessage", status=500, times=None)
+    view, _ = await open_request_form(bot, "julie2")
+    await bot.submit(
+        blocks.VIEW_JUSTIFICATION,
+        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: "needs it"}},
+        view["private_metadata"],
+        user_id=REQUESTER,
+    )
+    await bot.runtime.supervisor.join()
+    request = await bot.runtime.store.find_active("julie2")
+    assert request is not None and request.card_ts is None
+    await bot.stop()
+    bot.slack.clear_faults()
+    restarted = await start_bot(settings, bot.slack, bot.connect, instance_id="test-2")
+    try:
+        from bot.store.tables import outbox
+
+        async with restarted.runtime.engine.begin() as conn:
+            await conn.execute(outbox.update().values(next_attempt_at=None))
+        await restarted.settle()
+        assert (await restarted.runtime.store.get(request.id)).card_ts
+        await approve(restarted, request.id)
+        assert (await restarted.runtime.store.get(request.id)).state is RequestState.APPROVED
+    finally:
+        await restarted.stop()

@@ -1,0 +1,1 @@
+"""The SQL store and the workflow over it, on SQLite and PostgreSQL."""

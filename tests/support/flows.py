@@ -1,0 +1,144 @@
+"""Driving the bot through a flow as people do, with signed requests: search and press Request
+account, fill in the form, approve; run a command; open and click the Home tab. And reading what
+the bot answered: the card, the DMs, the answer to a response_url."""
+
+from __future__ import annotations
+
+from bot.slack import blocks
+from tests.support.blockkit import assert_valid_home_view, assert_valid_message, assert_valid_view
+from tests.support.bot_under_test import APPROVER, APPROVER_CHANNEL, REQUESTER, BotUnderTest
+from tests.support.slack_requests import event_callback_body, home_block_actions_body
+
+PUT = {"method": "PUT", "path": "/__api__/v1/users"}
+
+
+async def request_button(bot: BotUnderTest, username: str, *, user_id: str = REQUESTER) -> str:
+    response, response_url = await bot.command(f"search {username}", user_id=user_id)
+    assert response.status_code == 200
+    await bot.settle()
+    message = (await bot.slack.wait_for_response(response_url))[-1]
+    for block in message["blocks"]:
+        accessory = block.get("accessory") or {}
+        if accessory.get("action_id") == blocks.ACTION_REQUEST_ACCOUNT:
+            person = blocks.decode_person_value(accessory["value"])
+            if person and person.username == username:
+                return accessory["value"]
+    raise AssertionError(f"no request button for {username}")
+
+
+async def open_request_form(
+    bot: BotUnderTest, username: str, *, user_id: str = REQUESTER
+) -> tuple[dict, str]:
+    """Press Request account on the ephemeral results; returns (modal, the click's response_url)."""
+    value = await request_button(bot, username, user_id=user_id)
+    opened = bot.slack.count("views.open")
+    response, response_url = await bot.click(
+        blocks.ACTION_REQUEST_ACCOUNT,
+        value,
+        user_id=user_id,
+        ephemeral=True,
+        channel_id="CGENERAL",
+    )
+    assert response.status_code == 200
+    # The form is opened by the listener after ack(), outside the work settle() waits for.
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
+    await bot.settle()
+    assert_valid_view(view)
+    return view, response_url
+
+
+async def submit_request(
+    bot: BotUnderTest, view: dict, justification: str, *, user_id: str = REQUESTER
+):
+    response = await bot.submit(
+        blocks.VIEW_JUSTIFICATION,
+        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: justification}},
+        view["private_metadata"],
+        user_id=user_id,
+    )
+    await bot.settle()
+    return response
+
+
+async def file_request(bot: BotUnderTest, username: str = "julie2") -> str:
+    """The whole requester side; returns the request id carried by the card's buttons."""
+    view, _ = await open_request_form(bot, username)
+    response = await submit_request(bot, view, "Needs to publish the quarterly report.")
+    assert response.status_code == 200
+    card = bot.slack.calls_to("chat.postMessage")[-1]
+    assert card.args["channel"] == APPROVER_CHANNEL
+    return card_request_id(card.args)
+
+
+def card_request_id(card: dict) -> str:
+    values = {
+        element["value"]
+        for block in card["blocks"]
+        for element in block.get("elements", [])
+        if element.get("type") == "button"
+    }
+    assert len(values) == 1, values
+    return values.pop()
+
+
+def latest_card(bot: BotUnderTest) -> dict:
+    updates = bot.slack.calls_to("chat.update")
+    return (updates or bot.slack.calls_to("chat.postMessage"))[-1].args
+
+
+def dms_to(bot: BotUnderTest, user_id: str) -> list[dict]:
+    return [
+        call.args
+        for call in bot.slack.calls_to("chat.postMessage")
+        if call.args["channel"] == f"D{user_id}"
+    ]
+
+
+async def approve(bot: BotUnderTest, request_id: str, user_id: str = APPROVER):
+    response, response_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=user_id)
+    assert response.status_code == 200
+    await bot.settle()
+    return response_url
+
+
+# -- commands and the Home tab -------------------------------------------------------------
+
+
+async def answer_to(bot: BotUnderTest, response_url: str) -> dict:
+    return (await bot.slack.wait_for_response(response_url))[-1]
+
+
+async def command(bot: BotUnderTest, text: str, user_id: str) -> dict:
+    response, response_url = await bot.command(text, user_id=user_id)
+    assert response.status_code == 200
+    await bot.settle()
+    message = await answer_to(bot, response_url)
+    assert_valid_message(message)
+    return message
+
+
+async def open_home(bot: BotUnderTest, user_id: str, *, tab: str = "home") -> dict | None:
+    """Open the app's Home tab as `user_id`; returns the view the bot published (as sent)."""
+    before = bot.slack.count("views.publish")
+    event = {"type": "app_home_opened", "user": user_id, "channel": f"D{user_id}", "tab": tab}
+    response = await bot.post(event_callback_body(event))
+    assert response.status_code == 200
+    await bot.settle()
+    if bot.slack.count("views.publish") == before:
+        return None
+    return home_of(bot, user_id)
+
+
+def home_of(bot: BotUnderTest, user_id: str) -> dict:
+    calls = [c for c in bot.slack.calls_to("views.publish") if c.args["user_id"] == user_id]
+    assert calls and calls[-1].ok, calls[-1].response if calls else "no views.publish"
+    view = calls[-1].args["view"]
+    assert_valid_home_view(view)
+    return view
+
+
+async def home_click(bot: BotUnderTest, action_id: str, value: str, user_id: str) -> None:
+    body = home_block_actions_body(action_id=action_id, value=value, user_id=user_id)
+    response = await bot.post(body)
+    assert response.status_code == 200
+    await bot.settle()

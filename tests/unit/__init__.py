@@ -1,0 +1,2 @@
+"""Pure code: renderers, parsers, settings, the Connect client in process, the validator.
+No servers, no database."""
