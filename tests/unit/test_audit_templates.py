@@ -18,7 +18,7 @@ from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord
 from bot.web.audit_page import TEMPLATES, AuditQuery, render_error, render_page
 from tests.support.audit_html import Element, parse_html, row_cells
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
