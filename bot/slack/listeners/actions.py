@@ -9,7 +9,6 @@ answer is shown at the top of the refreshed Home tab instead (a DM if that fails
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Coroutine
@@ -20,11 +19,21 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.home import publish_home
-from bot.slack.listeners.replies import decision_refusal, reply, reply_or_ephemeral
-from bot.workflow.outcomes import Decided, Refused
+from bot.slack.listeners.replies import reply, reply_or_ephemeral
+from bot.slack.ui import ids
+from bot.slack.ui.messages import cancelled_message, decision_notice
+from bot.slack.ui.modals import deny_modal, justification_modal
+from bot.slack.ui.refusals import (
+    approval_refusal,
+    cancel_refusal,
+    decision_refusal,
+    outdated_button_message,
+    refusal_message,
+)
+from bot.slack.values import decode_person_value, encode_justification_metadata
+from bot.workflow.outcomes import Decided, Refusal, Refused
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -32,9 +41,6 @@ log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[0-9a-f]{8,32}$")
 # The deny modal must open within the trigger's 3 s; the authorisation pre-check gets part of it.
 DENY_PRECHECK_SECONDS = 1.5
-SEARCH_AGAIN = (
-    "That button no longer works. Search again with `/connect-user search &lt;prefix&gt;`."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,44 +99,39 @@ def _supervise(
     """Run a click's work after ack() under supervision; if it fails, tell the clicker."""
 
     async def report_failure(_: BaseException) -> None:
-        await answer(deps, click, blocks.refusal_message(failure))
+        await answer(deps, click, refusal_message(failure))
 
     deps.supervisor.spawn(work, name=name, on_error=report_failure)
 
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
-    @app.action(blocks.ACTION_REQUEST_ACCOUNT)
+    @app.action(ids.ACTION_REQUEST_ACCOUNT)
     async def request_account(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = _click(body)
         value, response_url = click.value, click.response_url
-        person = blocks.decode_person_value(value)
+        person = decode_person_value(value)
         if person is None:
-            await reply(
-                response_url,
-                blocks.refusal_message(SEARCH_AGAIN),
-            )
+            await reply(response_url, outdated_button_message())
             return
         # Open the modal before anything slow: the trigger_id is valid for 3 seconds only.
-        metadata = json.dumps({"v": value, "r": response_url}, separators=(",", ":"))
-        if len(metadata) > blocks.MAX_PRIVATE_METADATA:
-            metadata = json.dumps({"v": value}, separators=(",", ":"))
+        metadata = encode_justification_metadata(value, response_url)
         try:
             await client.views_open(
                 trigger_id=body["trigger_id"],
-                view=blocks.justification_modal(person=person, private_metadata=metadata),
+                view=justification_modal(person=person, private_metadata=metadata),
             )
         except SlackApiError as exc:
             log.warning("views.open failed for a request: %s", exc.response.get("error"))
             await reply(
                 response_url,
-                blocks.refusal_message(
+                refusal_message(
                     "Slack didn't let me open the request form in time. "
                     "Please press the button again."
                 ),
             )
 
-    @app.action(blocks.ACTION_APPROVE)
+    @app.action(ids.ACTION_APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = _click(body)
@@ -143,13 +144,13 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             "press Approve again if it is still pending.",
         )
 
-    @app.action(blocks.ACTION_DENY)
+    @app.action(ids.ACTION_DENY)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = _click(body)
         value, user_id = click.value, click.user_id
         if not REQUEST_ID.match(value):
-            await answer(deps, click, blocks.approval_refusal("not_found"))
+            await answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
             return
         try:
             checked = await asyncio.wait_for(
@@ -163,21 +164,19 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         try:
             await client.views_open(
                 trigger_id=body["trigger_id"],
-                view=blocks.deny_modal(
-                    request_id=value, username=checked.username if checked else ""
-                ),
+                view=deny_modal(request_id=value, username=checked.username if checked else ""),
             )
         except SlackApiError as exc:
             log.warning("views.open failed for a denial: %s", exc.response.get("error"))
             await answer(
                 deps,
                 click,
-                blocks.refusal_message(
+                refusal_message(
                     "Slack didn't let me open the form in time. Please press Deny again."
                 ),
             )
 
-    @app.action(blocks.ACTION_CANCEL)
+    @app.action(ids.ACTION_CANCEL)
     async def cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = _click(body)
@@ -195,10 +194,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     async def unknown_action(ack: AsyncAck, body: dict[str, Any]) -> None:
         # Buttons from an older version of the bot, or forged payloads: answer, change nothing.
         await ack()
-        await reply(
-            _click(body).response_url,
-            blocks.refusal_message(SEARCH_AGAIN),
-        )
+        await reply(_click(body).response_url, outdated_button_message())
 
     # The bot offers no external selects: a block_suggestion (forged, or from a future version's
     # form) gets an empty list rather than Bolt's 404 "unhandled request".
@@ -209,7 +205,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
 async def run_approve(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
-        await answer(deps, click, blocks.approval_refusal("not_found"))
+        await answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
         return
     outcome = await deps.requests.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
@@ -225,20 +221,20 @@ async def run_approve(deps: ListenerDeps, click: Click) -> None:
             if request.state is RequestState.PROVISIONING
             else "The account could not be created:"
         )
-        await answer(deps, click, blocks.refusal_message(headline, detail=request.last_error))
+        await answer(deps, click, refusal_message(headline, detail=request.last_error))
     elif click.from_home:
         # On a card the card itself shows the outcome; on the Home tab the list must move on.
-        await publish_home(deps, click.user_id, notice=blocks.decision_notice(request))
+        await publish_home(deps, click.user_id, notice=decision_notice(request))
 
 
 async def run_cancel(deps: ListenerDeps, click: Click) -> None:
     if not REQUEST_ID.match(click.value):
-        await answer(deps, click, blocks.cancel_refusal("not_found"))
+        await answer(deps, click, cancel_refusal(Refusal.NOT_FOUND))
         return
     outcome = await deps.requests.cancel(click.value, click.user_id)
     if isinstance(outcome, Refused):
-        state = outcome.request.state.value if outcome.request else None
-        await answer(deps, click, blocks.cancel_refusal(outcome.reason.value, state=state))
+        state = outcome.request.state if outcome.request else None
+        await answer(deps, click, cancel_refusal(outcome.reason, state=state))
         return
     # The clicked message (confirmation, status list) offered a button that no longer applies.
-    await answer(deps, click, blocks.cancelled_message(outcome.request), replace=True)
+    await answer(deps, click, cancelled_message(outcome.request), replace=True)

@@ -13,9 +13,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
-from bot.workflow.outcomes import Refusal
+from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +35,17 @@ async def publish_home(
 ) -> bool:
     """Render and publish `user_id`'s Home tab; False when Slack did not take it."""
     content = await deps.requests.home(
-        user_id, mine_limit=blocks.HOME_MINE_LIMIT, waiting_limit=blocks.HOME_WAITING_LIMIT
+        user_id, mine_limit=HOME_MINE_LIMIT, waiting_limit=HOME_WAITING_LIMIT
     )
     waiting = content.waiting
     listed = [*content.mine.requests, *(waiting.requests if waiting else ())]
-    view = blocks.home_view(
+    view = home_view(
         viewer_id=user_id,
         mine=content.mine.requests,
         mine_total=content.mine.total,
         waiting=waiting.requests if waiting else None,
         waiting_total=waiting.total if waiting else 0,
-        cannot_check_approver=content.waiting_refusal is Refusal.CANNOT_CHECK,
-        not_a_decider=content.waiting_refusal.value if content.waiting_refusal else None,
+        waiting_refusal=content.waiting_refusal,
         permalinks=await deps.notifier.card_permalinks(listed),
         notice=notice,
     )

@@ -9,9 +9,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import blocks
 from bot.slack.notifier import post_to_response_url
-from bot.workflow.outcomes import Refused
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +51,3 @@ async def reply_or_ephemeral(
         await client.chat_postMessage(channel=opened["channel"]["id"], **message)
     except SlackApiError as exc:
         log.error("could not tell %s anything: %s", user_id, exc.response.get("error"))
-
-
-def decision_refusal(refused: Refused) -> dict[str, Any]:
-    """Why an Approve or Deny (from a card, the Home tab or a modal) changed nothing."""
-    state = refused.request.state.value if refused.request else None
-    return blocks.approval_refusal(refused.reason.value, state=state)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -10,11 +9,20 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.logs import request_id_var
-from bot.slack import blocks
 from bot.slack.listeners import ListenerDeps
 from bot.slack.listeners.actions import REQUEST_ID
-from bot.slack.listeners.replies import decision_refusal, reply_or_ephemeral
-from bot.workflow.outcomes import Duplicate, Filed, FileProblem, NotFiled, Refused
+from bot.slack.listeners.replies import reply_or_ephemeral
+from bot.slack.ui import ids
+from bot.slack.ui.messages import duplicate_request_message
+from bot.slack.ui.modals import outdated_form_view
+from bot.slack.ui.refusals import (
+    approval_refusal,
+    decision_refusal,
+    file_problem_message,
+    refusal_message,
+)
+from bot.slack.values import decode_justification_metadata
+from bot.workflow.outcomes import Duplicate, Filed, NotFiled, Refusal, Refused
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +33,25 @@ def _input(view: dict[str, Any], block_id: str, action_id: str) -> str:
 
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
-    @app.view(blocks.VIEW_JUSTIFICATION)
+    @app.view(ids.VIEW_JUSTIFICATION)
     async def justification_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
     ) -> None:
-        justification = _input(view, blocks.JUSTIFICATION_BLOCK, blocks.JUSTIFICATION_INPUT).strip()
+        justification = _input(view, ids.JUSTIFICATION_BLOCK, ids.JUSTIFICATION_INPUT).strip()
         if not justification:
             await ack(
                 response_action="errors",
-                errors={blocks.JUSTIFICATION_BLOCK: "Please say why this person needs an account."},
+                errors={ids.JUSTIFICATION_BLOCK: "Please say why this person needs an account."},
             )
             return
-        try:
-            metadata = json.loads(view.get("private_metadata") or "")
-            person_value = blocks.decode_person_value(metadata["v"])
-            response_url = metadata.get("r")
-        except (ValueError, KeyError, TypeError):
-            person_value, response_url = None, None
+        person_value, response_url = decode_justification_metadata(
+            str(view.get("private_metadata") or "")
+        )
         if person_value is None:
             await ack(
                 response_action="errors",
                 errors={
-                    blocks.JUSTIFICATION_BLOCK: "This form is out of date. Close it, search again."
+                    ids.JUSTIFICATION_BLOCK: "This form is out of date. Close it, search again."
                 },
             )
             return
@@ -60,7 +65,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
                 response_url=response_url,
                 channel=None,
                 user_id=user_id,
-                message=blocks.refusal_message(
+                message=refusal_message(
                     "Something went wrong while filing your request. Please try again."
                 ),
             )
@@ -71,27 +76,27 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             on_error=report_failure,
         )
 
-    @app.view(blocks.VIEW_DENY_REASON)
+    @app.view(ids.VIEW_DENY_REASON)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason = _input(view, blocks.DENY_REASON_BLOCK, blocks.DENY_REASON_INPUT).strip()
+        reason = _input(view, ids.DENY_REASON_BLOCK, ids.DENY_REASON_INPUT).strip()
         if not reason:
             await ack(
                 response_action="errors",
-                errors={blocks.DENY_REASON_BLOCK: "Please give the requester a reason."},
+                errors={ids.DENY_REASON_BLOCK: "Please give the requester a reason."},
             )
             return
         request_id = str(view.get("private_metadata") or "")
         await ack()
         user_id = body["user"]["id"]
         if not REQUEST_ID.match(request_id):
-            await _tell(deps, user_id, blocks.approval_refusal("not_found"))
+            await _tell(deps, user_id, approval_refusal(Refusal.NOT_FOUND))
             return
 
         async def report_failure(_: BaseException) -> None:
             await _tell(
                 deps,
                 user_id,
-                blocks.refusal_message(
+                refusal_message(
                     "Something went wrong while denying. The card shows the request's state."
                 ),
             )
@@ -103,7 +108,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.view(re.compile(r".*"))
     async def unknown_view(ack: AsyncAck) -> None:
         # A form from an older version of the bot, or a forged one: say so in the form itself.
-        await ack(response_action="update", view=blocks.outdated_form_view())
+        await ack(response_action="update", view=outdated_form_view())
 
 
 async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> None:
@@ -137,18 +142,9 @@ async def file_request(
         return  # the outbox posts the card and confirms to the requester
     if isinstance(outcome, Duplicate):
         permalink = await deps.notifier.card_permalink(outcome.existing)
-        message = blocks.duplicate_request_message(outcome.existing, card_permalink=permalink)
+        message = duplicate_request_message(outcome.existing, card_permalink=permalink)
     elif isinstance(outcome, NotFiled):
-        who = blocks.escape_mrkdwn(username)
-        message = blocks.refusal_message(
-            {
-                FileProblem.EMPTY_JUSTIFICATION: "Please say why this person needs an account.",
-                FileProblem.ALREADY_HAS_ACCOUNT: f"{who} already has a Connect account.",
-                FileProblem.NOT_IN_DIRECTORY: f"{who} is no longer in the directory.",
-                FileProblem.CANNOT_VERIFY: f"Connect could not confirm {who} in the directory "
-                "just now, so nothing was filed. Please try again in a minute.",
-            }[outcome.problem]
-        )
+        message = file_problem_message(outcome.problem, username=username)
     await reply_or_ephemeral(
         deps.notifier.client,
         response_url=response_url,
