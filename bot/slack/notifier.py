@@ -20,13 +20,12 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cache.keyed import KeyedCache, cache_key
 from bot.logs import bind_request_id
+from bot.slack.respond import NoDirectChannel, direct_message, via_response_url
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.messages import (
     approver_reminder,
@@ -368,11 +367,8 @@ class SlackNotifier:
             )
         else:  # posting the card was given up: the requester must not think approvers know
             message = requester_card_failed(request)
-        response_url = payload.get("response_url")
-        if response_url and await post_to_response_url(
-            response_url,
-            {**message, "replace_original": True, "response_type": "ephemeral"},
-            session=self.client.session,
+        if await via_response_url(
+            payload.get("response_url"), message, replace=True, session=self.client.session
         ):
             return
         # The response_url expired or was refused: a DM carries the confirmation instead.
@@ -400,31 +396,7 @@ class SlackNotifier:
         await self._direct_message(user["id"], message)
 
     async def _direct_message(self, user_id: str, message: dict[str, Any]) -> None:
-        opened = await self.client.conversations_open(users=user_id)
-        channel = (opened.get("channel") or {}).get("id")
-        if not channel:
-            raise Retry("conversations.open returned no channel")
-        await self.client.chat_postMessage(
-            channel=channel, unfurl_links=False, unfurl_media=False, **message
-        )
-
-
-async def post_to_response_url(
-    url: str, payload: dict[str, Any], *, session: aiohttp.ClientSession | None = None
-) -> bool:
-    """POST to an interaction's response_url; True when Slack took it.
-
-    Slack answers 404 once the URL is older than 30 minutes or used 5 times; callers decide what
-    to do instead. The URL itself is a credential for that message and is never logged.
-    """
-    try:
-        if session is not None and session.closed:
-            session = None
-        response = await AsyncWebhookClient(url, timeout=10, session=session).send_dict(payload)
-    except Exception as exc:
-        log.warning("posting to a response_url failed: %s", type(exc).__name__)
-        return False
-    if response.status_code != 200:
-        log.warning("a response_url answered %s", response.status_code)
-        return False
-    return True
+        try:
+            await direct_message(self.client, user_id, message, unfurl=False)
+        except NoDirectChannel:
+            raise Retry("conversations.open returned no channel") from None

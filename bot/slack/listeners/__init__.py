@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.slack.home import HomeTab
 from bot.slack.notifier import SlackNotifier
 from bot.slack.people import SlackPeople
 from bot.tasks import TaskSupervisor
@@ -21,6 +22,7 @@ class ListenerDeps:
     requests: Requests
     people: SlackPeople
     notifier: SlackNotifier
+    home: HomeTab
     supervisor: TaskSupervisor
     approver_channel: str
     connect_url: str

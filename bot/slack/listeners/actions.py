@@ -12,16 +12,15 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack import respond
+from bot.slack.interactions import Click, read_click
 from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.home import publish_home
-from bot.slack.listeners.replies import reply, reply_or_ephemeral
 from bot.slack.ui import ids
 from bot.slack.ui.messages import cancelled_message, decision_notice
 from bot.slack.ui.modals import deny_modal, justification_modal
@@ -32,65 +31,20 @@ from bot.slack.ui.refusals import (
     outdated_button_message,
     refusal_message,
 )
-from bot.slack.values import decode_person_value, encode_justification_metadata
+from bot.slack.values import decode_person_value, encode_justification_metadata, is_request_id
 from bot.workflow.outcomes import Decided, Refusal, Refused
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = re.compile(r"^[0-9a-f]{8,32}$")
 # The deny modal must open within the trigger's 3 s; the authorisation pre-check gets part of it.
 DENY_PRECHECK_SECONDS = 1.5
 
 
-@dataclass(frozen=True, slots=True)
-class Click:
-    value: str
-    user_id: str
-    response_url: str | None
-    channel: str | None
-    from_home: bool = False
-
-
-def _click(body: dict[str, Any]) -> Click:
-    """What a block_actions payload says, reading only what every kind of click has.
-
-    Clicks on ephemeral messages carry `container.is_ephemeral` and no `message`; clicks on the
-    Home tab carry `view` and no `message`, `channel` or `response_url`.
-    """
-    action = (body.get("actions") or [{}])[0]
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
-    return Click(
-        value=str(action.get("value") or ""),
-        user_id=body["user"]["id"],
-        response_url=body.get("response_url"),
-        channel=channel,
-        from_home=(body.get("view") or {}).get("type") == "home",
-    )
-
-
-async def answer(
+async def _answer(
     deps: ListenerDeps, click: Click, message: dict[str, Any], *, replace: bool = False
 ) -> None:
-    """Tell the person who clicked, and only them, wherever they clicked.
-
-    Messages: through the click's response_url (`replace` swaps the clicked message for this
-    one), else ephemeral in the channel, else a DM. Home tab: at the top of their refreshed Home
-    tab, else a DM; chat.postEphemeral needs a channel a Home click does not have.
-    """
-    if click.from_home and await publish_home(deps, click.user_id, notice=message):
-        return
-    if not click.from_home and await reply(click.response_url, message, replace=replace):
-        return
-    await reply_or_ephemeral(
-        deps.notifier.client,
-        response_url=None,
-        channel=None if click.from_home else click.channel,
-        user_id=click.user_id,
-        message=message,
-    )
+    await respond.to_clicker(deps.notifier.client, click, message, home=deps.home, replace=replace)
 
 
 def _supervise(
@@ -99,7 +53,7 @@ def _supervise(
     """Run a click's work after ack() under supervision; if it fails, tell the clicker."""
 
     async def report_failure(_: BaseException) -> None:
-        await answer(deps, click, refusal_message(failure))
+        await _answer(deps, click, refusal_message(failure))
 
     deps.supervisor.spawn(work, name=name, on_error=report_failure)
 
@@ -108,11 +62,11 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(ids.ACTION_REQUEST_ACCOUNT)
     async def request_account(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        click = _click(body)
+        click = read_click(body)
         value, response_url = click.value, click.response_url
         person = decode_person_value(value)
         if person is None:
-            await reply(response_url, outdated_button_message())
+            await respond.via_response_url(response_url, outdated_button_message())
             return
         # Open the modal before anything slow: the trigger_id is valid for 3 seconds only.
         metadata = encode_justification_metadata(value, response_url)
@@ -123,7 +77,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             )
         except SlackApiError as exc:
             log.warning("views.open failed for a request: %s", exc.response.get("error"))
-            await reply(
+            await respond.via_response_url(
                 response_url,
                 refusal_message(
                     "Slack didn't let me open the request form in time. "
@@ -134,7 +88,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(ids.ACTION_APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        click = _click(body)
+        click = read_click(body)
         _supervise(
             deps,
             click,
@@ -147,10 +101,10 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(ids.ACTION_DENY)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        click = _click(body)
+        click = read_click(body)
         value, user_id = click.value, click.user_id
-        if not REQUEST_ID.match(value):
-            await answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
+        if not is_request_id(value):
+            await _answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
             return
         try:
             checked = await asyncio.wait_for(
@@ -159,7 +113,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         except TimeoutError:
             checked = None  # decided again, for real, when the reason is submitted
         if isinstance(checked, Refused):
-            await answer(deps, click, decision_refusal(checked))
+            await _answer(deps, click, decision_refusal(checked))
             return
         try:
             await client.views_open(
@@ -168,7 +122,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             )
         except SlackApiError as exc:
             log.warning("views.open failed for a denial: %s", exc.response.get("error"))
-            await answer(
+            await _answer(
                 deps,
                 click,
                 refusal_message(
@@ -179,7 +133,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     @app.action(ids.ACTION_CANCEL)
     async def cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        click = _click(body)
+        click = read_click(body)
         _supervise(
             deps,
             click,
@@ -194,7 +148,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     async def unknown_action(ack: AsyncAck, body: dict[str, Any]) -> None:
         # Buttons from an older version of the bot, or forged payloads: answer, change nothing.
         await ack()
-        await reply(_click(body).response_url, outdated_button_message())
+        await respond.via_response_url(read_click(body).response_url, outdated_button_message())
 
     # The bot offers no external selects: a block_suggestion (forged, or from a future version's
     # form) gets an empty list rather than Bolt's 404 "unhandled request".
@@ -204,12 +158,12 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
 
 async def run_approve(deps: ListenerDeps, click: Click) -> None:
-    if not REQUEST_ID.match(click.value):
-        await answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
+    if not is_request_id(click.value):
+        await _answer(deps, click, approval_refusal(Refusal.NOT_FOUND))
         return
     outcome = await deps.requests.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
-        await answer(deps, click, decision_refusal(outcome))
+        await _answer(deps, click, decision_refusal(outcome))
         return
     assert isinstance(outcome, Decided)
     request = outcome.request
@@ -221,20 +175,20 @@ async def run_approve(deps: ListenerDeps, click: Click) -> None:
             if request.state is RequestState.PROVISIONING
             else "The account could not be created:"
         )
-        await answer(deps, click, refusal_message(headline, detail=request.last_error))
+        await _answer(deps, click, refusal_message(headline, detail=request.last_error))
     elif click.from_home:
         # On a card the card itself shows the outcome; on the Home tab the list must move on.
-        await publish_home(deps, click.user_id, notice=decision_notice(request))
+        await deps.home.publish(click.user_id, notice=decision_notice(request))
 
 
 async def run_cancel(deps: ListenerDeps, click: Click) -> None:
-    if not REQUEST_ID.match(click.value):
-        await answer(deps, click, cancel_refusal(Refusal.NOT_FOUND))
+    if not is_request_id(click.value):
+        await _answer(deps, click, cancel_refusal(Refusal.NOT_FOUND))
         return
     outcome = await deps.requests.cancel(click.value, click.user_id)
     if isinstance(outcome, Refused):
         state = outcome.request.state if outcome.request else None
-        await answer(deps, click, cancel_refusal(outcome.reason, state=state))
+        await _answer(deps, click, cancel_refusal(outcome.reason, state=state))
         return
     # The clicked message (confirmation, status list) offered a button that no longer applies.
-    await answer(deps, click, cancelled_message(outcome.request), replace=True)
+    await _answer(deps, click, cancelled_message(outcome.request), replace=True)

@@ -9,9 +9,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.logs import request_id_var
+from bot.slack import respond
 from bot.slack.command import Help, Pending, Search, Status, parse_command
 from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.replies import reply, reply_or_ephemeral
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
     STATUS_LIST_LIMIT,
@@ -47,7 +47,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             )
 
         async def report_failure(_: BaseException) -> None:
-            await reply(response_url, failure)
+            await respond.via_response_url(response_url, failure)
 
         deps.supervisor.spawn(
             run_command(deps, command), name="slash-command", on_error=report_failure
@@ -58,12 +58,12 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
     message = await command_reply(deps, command)
     # The response_url can fail (expired, or Slack refused it): fall back to an ephemeral message
     # in the channel, then to a DM, so the person is never left in silence.
-    await reply_or_ephemeral(
+    await respond.privately(
         deps.notifier.client,
-        response_url=command.get("response_url"),
-        channel=command.get("channel_id"),
         user_id=command["user_id"],
         message=message,
+        response_url=command.get("response_url"),
+        channel=command.get("channel_id"),
     )
 
 

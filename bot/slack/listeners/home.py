@@ -7,16 +7,11 @@ cards and messages, decided by the same handlers.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 
 from bot.slack.listeners import ListenerDeps
-from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
-
-log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
@@ -27,34 +22,4 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         user_id = event.get("user")
         if event.get("tab") != "home" or not isinstance(user_id, str) or not user_id:
             return
-        deps.supervisor.spawn(publish_home(deps, user_id), name="home")
-
-
-async def publish_home(
-    deps: ListenerDeps, user_id: str, *, notice: dict[str, Any] | None = None
-) -> bool:
-    """Render and publish `user_id`'s Home tab; False when Slack did not take it."""
-    content = await deps.requests.home(
-        user_id, mine_limit=HOME_MINE_LIMIT, waiting_limit=HOME_WAITING_LIMIT
-    )
-    waiting = content.waiting
-    listed = [*content.mine.requests, *(waiting.requests if waiting else ())]
-    view = home_view(
-        viewer_id=user_id,
-        mine=content.mine.requests,
-        mine_total=content.mine.total,
-        waiting=waiting.requests if waiting else None,
-        waiting_total=waiting.total if waiting else 0,
-        waiting_refusal=content.waiting_refusal,
-        permalinks=await deps.notifier.card_permalinks(listed),
-        notice=notice,
-    )
-    try:
-        await deps.notifier.client.views_publish(user_id=user_id, view=view)
-    except SlackApiError as exc:
-        log.warning("views.publish failed: %s", exc.response.get("error"))
-        return False
-    except Exception as exc:  # connection errors, timeouts: the caller falls back to a DM
-        log.warning("views.publish failed: %s", type(exc).__name__)
-        return False
-    return True
+        deps.supervisor.spawn(deps.home.publish(user_id), name="home")

@@ -9,9 +9,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.logs import request_id_var
+from bot.slack import respond
+from bot.slack.interactions import view_input
 from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.actions import REQUEST_ID
-from bot.slack.listeners.replies import reply_or_ephemeral
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
 from bot.slack.ui.modals import outdated_form_view
@@ -21,15 +21,10 @@ from bot.slack.ui.refusals import (
     file_problem_message,
     refusal_message,
 )
-from bot.slack.values import decode_justification_metadata
+from bot.slack.values import decode_justification_metadata, is_request_id
 from bot.workflow.outcomes import Duplicate, Filed, NotFiled, Refusal, Refused
 
 log = logging.getLogger(__name__)
-
-
-def _input(view: dict[str, Any], block_id: str, action_id: str) -> str:
-    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
-    return str((values.get(action_id) or {}).get("value") or "")
 
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
@@ -37,7 +32,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     async def justification_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
     ) -> None:
-        justification = _input(view, ids.JUSTIFICATION_BLOCK, ids.JUSTIFICATION_INPUT).strip()
+        justification = view_input(view, ids.JUSTIFICATION_BLOCK, ids.JUSTIFICATION_INPUT).strip()
         if not justification:
             await ack(
                 response_action="errors",
@@ -60,14 +55,13 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         username = person_value.username
 
         async def report_failure(_: BaseException) -> None:
-            await reply_or_ephemeral(
+            await respond.privately(
                 deps.notifier.client,
-                response_url=response_url,
-                channel=None,
                 user_id=user_id,
                 message=refusal_message(
                     "Something went wrong while filing your request. Please try again."
                 ),
+                response_url=response_url,
             )
 
         deps.supervisor.spawn(
@@ -78,7 +72,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
     @app.view(ids.VIEW_DENY_REASON)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason = _input(view, ids.DENY_REASON_BLOCK, ids.DENY_REASON_INPUT).strip()
+        reason = view_input(view, ids.DENY_REASON_BLOCK, ids.DENY_REASON_INPUT).strip()
         if not reason:
             await ack(
                 response_action="errors",
@@ -88,7 +82,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
         request_id = str(view.get("private_metadata") or "")
         await ack()
         user_id = body["user"]["id"]
-        if not REQUEST_ID.match(request_id):
+        if not is_request_id(request_id):
             await _tell(deps, user_id, approval_refusal(Refusal.NOT_FOUND))
             return
 
@@ -112,12 +106,8 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
 
 async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> None:
-    await reply_or_ephemeral(
-        deps.notifier.client,
-        response_url=None,
-        channel=deps.approver_channel,
-        user_id=user_id,
-        message=message,
+    await respond.privately(
+        deps.notifier.client, user_id=user_id, message=message, channel=deps.approver_channel
     )
 
 
@@ -145,10 +135,6 @@ async def file_request(
         message = duplicate_request_message(outcome.existing, card_permalink=permalink)
     elif isinstance(outcome, NotFiled):
         message = file_problem_message(outcome.problem, username=username)
-    await reply_or_ephemeral(
-        deps.notifier.client,
-        response_url=response_url,
-        channel=None,
-        user_id=user_id,
-        message=message,
+    await respond.privately(
+        deps.notifier.client, user_id=user_id, message=message, response_url=response_url
     )
