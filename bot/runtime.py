@@ -29,7 +29,8 @@ from bot.connect.directory import ConnectDirectory
 from bot.connect.transport import AiohttpTransport
 from bot.settings import Settings
 from bot.slack.home import HomeTab
-from bot.slack.listeners import ListenerDeps, register_listeners
+from bot.slack.listeners import register_listeners
+from bot.slack.listeners.deps import ListenerDeps
 from bot.slack.notifier import SlackNotifier
 from bot.slack.people import ApproverChannelRefused, SlackPeople
 from bot.store.database import create_engine

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.slack.ui import ids
-from bot.slack.values import decode_person_value
+from bot.slack.ui.values import decode_person_value
 from bot.workflow.states import RequestState
 from tests.blockkit_limits import assert_valid_message, assert_valid_view
 from tests.conftest import (

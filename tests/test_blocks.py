@@ -43,7 +43,7 @@ from bot.slack.ui.search import (
     search_results_message,
 )
 from bot.slack.ui.text import escape_mrkdwn, slack_date
-from bot.slack.values import (
+from bot.slack.ui.values import (
     PersonValue,
     decode_justification_metadata,
     decode_person_value,

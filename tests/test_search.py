@@ -9,7 +9,7 @@ import pytest
 
 from bot.slack.ui import ids
 from bot.slack.ui.search import search_error_message, search_failure_message
-from bot.slack.values import decode_person_value
+from bot.slack.ui.values import decode_person_value
 from bot.workflow.outcomes import SearchProblem
 from tests.blockkit_limits import assert_valid_message
 from tests.conftest import (

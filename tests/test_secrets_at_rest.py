@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from bot.slack.ui import ids
-from bot.slack.values import decode_person_value
+from bot.slack.ui.values import decode_person_value
 from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person

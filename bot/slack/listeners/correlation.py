@@ -15,7 +15,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.logs import request_id_var
 from bot.slack.ui import ids
-from bot.slack.values import decode_justification_metadata, decode_person_value, is_request_id
+from bot.slack.ui.values import decode_justification_metadata, decode_person_value, is_request_id
 
 
 def correlation_id(body: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from bot.slack.ui.ids import (
 from bot.slack.ui.kit import View, context, md, plain, section_md, section_plain
 from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.text import USERNAME, clip
-from bot.slack.values import PersonValue
+from bot.slack.ui.values import PersonValue
 
 JUSTIFICATION_MIN_LENGTH = 3
 JUSTIFICATION_MAX_LENGTH = 1000

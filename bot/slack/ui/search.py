@@ -23,7 +23,7 @@ from bot.slack.ui.kit import (
 )
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS
 from bot.slack.ui.text import GUID, PREFIX, clip, fallback_value
-from bot.slack.values import encode_person_value, person_value_too_long
+from bot.slack.ui.values import encode_person_value, person_value_too_long
 from bot.workflow.models import DirectoryEntry, DirectoryPage
 from bot.workflow.outcomes import SearchProblem
 

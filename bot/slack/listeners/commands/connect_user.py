@@ -3,15 +3,15 @@ show how to use the command."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
 from bot.slack.command import Help, Pending, Search, Status, parse_command
-from bot.slack.listeners import ListenerDeps
+from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
     STATUS_LIST_LIMIT,
@@ -28,11 +28,8 @@ from bot.slack.ui.search import (
 )
 from bot.workflow.outcomes import Refused
 
-log = logging.getLogger(__name__)
 
-
-def register(app: AsyncApp, deps: ListenerDeps) -> None:
-    @app.command(deps.command)
+def listener(deps: ListenerDeps) -> Listener:
     async def connect_user(ack: AsyncAck, command: dict[str, Any]) -> None:
         # Ack first and with nothing: Slack allows 3 s and Connect may be slower than that.
         await ack()
@@ -53,13 +50,15 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             run_command(deps, command), name="slash-command", on_error=report_failure
         )
 
+    return connect_user
+
 
 async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
     message = await command_reply(deps, command)
     # The response_url can fail (expired, or Slack refused it): fall back to an ephemeral message
     # in the channel, then to a DM, so the person is never left in silence.
     await respond.privately(
-        deps.notifier.client,
+        deps.client,
         user_id=command["user_id"],
         message=message,
         response_url=command.get("response_url"),
@@ -67,7 +66,7 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
     )
 
 
-async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str, Any]:
+async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
     parsed = parse_command(command.get("text") or "")
     if isinstance(parsed, Help):
         return usage_message(parsed.reason)
@@ -92,7 +91,7 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str
     return no_results_message(parsed.prefix)
 
 
-async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
+async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:
     outcome = await deps.requests.pending_requests(user_id, limit=PENDING_LIST_LIMIT)
     if isinstance(outcome, Refused):
         return pending_refusal(outcome.reason, approver_channel=deps.approver_channel)
@@ -103,7 +102,7 @@ async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
     )
 
 
-async def status_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
+async def status_reply(deps: ListenerDeps, user_id: str) -> Message:
     mine = await deps.requests.my_requests(user_id, limit=STATUS_LIST_LIMIT)
     return status_message(
         mine.requests,

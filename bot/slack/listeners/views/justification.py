@@ -1,34 +1,27 @@
-"""Modal submissions: the justification for a request, the reason for a denial."""
+"""The justification form is submitted: file the request. The outbox then posts the card and
+confirms to the requester; a duplicate or a person who cannot be requested is answered here."""
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
 from bot.slack.interactions import view_input
-from bot.slack.listeners import ListenerDeps
+from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
-from bot.slack.ui.modals import outdated_form_view
-from bot.slack.ui.refusals import (
-    approval_refusal,
-    decision_refusal,
-    file_problem_message,
-    refusal_message,
-)
-from bot.slack.values import decode_justification_metadata, is_request_id
-from bot.workflow.outcomes import Duplicate, Filed, NotFiled, Refusal, Refused
+from bot.slack.ui.refusals import file_problem_message, refusal_message
+from bot.slack.ui.values import decode_justification_metadata
+from bot.workflow.outcomes import Duplicate, Filed
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, deps: ListenerDeps) -> None:
-    @app.view(ids.VIEW_JUSTIFICATION)
+def listener(deps: ListenerDeps) -> Listener:
     async def justification_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
     ) -> None:
@@ -56,7 +49,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
         async def report_failure(_: BaseException) -> None:
             await respond.privately(
-                deps.notifier.client,
+                deps.client,
                 user_id=user_id,
                 message=refusal_message(
                     "Something went wrong while filing your request. Please try again."
@@ -70,51 +63,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
             on_error=report_failure,
         )
 
-    @app.view(ids.VIEW_DENY_REASON)
-    async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason = view_input(view, ids.DENY_REASON_BLOCK, ids.DENY_REASON_INPUT).strip()
-        if not reason:
-            await ack(
-                response_action="errors",
-                errors={ids.DENY_REASON_BLOCK: "Please give the requester a reason."},
-            )
-            return
-        request_id = str(view.get("private_metadata") or "")
-        await ack()
-        user_id = body["user"]["id"]
-        if not is_request_id(request_id):
-            await _tell(deps, user_id, approval_refusal(Refusal.NOT_FOUND))
-            return
-
-        async def report_failure(_: BaseException) -> None:
-            await _tell(
-                deps,
-                user_id,
-                refusal_message(
-                    "Something went wrong while denying. The card shows the request's state."
-                ),
-            )
-
-        deps.supervisor.spawn(
-            deny(deps, request_id, user_id, reason), name="deny", on_error=report_failure
-        )
-
-    @app.view(re.compile(r".*"))
-    async def unknown_view(ack: AsyncAck) -> None:
-        # A form from an older version of the bot, or a forged one: say so in the form itself.
-        await ack(response_action="update", view=outdated_form_view())
-
-
-async def _tell(deps: ListenerDeps, user_id: str, message: dict[str, Any]) -> None:
-    await respond.privately(
-        deps.notifier.client, user_id=user_id, message=message, channel=deps.approver_channel
-    )
-
-
-async def deny(deps: ListenerDeps, request_id: str, user_id: str, reason: str) -> None:
-    outcome = await deps.requests.deny(request_id, user_id, reason)
-    if isinstance(outcome, Refused):
-        await _tell(deps, user_id, decision_refusal(outcome))
+    return justification_submitted
 
 
 async def file_request(
@@ -133,8 +82,8 @@ async def file_request(
     if isinstance(outcome, Duplicate):
         permalink = await deps.notifier.card_permalink(outcome.existing)
         message = duplicate_request_message(outcome.existing, card_permalink=permalink)
-    elif isinstance(outcome, NotFiled):
+    else:
         message = file_problem_message(outcome.problem, username=username)
     await respond.privately(
-        deps.notifier.client, user_id=user_id, message=message, response_url=response_url
+        deps.client, user_id=user_id, message=message, response_url=response_url
     )
