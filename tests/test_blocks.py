@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
+from bot.slack.command import UsageProblem
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
@@ -26,6 +27,7 @@ from bot.slack.ui.messages import (
     requester_confirmation,
     requester_outcome_message,
     usage_message,
+    usage_problem_text,
     welcome_message,
 )
 from bot.slack.ui.modals import deny_modal, justification_modal
@@ -499,7 +501,7 @@ def test_usage_message() -> None:
 
 
 def test_usage_message_with_reason_first() -> None:
-    msg = usage_message("unknown subcommand `<!channel>`")
+    msg = usage_message(UsageProblem.UNKNOWN_SUBCOMMAND, "<!channel>")
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
     first = msg["blocks"][0]["text"]
@@ -509,6 +511,16 @@ def test_usage_message_with_reason_first() -> None:
         "emoji": False,
     }
     assert all("<!channel>" not in t for t in mrkdwn_texts(msg))
+
+
+@pytest.mark.parametrize("problem", list(UsageProblem))
+def test_every_usage_problem_is_said_first(problem: UsageProblem) -> None:
+    msg = usage_message(problem, "<@U1>")
+    assert_valid_message(msg)
+    assert_fallback_inert(msg["text"])
+    assert msg["blocks"][0]["text"]["type"] == "plain_text"
+    assert msg["blocks"][0]["text"]["text"] == usage_problem_text(problem, "<@U1>")
+    assert "Usage" in all_text(msg)
 
 
 def test_refusal_message() -> None:

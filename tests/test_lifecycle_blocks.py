@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.command import Help, Pending, Status, parse_command
+from bot.slack.command import Help, Pending, Status, UsageProblem, parse_command
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
 from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY
@@ -90,8 +90,8 @@ def test_parse_status(text: str) -> None:
 @pytest.mark.parametrize("text", ["pending jan", "status all"])
 def test_bare_subcommands_refuse_arguments(text: str) -> None:
     parsed = parse_command(text)
-    assert isinstance(parsed, Help) and parsed.reason
-    assert "takes nothing" in parsed.reason
+    assert parsed == Help(UsageProblem.TAKES_NOTHING, typed=text.split()[0])
+    assert "takes nothing" in all_text(usage_message(parsed.problem, parsed.typed))
 
 
 def test_usage_lists_the_new_commands() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
+from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
     decided,
@@ -45,13 +46,33 @@ _USAGE_MD = (
 )
 
 
-def usage_message(reason: str | None = None) -> Message:
-    """Usage, with the parser's `reason` (plain text, may quote the user) first when given."""
+def usage_problem_text(problem: UsageProblem, typed: str = "") -> str:
+    """What was wrong with the command, in plain text (`typed`: the user's word it is about)."""
+    match problem:
+        case UsageProblem.UNKNOWN_SUBCOMMAND:
+            return f"unknown subcommand `{typed}`"
+        case UsageProblem.TAKES_NOTHING:
+            return f"`{typed}` takes nothing after it"
+        case UsageProblem.SEARCH_WITHOUT_PREFIX:
+            return "search needs a prefix, e.g. `/connect-user search jan`"
+        case UsageProblem.PREFIX_IS_A_MENTION:
+            return "search for part of a name, username or email, not a Slack mention or link"
+        case UsageProblem.PREFIX_HAS_CONTROL_CHARACTERS:
+            return "the search prefix contains control characters"
+        case UsageProblem.PREFIX_TOO_LONG:
+            return f"the search prefix is longer than {PREFIX_MAX_LENGTH} characters"
+        case _:
+            assert_never(problem)
+
+
+def usage_message(problem: UsageProblem | None = None, typed: str = "") -> Message:
+    """Usage, after what was wrong with the command (plain text: it may quote the user)."""
     blocks: list[Block] = []
     fallback = (
         "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
         "/connect-user pending, or /connect-user help"
     )
+    reason = usage_problem_text(problem, typed) if problem is not None else None
     if reason:
         blocks.append(section_plain(clip(reason, (500, 2000))))
         fallback = f"{fallback_value(reason)}. {fallback}"

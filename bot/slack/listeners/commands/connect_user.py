@@ -69,7 +69,7 @@ async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
 async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
     parsed = parse_command(command.get("text") or "")
     if isinstance(parsed, Help):
-        return usage_message(parsed.reason)
+        return usage_message(parsed.problem, parsed.typed)
     if isinstance(parsed, Pending):
         return await pending_reply(deps, command["user_id"])
     if isinstance(parsed, Status):
