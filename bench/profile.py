@@ -129,7 +129,7 @@ PHASES = (
     ("after ack: who may search (users.info, cached)", "SlackPeople.search_refusal"),
     ("after ack: Connect search (httpx, pydantic)", "ConnectClient.search_remote"),
     ("after ack: render the results (Block Kit)", "search_results_message"),
-    ("after ack: POST to the response_url (slack_sdk, aiohttp)", "post_to_response_url"),
+    ("after ack: POST to the response_url (slack_sdk, aiohttp)", "via_response_url"),
     ("logging (uvicorn access log, bot logs)", "Logger._log"),
 )
 

@@ -18,7 +18,7 @@ APPROVER_CHANNEL = "CAPPROVERS"
 APPROVERS = ("UAPPROVER1", "UAPPROVER2", "UAPPROVER3")
 REQUESTER = "UREQUESTER"
 GUEST = "UGUEST0001"
-ACTION_APPROVE = "approve_request"  # bot.slack.blocks.ACTION_APPROVE
+ACTION_APPROVE = "approve_request"  # bot.slack.ui.ids.ACTION_APPROVE
 
 
 def _words(text: str) -> list[str]:

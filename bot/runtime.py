@@ -28,7 +28,9 @@ from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory
 from bot.connect.transport import AiohttpTransport
 from bot.settings import Settings
-from bot.slack.listeners import ListenerDeps, register_listeners
+from bot.slack.home import HomeTab
+from bot.slack.listeners import register_listeners
+from bot.slack.listeners.deps import ListenerDeps
 from bot.slack.notifier import SlackNotifier
 from bot.slack.people import ApproverChannelRefused, SlackPeople
 from bot.store.database import create_engine
@@ -259,6 +261,9 @@ def build_runtime(
             requests=requests,
             people=people,
             notifier=notifier,
+            home=HomeTab(
+                requests=requests, client=slack_client, card_links=notifier.card_permalinks
+            ),
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,

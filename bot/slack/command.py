@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from enum import StrEnum
 
 PREFIX_MAX_LENGTH = 100
-# Longest piece of the user's own text quoted back in a reason: keeps the help message short.
+# Longest piece of the user's own text quoted back with a problem: keeps the help message short.
 _QUOTE_MAX = 30
 
 _SUBCOMMAND_RE = re.compile(r"(\S+)(?:\s+(.*))?", re.DOTALL)
@@ -26,11 +27,26 @@ _SUBCOMMAND_RE = re.compile(r"(\S+)(?:\s+(.*))?", re.DOTALL)
 _SLACK_TOKEN_RE = re.compile(r"<(@|#|!|mailto:|https?://)([^<>|]*)(?:\|([^<>]*))?>", re.IGNORECASE)
 
 
+class UsageProblem(StrEnum):
+    """What was wrong with the command, said before the usage (bot/slack/ui/messages.py)."""
+
+    UNKNOWN_SUBCOMMAND = "unknown_subcommand"
+    TAKES_NOTHING = "takes_nothing"  # `pending` or `status` followed by more words
+    SEARCH_WITHOUT_PREFIX = "search_without_prefix"
+    PREFIX_IS_A_MENTION = "prefix_is_a_mention"  # a Slack mention or link without a label
+    PREFIX_HAS_CONTROL_CHARACTERS = "prefix_has_control_characters"
+    PREFIX_TOO_LONG = "prefix_too_long"
+
+
 @dataclass(frozen=True)
 class Help:
-    """Show the usage. `reason` is plain text (it may quote what the user typed), never mrkdwn."""
+    """Show the usage, after what was wrong with the command (`problem`), if anything.
 
-    reason: str | None = None
+    `typed` is the word of the user's own text the problem is about (a subcommand), made
+    printable and short; it is shown back to them as plain text."""
+
+    problem: UsageProblem | None = None
+    typed: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,32 +94,30 @@ def parse_command(text: str) -> ParsedCommand:
         return _parse_search(rest)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
-            return Help(reason=f"`{subcommand}` takes nothing after it")
+            return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
         return _BARE_SUBCOMMANDS[subcommand]()
-    return Help(reason=f"unknown subcommand `{_quote(word)}`")
+    return Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed=_quote(word))
 
 
 def _parse_search(rest: str) -> ParsedCommand:
     prefix = rest.strip()
     if not prefix:
-        return Help(reason="search needs a prefix, e.g. `/connect-user search jan`")
+        return Help(UsageProblem.SEARCH_WITHOUT_PREFIX)
     token = _SLACK_TOKEN_RE.fullmatch(prefix)
     if token is not None:
         label = (token.group(3) or "").strip()
         if not label:
-            return Help(
-                reason="search for part of a name, username or email, not a Slack mention or link"
-            )
+            return Help(UsageProblem.PREFIX_IS_A_MENTION)
         prefix = label
     if any(unicodedata.category(ch) == "Cc" for ch in prefix):
-        return Help(reason="the search prefix contains control characters")
+        return Help(UsageProblem.PREFIX_HAS_CONTROL_CHARACTERS)
     if len(prefix) > PREFIX_MAX_LENGTH:
-        return Help(reason=f"the search prefix is longer than {PREFIX_MAX_LENGTH} characters")
+        return Help(UsageProblem.PREFIX_TOO_LONG)
     return Search(prefix=prefix)
 
 
 def _quote(word: str) -> str:
-    # The reason is shown back to the user: keep it printable and short.
+    # The word is shown back to the user: keep it printable and short.
     cleaned = "".join("?" if unicodedata.category(ch)[0] == "C" else ch for ch in word)
     cleaned = cleaned.replace("`", "'")
     return cleaned if len(cleaned) <= _QUOTE_MAX else cleaned[: _QUOTE_MAX - 1] + "…"

@@ -20,14 +20,20 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cache.keyed import KeyedCache, cache_key
 from bot.logs import bind_request_id
-from bot.slack import blocks
+from bot.slack.respond import NoDirectChannel, direct_message, via_response_url
+from bot.slack.ui.card import approval_card
+from bot.slack.ui.messages import (
+    approver_reminder,
+    requester_card_failed,
+    requester_confirmation,
+    requester_outcome_message,
+    welcome_message,
+)
 from bot.workflow.clock import utcnow
 from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
 from bot.workflow.ports import RequestStore
@@ -291,7 +297,7 @@ class SlackNotifier:
         request = await self.store.get(request.id) or request
         if request.card_ts:
             return
-        message = blocks.approval_card(request, connect_url=self.connect_url)
+        message = approval_card(request, connect_url=self.connect_url)
         response = await self.client.chat_postMessage(
             channel=self.approver_channel, unfurl_links=False, unfurl_media=False, **message
         )
@@ -300,7 +306,7 @@ class SlackNotifier:
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if not (request.card_channel and request.card_ts):
             raise GiveUp("the approval card was never posted")
-        message = blocks.approval_card(request, connect_url=self.connect_url)
+        message = approval_card(request, connect_url=self.connect_url)
         await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
 
     async def _remind_approvers(
@@ -310,7 +316,7 @@ class SlackNotifier:
             return  # decided between the timer's claim and now: nothing left to remind about
         if not (request.card_channel and request.card_ts):
             raise GiveUp("the approval card was never posted")
-        message = blocks.approver_reminder(request, now=self.clock())
+        message = approver_reminder(request, now=self.clock())
         await self.client.chat_postMessage(
             channel=request.card_channel,
             thread_ts=request.card_ts,
@@ -356,16 +362,13 @@ class SlackNotifier:
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
         if request.card_ts:
-            message = blocks.requester_confirmation(
+            message = requester_confirmation(
                 request, card_permalink=await self.card_permalink(request)
             )
         else:  # posting the card was given up: the requester must not think approvers know
-            message = blocks.requester_card_failed(request)
-        response_url = payload.get("response_url")
-        if response_url and await post_to_response_url(
-            response_url,
-            {**message, "replace_original": True, "response_type": "ephemeral"},
-            session=self.client.session,
+            message = requester_card_failed(request)
+        if await via_response_url(
+            payload.get("response_url"), message, replace=True, session=self.client.session
         ):
             return
         # The response_url expired or was refused: a DM carries the confirmation instead.
@@ -374,7 +377,7 @@ class SlackNotifier:
     async def _notify_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
-        message = blocks.requester_outcome_message(request, connect_url=self.connect_url)
+        message = requester_outcome_message(request, connect_url=self.connect_url)
         await self._direct_message(request.requester_id, message)
 
     async def _welcome(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
@@ -389,35 +392,11 @@ class SlackNotifier:
         user = found.get("user") or {}
         if not user.get("id") or user.get("deleted") or user.get("is_bot"):
             return
-        message = blocks.welcome_message(connect_url=self.connect_url, username=request.username)
+        message = welcome_message(connect_url=self.connect_url, username=request.username)
         await self._direct_message(user["id"], message)
 
     async def _direct_message(self, user_id: str, message: dict[str, Any]) -> None:
-        opened = await self.client.conversations_open(users=user_id)
-        channel = (opened.get("channel") or {}).get("id")
-        if not channel:
-            raise Retry("conversations.open returned no channel")
-        await self.client.chat_postMessage(
-            channel=channel, unfurl_links=False, unfurl_media=False, **message
-        )
-
-
-async def post_to_response_url(
-    url: str, payload: dict[str, Any], *, session: aiohttp.ClientSession | None = None
-) -> bool:
-    """POST to an interaction's response_url; True when Slack took it.
-
-    Slack answers 404 once the URL is older than 30 minutes or used 5 times; callers decide what
-    to do instead. The URL itself is a credential for that message and is never logged.
-    """
-    try:
-        if session is not None and session.closed:
-            session = None
-        response = await AsyncWebhookClient(url, timeout=10, session=session).send_dict(payload)
-    except Exception as exc:
-        log.warning("posting to a response_url failed: %s", type(exc).__name__)
-        return False
-    if response.status_code != 200:
-        log.warning("a response_url answered %s", response.status_code)
-        return False
-    return True
+        try:
+            await direct_message(self.client, user_id, message, unfurl=False)
+        except NoDirectChannel:
+            raise Retry("conversations.open returned no channel") from None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.blockkit import assert_valid_message, assert_valid_view
 from tests.support.bot_under_test import (
@@ -72,7 +72,7 @@ async def test_empty_justification_is_refused_in_the_form(bot: BotUnderTest) -> 
 
 async def test_broken_button_value_gets_a_clear_answer(bot: BotUnderTest) -> None:
     response, response_url = await bot.click(
-        blocks.ACTION_REQUEST_ACCOUNT, "{not json", user_id=REQUESTER, ephemeral=True
+        ids.ACTION_REQUEST_ACCOUNT, "{not json", user_id=REQUESTER, ephemeral=True
     )
     assert response.status_code == 200
     await bot.settle()
@@ -85,7 +85,7 @@ async def test_expired_trigger_is_explained(bot: BotUnderTest) -> None:
     value = await request_button(bot, "julie2")
     bot.slack.fail("views.open", error="expired_trigger_id")
     _, response_url = await bot.click(
-        blocks.ACTION_REQUEST_ACCOUNT, value, user_id=REQUESTER, ephemeral=True
+        ids.ACTION_REQUEST_ACCOUNT, value, user_id=REQUESTER, ephemeral=True
     )
     await bot.settle()
     assert "press the button again" in response_text(
@@ -154,7 +154,7 @@ async def test_concurrent_clicks_make_exactly_one_put(bot: BotUnderTest) -> None
     request_id = await file_request(bot)
     bot.connect.latency = 0.2
     clicks = [
-        bot.click(blocks.ACTION_APPROVE, request_id, user_id=user)
+        bot.click(ids.ACTION_APPROVE, request_id, user_id=user)
         for user in [APPROVER, APPROVER_2] * 10
     ]
     responses = await asyncio.gather(*clicks)
@@ -311,25 +311,21 @@ async def test_connect_down_during_put_and_lookup_is_settled_later(bot: BotUnder
 async def test_deny_with_a_reason(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     opened = bot.slack.count("views.open")
-    await bot.click(blocks.ACTION_DENY, request_id, user_id=APPROVER)
+    await bot.click(ids.ACTION_DENY, request_id, user_id=APPROVER)
     view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
     await bot.settle()
     assert_valid_view(view)
     assert view["private_metadata"] == request_id
     empty = await bot.submit(
-        blocks.VIEW_DENY_REASON,
-        {blocks.DENY_REASON_BLOCK: {blocks.DENY_REASON_INPUT: " "}},
+        ids.VIEW_DENY_REASON,
+        {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: " "}},
         view["private_metadata"],
         user_id=APPROVER,
     )
     assert empty.json()["response_action"] == "errors"
     await bot.submit(
-        blocks.VIEW_DENY_REASON,
-        {
-            blocks.DENY_REASON_BLOCK: {
-                blocks.DENY_REASON_INPUT: "Contractor; use the shared account."
-            }
-        },
+        ids.VIEW_DENY_REASON,
+        {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: "Contractor; use the shared account."}},
         view["private_metadata"],
         user_id=APPROVER,
     )
@@ -344,7 +340,7 @@ async def test_deny_with_a_reason(bot: BotUnderTest) -> None:
 async def test_deny_refused_for_non_approvers_before_the_form(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     opened = bot.slack.count("views.open")
-    _, response_url = await bot.click(blocks.ACTION_DENY, request_id, user_id=OUTSIDER)
+    _, response_url = await bot.click(ids.ACTION_DENY, request_id, user_id=OUTSIDER)
     await bot.settle()
     assert bot.slack.count("views.open") == opened
     assert "approver channel" in response_text(
@@ -355,8 +351,8 @@ async def test_deny_refused_for_non_approvers_before_the_form(bot: BotUnderTest)
 async def test_deny_submission_is_checked_again(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     await bot.submit(
-        blocks.VIEW_DENY_REASON,
-        {blocks.DENY_REASON_BLOCK: {blocks.DENY_REASON_INPUT: "no"}},
+        ids.VIEW_DENY_REASON,
+        {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: "no"}},
         request_id,
         user_id=OUTSIDER,
     )

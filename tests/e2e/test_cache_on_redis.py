@@ -13,8 +13,8 @@ from bot.cache.backend import build_backend
 from bot.cache.directory import CachedDirectory
 from bot.cache.keyed import KeyedCache, cache_key
 from bot.runtime import build_slack_client
-from bot.slack import blocks
 from bot.slack.notifier import SlackNotifier
+from bot.slack.ui import ids
 from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.support.audit_data import credentials
@@ -155,7 +155,7 @@ async def test_a_forged_redis_entry_makes_no_one_an_approver(
         }
         for key, value in forged.items():
             await client.set(key, json.dumps(value), ex=60)
-        _, response_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=OUTSIDER)
+        _, response_url = await bot.click(ids.ACTION_APPROVE, request_id, user_id=OUTSIDER)
         await bot.settle()
         answer = response_text((await fake_slack.wait_for_response(response_url))[-1])
         assert "Only members of the approver channel" in answer

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from bot.runtime import build_runtime
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import (
     APPROVER,
@@ -81,14 +81,14 @@ async def test_members_who_are_not_full_members_cannot_decide(bot: BotUnderTest,
 
     # Deny: refused before the form opens…
     opened = bot.slack.count("views.open")
-    _, response_url = await bot.click(blocks.ACTION_DENY, request_id, user_id=MEMBER)
+    _, response_url = await bot.click(ids.ACTION_DENY, request_id, user_id=MEMBER)
     await bot.settle()
     assert bot.slack.count("views.open") == opened
     assert words in await refusal_to(bot, response_url)
     # …and again when a (forged or stale) form is submitted.
     await bot.submit(
-        blocks.VIEW_DENY_REASON,
-        {blocks.DENY_REASON_BLOCK: {blocks.DENY_REASON_INPUT: "no"}},
+        ids.VIEW_DENY_REASON,
+        {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: "no"}},
         request_id,
         user_id=MEMBER,
     )
@@ -98,7 +98,7 @@ async def test_members_who_are_not_full_members_cannot_decide(bot: BotUnderTest,
     await assert_untouched(bot, request_id)
 
     # The Home tab's buttons follow the same rule, and its waiting list is not shown.
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, MEMBER)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, MEMBER)
     assert words in json.dumps(home_of(bot, MEMBER))
     await assert_untouched(bot, request_id)
     home = await open_home(bot, MEMBER)
@@ -143,7 +143,7 @@ async def test_enterprise_grid_sibling_workspace_decides_and_other_orgs_do_not(
     async def grid_click(user_id: str) -> str:
         response_url = bot.slack.new_response_url()
         body = block_actions_body(
-            action_id=blocks.ACTION_APPROVE,
+            action_id=ids.ACTION_APPROVE,
             value=request_id,
             user_id=user_id,
             response_url=response_url,
@@ -412,7 +412,7 @@ async def test_a_burst_of_clicks_is_one_membership_look_up(bot: BotUnderTest) ->
     profiles_before = bot.slack.count("users.info")
     bot.connect.latency = 0.2
     clicks = [
-        bot.click(blocks.ACTION_APPROVE, request_id, user_id=user)
+        bot.click(ids.ACTION_APPROVE, request_id, user_id=user)
         for user in [APPROVER, APPROVER_2] * 10
     ]
     assert all(response.status_code == 200 for response, _ in await asyncio.gather(*clicks))

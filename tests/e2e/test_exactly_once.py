@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import (
     APPROVER,
@@ -96,7 +96,7 @@ async def test_a_put_committed_after_the_timeout_is_approved_once(
     bot.connect.put_mode = "commit_late"
     bot.connect.commit_delay = 3.0
     bot.connect.answer_delay = 10.0
-    await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
+    await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
 
     async def checking() -> bool:
         request = await bot.runtime.store.get(request_id)
@@ -113,7 +113,7 @@ async def test_a_put_committed_after_the_timeout_is_approved_once(
     card = latest_card(bot)
     assert not has_buttons(card), "no Approve while the outcome is being checked"
     # A second approver, seeing no account yet, cannot make a second PUT.
-    _, refused_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER_2)
+    _, refused_url = await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER_2)
     assert "already decided" in response_text((await bot.slack.wait_for_response(refused_url))[-1])
 
     await bot.settle(timeout=20)
@@ -171,11 +171,11 @@ async def test_a_put_longer_than_the_lease_is_never_taken_over(
         for running in (bot, other):
             running.runtime.provisioner.lease = timedelta(seconds=1)
         bot.connect.latency = {"PUT": 1.8}
-        await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
+        await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
         await asyncio.sleep(1.4)  # past the lease, the PUT still in flight
         assert await bot.runtime.provisioner.recover_expired_leases() == []
         assert await other.runtime.provisioner.recover_expired_leases() == []
-        await other.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER_2)
+        await other.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER_2)
         await bot.settle()
         await other.settle()
         assert bot.connect.count(**PUT) == 1
@@ -197,7 +197,7 @@ async def test_a_replica_with_a_skewed_clock_leaves_a_live_lease_alone(
 
     async with replica(settings, bot.slack, bot.connect, clock=an_hour_ahead) as other:
         bot.connect.latency = {"PUT": 1.5}
-        await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
+        await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
         await asyncio.sleep(0.7)
         assert await other.runtime.provisioner.recover_expired_leases() == []
         await bot.settle()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
 from tests.support.flows import (
@@ -45,7 +45,7 @@ async def test_connect_timeout_on_put_is_settled_not_repeated(bot: BotUnderTest)
 async def test_slack_rate_limits_on_interactive_calls_are_waited_out(bot: BotUnderTest) -> None:
     bot.slack.fail("views.open", status=429, retry_after=0)
     view, _ = await open_request_form(bot, "julie2")
-    assert view["callback_id"] == blocks.VIEW_JUSTIFICATION
+    assert view["callback_id"] == ids.VIEW_JUSTIFICATION
     await submit_request(bot, view, "needs it")
     request = await bot.runtime.store.find_active("julie2")
     bot.slack.fail("conversations.members", status=429, retry_after=0)
@@ -80,8 +80,8 @@ async def test_process_death_after_storing_a_request(bot: BotUnderTest, settings
     bot.slack.fail("chat.postMessage", status=500, times=None)
     view, _ = await open_request_form(bot, "julie2")
     await bot.submit(
-        blocks.VIEW_JUSTIFICATION,
-        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: "needs it"}},
+        ids.VIEW_JUSTIFICATION,
+        {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: "needs it"}},
         view["private_metadata"],
         user_id=REQUESTER,
     )

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from bot.settings import Settings
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
 from tests.support.blockkit import assert_valid_message, buttons
@@ -159,7 +159,7 @@ async def test_a_pending_request_expires_and_its_card_explains_itself(
     assert "expired" in dm["text"] and "ask again" in response_text(dm)
 
     # A stale copy of the card (or a slow client) still shows the buttons: the click explains.
-    for action in (blocks.ACTION_APPROVE, blocks.ACTION_DENY):
+    for action in (ids.ACTION_APPROVE, ids.ACTION_DENY):
         opened = bot.slack.count("views.open")
         response, response_url = await bot.click(action, request_id, user_id=APPROVER)
         assert response.status_code == 200
@@ -311,14 +311,14 @@ async def test_the_requester_cancels_from_the_confirmation(bot: BotUnderTest) ->
     view, click_url = await open_request_form(bot, "julie2")
     await submit_request(bot, view, "Needs to publish the quarterly report.")
     confirmation = await answer_to(bot, click_url)
-    (cancel,) = [x for x in buttons(confirmation) if x["action_id"] == blocks.ACTION_CANCEL]
+    (cancel,) = [x for x in buttons(confirmation) if x["action_id"] == ids.ACTION_CANCEL]
     request_id = cancel["value"]
     updates = bot.slack.count("chat.update")
 
     # Nobody else may: not an outsider, not an approver (approvers deny instead).
     for someone in (OUTSIDER, APPROVER):
         response, response_url = await bot.click(
-            blocks.ACTION_CANCEL, request_id, user_id=someone, ephemeral=True, channel_id="CGEN"
+            ids.ACTION_CANCEL, request_id, user_id=someone, ephemeral=True, channel_id="CGEN"
         )
         assert response.status_code == 200
         await bot.settle()
@@ -329,7 +329,7 @@ async def test_the_requester_cancels_from_the_confirmation(bot: BotUnderTest) ->
     assert bot.slack.count("chat.update") == updates
 
     response, response_url = await bot.click(
-        blocks.ACTION_CANCEL, request_id, user_id=REQUESTER, ephemeral=True, channel_id="CGEN"
+        ids.ACTION_CANCEL, request_id, user_id=REQUESTER, ephemeral=True, channel_id="CGEN"
     )
     await bot.settle()
     answer = await answer_to(bot, response_url)
@@ -352,7 +352,7 @@ async def test_a_decided_request_cannot_be_cancelled(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     await approve(bot, request_id)
     response, response_url = await bot.click(
-        blocks.ACTION_CANCEL, request_id, user_id=REQUESTER, ephemeral=True
+        ids.ACTION_CANCEL, request_id, user_id=REQUESTER, ephemeral=True
     )
     assert response.status_code == 200
     await bot.settle()
@@ -376,14 +376,12 @@ async def test_status_lists_the_callers_requests_newest_first(
     text = response_text(message)
     assert text.index("bob1") < text.index("julie2")
     assert "waiting for an approver" in text and "approved" in text
-    assert [(x["action_id"], x["value"]) for x in buttons(message)] == [
-        (blocks.ACTION_CANCEL, second)
-    ]
+    assert [(x["action_id"], x["value"]) for x in buttons(message)] == [(ids.ACTION_CANCEL, second)]
     assert text.count(f"https://test.slack.com/archives/{APPROVER_CHANNEL}/") == 2
 
     # The Cancel button in the list works like the one in the confirmation.
     response, response_url = await bot.click(
-        blocks.ACTION_CANCEL, second, user_id=REQUESTER, ephemeral=True
+        ids.ACTION_CANCEL, second, user_id=REQUESTER, ephemeral=True
     )
     assert response.status_code == 200
     await bot.settle()
@@ -437,15 +435,15 @@ async def test_home_tab_shows_own_requests_and_what_waits_for_approvers(
     text = response_text(mine)
     assert "My requests" in text and "julie2" in text and "Waiting for approval" not in text
     assert [(x["action_id"], x["value"]) for x in buttons(mine)] == [
-        (blocks.ACTION_CANCEL, request_id)
+        (ids.ACTION_CANCEL, request_id)
     ]
 
     theirs = await open_home(bot, APPROVER)
     text = response_text(theirs)
     assert "Waiting for approval (1)" in text and "haven't requested" in text
     assert [(x["action_id"], x["value"]) for x in buttons(theirs)] == [
-        (blocks.ACTION_APPROVE, request_id),
-        (blocks.ACTION_DENY, request_id),
+        (ids.ACTION_APPROVE, request_id),
+        (ids.ACTION_DENY, request_id),
     ]
     assert f"https://test.slack.com/archives/{APPROVER_CHANNEL}/" in text
 
@@ -460,14 +458,14 @@ async def test_approve_on_the_home_tab_follows_the_cards_rules(bot: BotUnderTest
     await open_home(bot, APPROVER)
 
     # The requester is refused as on the card; the answer appears on their Home tab.
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, REQUESTER)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, REQUESTER)
     assert "your own request" in response_text(home_of(bot, REQUESTER))
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, OUTSIDER)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, OUTSIDER)
     assert "approver channel" in response_text(home_of(bot, OUTSIDER))
     assert bot.connect.count(**PUT) == 0
     assert bot.slack.count("chat.postEphemeral") == 0
 
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, APPROVER)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, APPROVER)
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED and request.decided_by == APPROVER
     assert bot.connect.count(**PUT) == 1
@@ -476,7 +474,7 @@ async def test_approve_on_the_home_tab_follows_the_cards_rules(bot: BotUnderTest
     assert "Your decision was recorded" in home and "Nothing is waiting" in home
 
     # A second approver's stale Home tab: refused, exactly as a second click on the card.
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, APPROVER_2)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, APPROVER_2)
     assert "already decided (approved)" in response_text(home_of(bot, APPROVER_2))
     assert bot.connect.count(**PUT) == 1
     assert len(dms_to(bot, REQUESTER)) == 1
@@ -485,20 +483,20 @@ async def test_approve_on_the_home_tab_follows_the_cards_rules(bot: BotUnderTest
 async def test_home_refusals_fall_back_to_a_dm(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     bot.slack.fail("views.publish", error="internal_error")
-    await home_click(bot, blocks.ACTION_APPROVE, request_id, OUTSIDER)
+    await home_click(bot, ids.ACTION_APPROVE, request_id, OUTSIDER)
     (dm,) = dms_to(bot, OUTSIDER)
     assert "approver channel" in response_text(dm)
 
 
 async def test_deny_on_the_home_tab_opens_the_same_form(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
-    await home_click(bot, blocks.ACTION_DENY, request_id, APPROVER)
+    await home_click(bot, ids.ACTION_DENY, request_id, APPROVER)
     modal = bot.slack.last("views.open").args["view"]
-    assert modal["callback_id"] == blocks.VIEW_DENY_REASON
+    assert modal["callback_id"] == ids.VIEW_DENY_REASON
     assert modal["private_metadata"] == request_id
     response = await bot.submit(
-        blocks.VIEW_DENY_REASON,
-        {blocks.DENY_REASON_BLOCK: {blocks.DENY_REASON_INPUT: "No budget"}},
+        ids.VIEW_DENY_REASON,
+        {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: "No budget"}},
         request_id,
         user_id=APPROVER,
     )
@@ -510,11 +508,11 @@ async def test_deny_on_the_home_tab_opens_the_same_form(bot: BotUnderTest) -> No
 
 async def test_cancel_on_the_home_tab(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
-    await home_click(bot, blocks.ACTION_CANCEL, request_id, APPROVER)
+    await home_click(bot, ids.ACTION_CANCEL, request_id, APPROVER)
     assert "Only the person who asked" in response_text(home_of(bot, APPROVER))
     assert await state_of(bot, request_id) is RequestState.PENDING
 
-    await home_click(bot, blocks.ACTION_CANCEL, request_id, REQUESTER)
+    await home_click(bot, ids.ACTION_CANCEL, request_id, REQUESTER)
     assert await state_of(bot, request_id) is RequestState.CANCELLED
     home = home_of(bot, REQUESTER)
     assert "You cancelled" in response_text(home) and "cancelled" in response_text(home)

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import blocks
 from bot.slack.notifier import SlackNotifier
+from bot.slack.ui import ids
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
 from bot.workflow.models import OutboxItem, OutboxKind
@@ -71,7 +71,7 @@ async def test_messages_owed_at_shutdown_are_sent_by_the_next_process(
     request_id = await file_request(bot)
     bot.slack.fail("chat.update", status=500, times=None)
     bot.slack.fail("conversations.open", status=500, times=None)
-    await bot.click(blocks.ACTION_APPROVE, request_id, user_id=APPROVER)
+    await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
     await bot.runtime.supervisor.join()
     await bot.runtime.notifier.deliver_due()
     assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED

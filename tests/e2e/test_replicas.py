@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.store.database import create_engine
 from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
@@ -175,7 +175,7 @@ def dm_count(slack: FakeSlack, user: str = REQUESTER) -> int:
 
 
 async def click(client: httpx.AsyncClient, bot: BotProcess, request_id: str, user: str) -> int:
-    body = block_actions_body(action_id=blocks.ACTION_APPROVE, value=request_id, user_id=user)
+    body = block_actions_body(action_id=ids.ACTION_APPROVE, value=request_id, user_id=user)
     response = await post_signed(client, body, SIGNING_SECRET, path=bot.url + "/slack/events")
     return response.status_code
 

@@ -7,7 +7,10 @@ import time
 
 import pytest
 
-from bot.slack import blocks
+from bot.slack.ui import ids
+from bot.slack.ui.search import search_error_message, search_failure_message
+from bot.slack.ui.values import decode_person_value
+from bot.workflow.outcomes import SearchProblem
 from tests.support.blockkit import assert_valid_message
 from tests.support.bot_under_test import (
     OUTSIDER,
@@ -57,11 +60,11 @@ async def test_search_shows_accounts_and_request_buttons(bot: BotUnderTest) -> N
     assert julie1_guid in text  # has an account: the guid is shown
     found = buttons(message)
     assert len(found) == 1, "only the person without an account gets a button"
-    person = blocks.decode_person_value(found[0]["value"])
+    person = decode_person_value(found[0]["value"])
     assert person is not None and person.username == "julie2"
     # No ticket reaches Slack: the request is filed with a fresh one read from Connect.
     assert all(ticket not in json.dumps(message) for ticket in bot.connect.issued_tickets)
-    assert found[0]["action_id"] == blocks.ACTION_REQUEST_ACCOUNT
+    assert found[0]["action_id"] == ids.ACTION_REQUEST_ACCOUNT
     call = bot.connect.calls_for(path="/__api__/v1/users/remote")[0]
     assert call.query["prefix"] == "julie"
     assert 1 <= int(call.query["limit"]) <= 500
@@ -106,28 +109,28 @@ async def test_more_matches_than_fit(bot: BotUnderTest) -> None:
 @pytest.mark.parametrize(
     ("switch", "expected"),
     [
-        ({"remote_search_error_code": 83}, "too_many_results"),
-        ({"remote_search_error_code": 132}, "remote_search_unsupported"),
-        ({"outage": "refuse"}, "connect_unavailable"),
-        ({"outage": "http_503"}, "connect_unavailable"),
-        ({"malformed": True}, "connect_garbage"),
-        ({"missing_fields": True}, "connect_garbage"),
-        ({"latency": 5.0}, "connect_unavailable"),
+        ({"remote_search_error_code": 83}, SearchProblem.TOO_MANY_RESULTS),
+        ({"remote_search_error_code": 132}, SearchProblem.REMOTE_SEARCH_UNSUPPORTED),
+        ({"outage": "refuse"}, SearchProblem.CONNECT_UNAVAILABLE),
+        ({"outage": "http_503"}, SearchProblem.CONNECT_UNAVAILABLE),
+        ({"malformed": True}, SearchProblem.CONNECT_GARBAGE),
+        ({"missing_fields": True}, SearchProblem.CONNECT_GARBAGE),
+        ({"latency": 5.0}, SearchProblem.CONNECT_UNAVAILABLE),
     ],
 )
 async def test_connect_problems_each_get_their_message(
-    bot: BotUnderTest, switch: dict, expected: str
+    bot: BotUnderTest, switch: dict, expected: SearchProblem
 ) -> None:
     for name, value in switch.items():
         setattr(bot.connect, name, value)
     message = await search(bot, "search julie")
-    assert message["text"] == blocks.search_failure_message(expected, "julie")["text"]
+    assert message["text"] == search_failure_message(expected, "julie")["text"]
 
 
 async def test_bad_api_key_is_a_configuration_message(bot: BotUnderTest) -> None:
     bot.connect.fail_next("GET", 401, code=24, times=10)
     message = await search(bot, "search julie")
-    assert message["text"] == blocks.search_failure_message("configuration", "julie")["text"]
+    assert message["text"] == search_failure_message(SearchProblem.CONFIGURATION, "julie")["text"]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ async def test_failure_after_ack_still_reaches_the_user(bot: BotUnderTest, monke
 
     monkeypatch.setattr(bot.runtime.requests, "search", explode)
     message = await search(bot, "search julie")
-    assert message["text"] == blocks.search_failure_message("internal", "")["text"]
+    assert message["text"] == search_error_message("")["text"]
 
 
 async def test_bad_signature_is_refused(bot: BotUnderTest) -> None:

@@ -17,7 +17,8 @@ import redis.asyncio as redis
 import sqlalchemy as sa
 from alembic import command
 
-from bot.slack import blocks
+from bot.slack.ui import ids
+from bot.slack.ui.values import decode_person_value
 from bot.store.migrate import _alembic_config, current_revision, upgrade
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
@@ -96,7 +97,7 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
     # response_url in its private_metadata: Slack holds them while the form is open.
     metadata = json.loads(view["private_metadata"])
     assert metadata["r"] == click_url
-    assert blocks.decode_person_value(metadata["v"]).username == "julie2"
+    assert decode_person_value(metadata["v"]).username == "julie2"
     assert found(bot.connect.issued_tickets, view["private_metadata"]) == set()
     assert found({click_url}, await database_text(engine)) == set(), "nothing stored yet"
 
@@ -105,8 +106,8 @@ async def test_tickets_and_response_urls_in_the_database_only_while_needed(
     bot.slack.fail("chat.postMessage", status=500, times=None)
     bot.runtime.notifier.backoff_base = 60
     await bot.submit(
-        blocks.VIEW_JUSTIFICATION,
-        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: "Needs the quarterly report."}},
+        ids.VIEW_JUSTIFICATION,
+        {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: "Needs the quarterly report."}},
         view["private_metadata"],
         user_id=REQUESTER,
     )

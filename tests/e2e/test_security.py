@@ -10,7 +10,7 @@ import pytest
 
 from bot.connect.client import ConnectClient
 from bot.logs import bind_request_id, configure_logging
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.workflow.models import Person, ProvisioningRequest
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
@@ -125,15 +125,15 @@ async def submit_forged_request(
     fake Connect switched to `before_submit` in between: the form opens before any look-up)."""
     opened = bot.slack.count("views.open")
     _, click_url = await bot.click(
-        blocks.ACTION_REQUEST_ACCOUNT, forged_value, user_id=REQUESTER, ephemeral=True
+        ids.ACTION_REQUEST_ACCOUNT, forged_value, user_id=REQUESTER, ephemeral=True
     )
     view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
     await bot.settle()
     for name, setting in (before_submit or {}).items():
         setattr(bot.connect, name, setting)
     await bot.submit(
-        blocks.VIEW_JUSTIFICATION,
-        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: "please"}},
+        ids.VIEW_JUSTIFICATION,
+        {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: "please"}},
         view["private_metadata"],
         user_id=REQUESTER,
     )
@@ -192,7 +192,7 @@ async def test_search_results_are_only_shown_to_the_searcher(bot: BotUnderTest) 
     # Tickets ride only in ephemeral buttons: nothing with a ticket went to a channel.
     for call in bot.slack.calls_to("chat.postMessage"):
         assert not any(t in json.dumps(call.args) for t in bot.connect.issued_tickets)
-    assert blocks.ACTION_REQUEST_ACCOUNT in json.dumps(answer)
+    assert ids.ACTION_REQUEST_ACCOUNT in json.dumps(answer)
 
 
 async def test_unknown_form_is_answered_in_the_form(bot: BotUnderTest) -> None:

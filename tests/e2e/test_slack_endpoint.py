@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from bot.slack import blocks
+from bot.slack.ui import ids
 from bot.web import slack_inbound
 from bot.web.slack_inbound import VerifiedBoltRequest, signature_problem
 from tests.support.bot_under_test import (
@@ -162,13 +162,13 @@ async def test_unsigned_valid_requests_never_reach_a_listener(bot: BotUnderTest)
         (
             FORM,
             block_actions_body(
-                action_id=blocks.ACTION_APPROVE, value="0123456789abcdef", user_id=APPROVER
+                action_id=ids.ACTION_APPROVE, value="0123456789abcdef", user_id=APPROVER
             ),
         ),
         (
             FORM,
             view_submission_body(
-                callback_id=blocks.VIEW_JUSTIFICATION,
+                callback_id=ids.VIEW_JUSTIFICATION,
                 values={},
                 private_metadata="",
                 user_id=REQUESTER,

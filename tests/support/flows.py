@@ -4,7 +4,8 @@ the bot answered: the card, the DMs, the answer to a response_url."""
 
 from __future__ import annotations
 
-from bot.slack import blocks
+from bot.slack.ui import ids
+from bot.slack.ui.values import decode_person_value
 from tests.support.blockkit import assert_valid_home_view, assert_valid_message, assert_valid_view
 from tests.support.bot_under_test import APPROVER, APPROVER_CHANNEL, REQUESTER, BotUnderTest
 from tests.support.slack_requests import event_callback_body, home_block_actions_body
@@ -19,8 +20,8 @@ async def request_button(bot: BotUnderTest, username: str, *, user_id: str = REQ
     message = (await bot.slack.wait_for_response(response_url))[-1]
     for block in message["blocks"]:
         accessory = block.get("accessory") or {}
-        if accessory.get("action_id") == blocks.ACTION_REQUEST_ACCOUNT:
-            person = blocks.decode_person_value(accessory["value"])
+        if accessory.get("action_id") == ids.ACTION_REQUEST_ACCOUNT:
+            person = decode_person_value(accessory["value"])
             if person and person.username == username:
                 return accessory["value"]
     raise AssertionError(f"no request button for {username}")
@@ -33,7 +34,7 @@ async def open_request_form(
     value = await request_button(bot, username, user_id=user_id)
     opened = bot.slack.count("views.open")
     response, response_url = await bot.click(
-        blocks.ACTION_REQUEST_ACCOUNT,
+        ids.ACTION_REQUEST_ACCOUNT,
         value,
         user_id=user_id,
         ephemeral=True,
@@ -51,8 +52,8 @@ async def submit_request(
     bot: BotUnderTest, view: dict, justification: str, *, user_id: str = REQUESTER
 ):
     response = await bot.submit(
-        blocks.VIEW_JUSTIFICATION,
-        {blocks.JUSTIFICATION_BLOCK: {blocks.JUSTIFICATION_INPUT: justification}},
+        ids.VIEW_JUSTIFICATION,
+        {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: justification}},
         view["private_metadata"],
         user_id=user_id,
     )
@@ -95,7 +96,7 @@ def dms_to(bot: BotUnderTest, user_id: str) -> list[dict]:
 
 
 async def approve(bot: BotUnderTest, request_id: str, user_id: str = APPROVER):
-    response, response_url = await bot.click(blocks.ACTION_APPROVE, request_id, user_id=user_id)
+    response, response_url = await bot.click(ids.ACTION_APPROVE, request_id, user_id=user_id)
     assert response.status_code == 200
     await bot.settle()
     return response_url

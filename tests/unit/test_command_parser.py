@@ -12,11 +12,19 @@ from bot.slack.command import (
     Pending,
     Search,
     Status,
+    UsageProblem,
     parse_command,
     unescape_slack,
 )
+from bot.slack.ui.messages import usage_problem_text
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def reason(result: Help) -> str:
+    """What the person is told was wrong, before the usage."""
+    assert result.problem is not None
+    return usage_problem_text(result.problem, result.typed)
 
 
 def slack_escape(text: str) -> str:
@@ -36,20 +44,21 @@ def test_help_without_reason(text: str) -> None:
 def test_search_without_prefix_explains(text: str) -> None:
     result = parse_command(text)
     assert isinstance(result, Help)
-    assert result.reason and "prefix" in result.reason
+    assert result.problem is UsageProblem.SEARCH_WITHOUT_PREFIX
+    assert "prefix" in reason(result)
 
 
 def test_unknown_subcommand_is_named() -> None:
     result = parse_command("frobnicate jan")
-    assert isinstance(result, Help)
-    assert result.reason == "unknown subcommand `frobnicate`"
+    assert result == Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed="frobnicate")
+    assert reason(result) == "unknown subcommand `frobnicate`"
 
 
 def test_unknown_subcommand_quote_is_short_and_printable() -> None:
     result = parse_command("x" * 500 + "\x07")
-    assert isinstance(result, Help) and result.reason
-    assert len(result.reason) < 80
-    assert "\x07" not in result.reason
+    assert isinstance(result, Help) and result.problem is UsageProblem.UNKNOWN_SUBCOMMAND
+    assert len(reason(result)) < 80
+    assert "\x07" not in reason(result)
 
 
 def test_search_is_prefix_word_only() -> None:
@@ -87,15 +96,16 @@ def test_unescape_order() -> None:
 
 def test_prefix_too_long() -> None:
     result = parse_command("search " + "a" * (PREFIX_MAX_LENGTH + 1))
-    assert isinstance(result, Help)
-    assert result.reason and str(PREFIX_MAX_LENGTH) in result.reason
+    assert isinstance(result, Help) and result.problem is UsageProblem.PREFIX_TOO_LONG
+    assert str(PREFIX_MAX_LENGTH) in reason(result)
 
 
 @pytest.mark.parametrize("inner", ["a\x00b", "a\nb", "a\tb", "a\x7fb", "a\x85b", "a\x1bb"])
 def test_control_characters_refused(inner: str) -> None:
     result = parse_command("search " + inner)
     assert isinstance(result, Help)
-    assert result.reason and "control characters" in result.reason
+    assert result.problem is UsageProblem.PREFIX_HAS_CONTROL_CHARACTERS
+    assert "control characters" in reason(result)
 
 
 @pytest.mark.parametrize(
@@ -119,8 +129,8 @@ def test_slack_tokens_use_their_label(text: str, prefix: str) -> None:
 )
 def test_slack_tokens_without_label_refused(text: str) -> None:
     result = parse_command(text)
-    assert isinstance(result, Help)
-    assert result.reason and "mention" in result.reason
+    assert isinstance(result, Help) and result.problem is UsageProblem.PREFIX_IS_A_MENTION
+    assert "mention" in reason(result)
 
 
 def test_label_is_validated_too() -> None:
@@ -148,7 +158,8 @@ def _check_result(result: object, text: str | None = None) -> None:
         # What the parser returns, typed again (and escaped by Slack), parses to the same thing.
         assert parse_command("search " + slack_escape(prefix)) == result
     elif isinstance(result, Help):
-        assert result.reason is None or isinstance(result.reason, str)
+        assert result.problem is None or isinstance(reason(result), str)
+        assert result.typed == "" or result.problem is not None
 
 
 @PROPERTY

@@ -114,7 +114,7 @@ async def test_answers_become_the_workflows_values() -> None:
     fake.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
     fake.add_local_user("julie1", "Julie", "Goolly", "julie1@example.com")
     # In process: the fake's ASGI app behind httpx's transport, no port.
-    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport) as client:
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
         directory = ConnectDirectory(client)
         page = await directory.search("julie", limit=10)
         assert {e.username for e in page.entries} >= {"julie2"} and page.total >= 1

@@ -10,9 +10,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack import blocks as b
-from bot.slack.command import Help, Pending, Status, parse_command
+from bot.slack.command import Help, Pending, Status, UsageProblem, parse_command
+from bot.slack.ui.card import approval_card
+from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
+from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY
+from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS
+from bot.slack.ui.lists import pending_message, status_message
+from bot.slack.ui.messages import (
+    approver_reminder,
+    requester_confirmation,
+    requester_outcome_message,
+    usage_message,
+)
+from bot.slack.ui.refusals import approval_refusal, cancel_refusal, pending_refusal, refusal_message
 from bot.workflow.models import ProvisioningRequest
+from bot.workflow.outcomes import Refusal
 from bot.workflow.states import RequestState
 from tests.support.blockkit import (
     all_text,
@@ -77,12 +89,12 @@ def test_parse_status(text: str) -> None:
 @pytest.mark.parametrize("text", ["pending jan", "status all"])
 def test_bare_subcommands_refuse_arguments(text: str) -> None:
     parsed = parse_command(text)
-    assert isinstance(parsed, Help) and parsed.reason
-    assert "takes nothing" in parsed.reason
+    assert parsed == Help(UsageProblem.TAKES_NOTHING, typed=text.split()[0])
+    assert "takes nothing" in all_text(usage_message(parsed.problem, parsed.typed))
 
 
 def test_usage_lists_the_new_commands() -> None:
-    msg = b.usage_message()
+    msg = usage_message()
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
     text = all_text(msg)
@@ -95,7 +107,7 @@ def test_usage_lists_the_new_commands() -> None:
 
 def test_expired_card_has_no_buttons_and_says_so() -> None:
     req = make_request(state=RequestState.EXPIRED, updated_at=NOW + timedelta(days=7))
-    msg = b.approval_card(req, connect_url="https://connect.example.com/")
+    msg = approval_card(req, connect_url="https://connect.example.com/")
     assert_valid_message(msg)
     assert buttons(msg) == []
     assert "Expired" in all_text(msg) and "ask again" in all_text(msg)
@@ -103,42 +115,46 @@ def test_expired_card_has_no_buttons_and_says_so() -> None:
 
 def test_cancelled_card_names_who_cancelled() -> None:
     req = make_request(state=RequestState.CANCELLED, decided_by="U0REQ", decided_at=NOW)
-    msg = b.approval_card(req, connect_url="https://connect.example.com/")
+    msg = approval_card(req, connect_url="https://connect.example.com/")
     assert buttons(msg) == []
     assert any("Cancelled by <@U0REQ>" in t for t in mrkdwn_texts(msg))
 
 
 def test_refusal_on_an_expired_or_cancelled_card_does_not_say_decided() -> None:
-    expired = b.approval_refusal("already_decided", state=RequestState.EXPIRED)["text"]
+    expired = approval_refusal(Refusal.ALREADY_DECIDED, state=RequestState.EXPIRED)["text"]
     assert "expired" in expired and "already decided" not in expired
     assert "no longer be decided" in expired
-    cancelled = b.approval_refusal("already_decided", state="cancelled")["text"]
+    cancelled = approval_refusal(Refusal.ALREADY_DECIDED, state=RequestState.CANCELLED)["text"]
     assert "cancelled" in cancelled and "already decided" not in cancelled
 
 
 def test_confirmation_offers_cancel_only_while_pending() -> None:
-    pending = b.requester_confirmation(make_request(), card_permalink=None)
+    pending = requester_confirmation(make_request(), card_permalink=None)
     assert_valid_message(pending)
     (button,) = buttons(pending)
-    assert button["action_id"] == b.ACTION_CANCEL and button["value"] == "req-1"
+    assert button["action_id"] == ACTION_CANCEL and button["value"] == "req-1"
     for state in set(RequestState) - {RequestState.PENDING}:
-        assert (
-            buttons(b.requester_confirmation(make_request(state=state), card_permalink=None)) == []
-        )
+        assert buttons(requester_confirmation(make_request(state=state), card_permalink=None)) == []
 
 
 @pytest.mark.parametrize(
     ("kind", "state", "expected"),
     [
-        ("not_requester", None, "Only the person who asked"),
-        ("already_decided", "approved", "no longer be cancelled: it is approved"),
-        ("already_decided", "expired", "it is expired"),
-        ("not_found", None, "no longer exists"),
-        ("??", None, "could not be completed"),
+        (Refusal.NOT_REQUESTER, None, "Only the person who asked"),
+        (
+            Refusal.ALREADY_DECIDED,
+            RequestState.APPROVED,
+            "no longer be cancelled: it is approved",
+        ),
+        (Refusal.ALREADY_DECIDED, RequestState.EXPIRED, "it is expired"),
+        (Refusal.ALREADY_DECIDED, None, "This request can no longer be cancelled."),
+        (Refusal.NOT_FOUND, None, "no longer exists"),
+        # A decision's reason: cancelling never refuses for it.
+        (Refusal.CANNOT_CHECK, None, "could not be completed"),
     ],
 )
-def test_cancel_refusals(kind: str, state: str | None, expected: str) -> None:
-    msg = b.cancel_refusal(kind, state=state)
+def test_cancel_refusals(kind: Refusal, state: RequestState | None, expected: str) -> None:
+    msg = cancel_refusal(kind, state=state)
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
     assert expected in msg["text"]
@@ -146,7 +162,7 @@ def test_cancel_refusals(kind: str, state: str | None, expected: str) -> None:
 
 def test_expired_outcome_dm_says_how_long_and_what_next() -> None:
     req = make_request(state=RequestState.EXPIRED, updated_at=NOW + timedelta(days=7, minutes=1))
-    msg = b.requester_outcome_message(req, connect_url="https://connect.example.com/")
+    msg = requester_outcome_message(req, connect_url="https://connect.example.com/")
     assert_valid_message(msg)
     assert "expired" in msg["text"]
     assert "within 7 days" in all_text(msg) and "/connect-user search" in all_text(msg)
@@ -166,14 +182,14 @@ def test_expired_outcome_dm_says_how_long_and_what_next() -> None:
     ],
 )
 def test_reminder_says_how_long_it_waited(waited: timedelta, expected: str) -> None:
-    msg = b.approver_reminder(make_request(), now=NOW + waited)
+    msg = approver_reminder(make_request(), now=NOW + waited)
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
     assert f"waiting for {expected}" in msg["text"]
 
 
 def test_reminder_keeps_untrusted_names_out_of_mrkdwn() -> None:
-    msg = b.approver_reminder(make_request(username="<!channel> *x*"), now=NOW)
+    msg = approver_reminder(make_request(username="<!channel> *x*"), now=NOW)
     assert_untrusted_only_in_plain_text(msg)
 
 
@@ -182,7 +198,7 @@ def test_reminder_keeps_untrusted_names_out_of_mrkdwn() -> None:
 
 def test_pending_message_lists_oldest_first_with_links() -> None:
     reqs = [make_request(id=f"r{n}", username=f"user{n}") for n in range(3)]
-    msg = b.pending_message(reqs, total=3, permalinks=links(reqs))
+    msg = pending_message(reqs, total=3, permalinks=links(reqs))
     assert_valid_message(msg)
     assert "3 requests waiting" in msg["text"]
     listed = [t.split(" ")[0] for t in plain_texts(msg) if "(user" in t]
@@ -194,12 +210,12 @@ def test_pending_message_lists_oldest_first_with_links() -> None:
 
 
 def test_pending_message_empty_and_refusals() -> None:
-    assert "Nothing is waiting" in all_text(b.pending_message([], total=0, permalinks={}))
-    refusal = b.pending_refusal("not_approver", approver_channel=APPROVERS)
+    assert "Nothing is waiting" in all_text(pending_message([], total=0, permalinks={}))
+    refusal = pending_refusal(Refusal.NOT_APPROVER, approver_channel=APPROVERS)
     assert_valid_message(refusal)
     assert_fallback_inert(refusal["text"])
     assert f"<#{APPROVERS}>" in all_text(refusal) and "only approvers" in all_text(refusal)
-    cannot = b.pending_refusal("cannot_check", approver_channel=APPROVERS)
+    cannot = pending_refusal(Refusal.CANNOT_CHECK, approver_channel=APPROVERS)
     assert "try again" in all_text(cannot)
 
 
@@ -207,12 +223,12 @@ def test_pending_message_empty_and_refusals() -> None:
 def test_lists_truncate_with_and_n_more(filler: str) -> None:
     reqs = [worst_case(n, filler) for n in range(40)]
     for msg in (
-        b.pending_message(reqs, total=57, permalinks=links(reqs)),
-        b.status_message(reqs, total=57, permalinks=links(reqs)),
+        pending_message(reqs, total=57, permalinks=links(reqs)),
+        status_message(reqs, total=57, permalinks=links(reqs)),
     ):
         assert_valid_message(msg)
-        assert len(msg["blocks"]) <= b.MAX_MESSAGE_BLOCKS
-        assert len(json.dumps(msg["blocks"])) <= b.BLOCKS_JSON_BUDGET
+        assert len(msg["blocks"]) <= MAX_MESSAGE_BLOCKS
+        assert len(json.dumps(msg["blocks"])) <= BLOCKS_JSON_BUDGET
         footer = mrkdwn_texts(msg["blocks"][-1])[0]
         assert footer.startswith("…and ") and "more" in footer
         shown = sum(1 for block in msg["blocks"] if block["type"] == "section")
@@ -226,13 +242,13 @@ def test_status_message_shows_states_and_cancel_for_pending() -> None:
         make_request(id="b2", state=RequestState.APPROVED, decided_by="W0APPROVER", decided_at=NOW),
         make_request(id="c3", state=RequestState.EXPIRED),
     ]
-    msg = b.status_message(reqs, total=3, permalinks={"a1": "https://x.slack.com/p1"})
+    msg = status_message(reqs, total=3, permalinks={"a1": "https://x.slack.com/p1"})
     assert_valid_message(msg)
     text = all_text(msg)
     assert "waiting for an approver" in text and "approved" in text and "expired" in text
-    assert [(x["action_id"], x["value"]) for x in buttons(msg)] == [(b.ACTION_CANCEL, "a1")]
+    assert [(x["action_id"], x["value"]) for x in buttons(msg)] == [(ACTION_CANCEL, "a1")]
     assert "decided by <@W0APPROVER>" in text
-    empty = b.status_message([], total=0, permalinks={})
+    empty = status_message([], total=0, permalinks={})
     assert "haven't requested" in all_text(empty)
 
 
@@ -240,11 +256,11 @@ def test_status_message_shows_states_and_cancel_for_pending() -> None:
 @given(reqs=request_lists, total=st.integers(0, 10_000))
 def test_lists_always_valid(reqs: list[ProvisioningRequest], total: int) -> None:
     for msg in (
-        b.pending_message(reqs, total=total, permalinks=links(reqs)),
-        b.status_message(reqs, total=total, permalinks={}),
+        pending_message(reqs, total=total, permalinks=links(reqs)),
+        status_message(reqs, total=total, permalinks={}),
     ):
         assert_valid_message(msg)
-        assert len(json.dumps(msg["blocks"])) <= b.BLOCKS_JSON_BUDGET
+        assert len(json.dumps(msg["blocks"])) <= BLOCKS_JSON_BUDGET
         assert_untrusted_only_in_plain_text(msg)
         for req in reqs:
             assert_no_ticket(msg, req.temp_ticket)
@@ -255,16 +271,16 @@ def test_lists_always_valid(reqs: list[ProvisioningRequest], total: int) -> None
 
 def test_home_for_a_requester() -> None:
     mine = [make_request(id="a1"), make_request(id="b2", state=RequestState.DENIED)]
-    view = b.home_view(viewer_id="U0REQ", mine=mine, mine_total=2, waiting=None, permalinks={})
+    view = home_view(viewer_id="U0REQ", mine=mine, mine_total=2, waiting=None, permalinks={})
     assert_valid_home_view(view)
     text = all_text(view)
     assert "My requests" in text and "Waiting for approval" not in text
-    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [(b.ACTION_CANCEL, "a1")]
+    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [(ACTION_CANCEL, "a1")]
 
 
 def test_home_for_an_approver_uses_the_cards_actions() -> None:
     waiting = [make_request(id="a1", requester_id="U0OTHER"), make_request(id="b2")]
-    view = b.home_view(
+    view = home_view(
         viewer_id="U0REQ",
         mine=[waiting[1]],
         mine_total=1,
@@ -275,46 +291,55 @@ def test_home_for_an_approver_uses_the_cards_actions() -> None:
     assert_valid_home_view(view)
     assert "Waiting for approval (2)" in all_text(view)
     decide = [
-        (x["action_id"], x["value"]) for x in buttons(view) if x["action_id"] != b.ACTION_CANCEL
+        (x["action_id"], x["value"]) for x in buttons(view) if x["action_id"] != ACTION_CANCEL
     ]
     # Their own request gets no Approve/Deny: the server would refuse it anyway.
-    assert decide == [(b.ACTION_APPROVE, "a1"), (b.ACTION_DENY, "a1")]
+    assert decide == [(ACTION_APPROVE, "a1"), (ACTION_DENY, "a1")]
     assert "your own request" in all_text(view)
 
 
-@pytest.mark.parametrize("kind", ["guest", "external", "bot", "deactivated", "unsafe_channel"])
-def test_pending_and_home_tell_a_member_who_may_not_decide_why(kind: str) -> None:
-    refusal = b.pending_refusal(kind, approver_channel=APPROVERS)
+@pytest.mark.parametrize(
+    "kind",
+    [Refusal.GUEST, Refusal.EXTERNAL, Refusal.BOT, Refusal.DEACTIVATED, Refusal.UNSAFE_CHANNEL],
+)
+def test_pending_and_home_tell_a_member_who_may_not_decide_why(kind: Refusal) -> None:
+    refusal = pending_refusal(kind, approver_channel=APPROVERS)
     assert_valid_message(refusal)
     assert_fallback_inert(refusal["text"])
-    expected = b.approval_refusal(kind)["text"].split(" ")[0]
+    expected = approval_refusal(kind)["text"].split(" ")[0]
     assert all_text(refusal).startswith(expected)
-    view = b.home_view(
+    view = home_view(
         viewer_id="U0MEMBER",
         mine=[],
         mine_total=0,
         waiting=None,
         permalinks={},
-        not_a_decider=kind,
+        waiting_refusal=kind,
     )
     assert_valid_home_view(view)
     assert "Waiting for approval" not in all_text(view)
     assert "see or decide the requests waiting for approval" in all_text(view)
     # Anyone else (not in the channel) is not told about approvals at all.
-    plain = b.home_view(
-        viewer_id="U0X", mine=[], mine_total=0, waiting=None, permalinks={}, not_a_decider=None
-    )
-    assert "approv" not in all_text(plain).lower()
+    for not_in_channel in (Refusal.NOT_APPROVER, None):
+        plain = home_view(
+            viewer_id="U0X",
+            mine=[],
+            mine_total=0,
+            waiting=None,
+            permalinks={},
+            waiting_refusal=not_in_channel,
+        )
+        assert "approv" not in all_text(plain).lower()
 
 
 def test_home_notice_and_cannot_check() -> None:
-    notice = b.approval_refusal("not_approver")
-    view = b.home_view(
+    notice = approval_refusal(Refusal.NOT_APPROVER)
+    view = home_view(
         viewer_id="U0REQ",
         mine=[],
         mine_total=0,
         waiting=None,
-        cannot_check_approver=True,
+        waiting_refusal=Refusal.CANNOT_CHECK,
         permalinks={},
         notice=notice,
     )
@@ -326,22 +351,22 @@ def test_home_notice_and_cannot_check() -> None:
 
 @pytest.mark.parametrize("filler", FILLER)
 def test_home_worst_case_fits_and_keeps_room_for_both_lists(filler: str) -> None:
-    mine = [worst_case(n, filler, RequestState.PENDING) for n in range(b.HOME_MINE_LIMIT)]
-    waiting = [worst_case(100 + n, filler) for n in range(b.HOME_WAITING_LIMIT)]
-    view = b.home_view(
+    mine = [worst_case(n, filler, RequestState.PENDING) for n in range(HOME_MINE_LIMIT)]
+    waiting = [worst_case(100 + n, filler) for n in range(HOME_WAITING_LIMIT)]
+    view = home_view(
         viewer_id="U00000001",
         mine=mine,
         mine_total=300,
         waiting=waiting,
         waiting_total=900,
         permalinks=links(mine + waiting),
-        notice=b.refusal_message("Creating the account failed:", detail=filler),
+        notice=refusal_message("Creating the account failed:", detail=filler),
     )
     assert_valid_home_view(view)
-    assert len(view["blocks"]) <= b.MAX_VIEW_BLOCKS
-    assert len(json.dumps(view["blocks"])) <= b.BLOCKS_JSON_BUDGET
+    assert len(view["blocks"]) <= MAX_VIEW_BLOCKS
+    assert len(json.dumps(view["blocks"])) <= BLOCKS_JSON_BUDGET
     actions = {x["action_id"] for x in buttons(view)}
-    assert {b.ACTION_CANCEL, b.ACTION_APPROVE, b.ACTION_DENY} <= actions
+    assert {ACTION_CANCEL, ACTION_APPROVE, ACTION_DENY} <= actions
     more = [t for t in mrkdwn_texts(view) if t.startswith("…and ")]
     assert len(more) == 2
 
@@ -360,7 +385,7 @@ def test_home_always_valid(
     viewer: str,
 ) -> None:
     # The Home tab lists the same request in both lists when it is the approver's own.
-    view = b.home_view(
+    view = home_view(
         viewer_id=viewer,
         mine=mine,
         mine_total=total,
@@ -369,7 +394,7 @@ def test_home_always_valid(
         permalinks=links(mine + (waiting or [])),
     )
     assert_valid_home_view(view)
-    assert len(json.dumps(view["blocks"])) <= b.BLOCKS_JSON_BUDGET
+    assert len(json.dumps(view["blocks"])) <= BLOCKS_JSON_BUDGET
     assert_untrusted_only_in_plain_text(view)
     for req in mine + (waiting or []):
         assert_no_ticket(view, req.temp_ticket)

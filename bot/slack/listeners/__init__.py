@@ -1,40 +1,24 @@
-"""Slack listeners, grouped by kind; each group has one `register(app, deps)`.
+"""Slack listeners: one module per command, action, view and event, grouped in packages whose
+`register(app, deps)` registers them (the layout of slack-samples/bolt-python-starter-template).
 
-Listeners are thin: parse, ack, hand the rest to a supervised task that calls the workflow
-and renders its outcome with the Block Kit builders.
+Listeners are thin: parse, ack, hand the rest to a supervised task that calls the workflow and
+renders its outcome with `bot.slack.ui`. They never import each other: what several need lives
+outside them (`deps`, `bot.slack.interactions`, `respond`, `home`, `values`, `ui`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.notifier import SlackNotifier
-from bot.slack.people import SlackPeople
-from bot.tasks import TaskSupervisor
-from bot.workflow.requests import Requests
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerDeps:
-    requests: Requests
-    people: SlackPeople
-    notifier: SlackNotifier
-    supervisor: TaskSupervisor
-    approver_channel: str
-    connect_url: str
-    command: str = "/connect-user"
+from bot.slack.listeners import actions, commands, errors, events, views
+from bot.slack.listeners.correlation import bind_correlation_id
+from bot.slack.listeners.deps import ListenerDeps
 
 
 def register_listeners(app: AsyncApp, deps: ListenerDeps) -> None:
-    from bot.slack.listeners import actions, commands, errors, events, home, views
-    from bot.slack.listeners.correlation import bind_correlation_id
-
     app.middleware(bind_correlation_id)
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)
-    home.register(app, deps)
     events.register(app, deps)
-    errors.register(app, deps)
+    errors.register(app)

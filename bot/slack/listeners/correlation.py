@@ -6,8 +6,6 @@ the id of the search that showed the button; anything else gets a fresh id.
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,30 +14,26 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.logs import request_id_var
-from bot.slack import blocks
-
-_ID = re.compile(r"^[0-9a-f]{8,32}$")
+from bot.slack.ui import ids
+from bot.slack.ui.values import decode_justification_metadata, decode_person_value, is_request_id
 
 
 def correlation_id(body: dict[str, Any]) -> str:
     action = (body.get("actions") or [{}])[0]
     value = str(action.get("value") or "")
-    decides = (blocks.ACTION_APPROVE, blocks.ACTION_DENY, blocks.ACTION_CANCEL)
-    if action.get("action_id") in decides and _ID.match(value):
+    decides = (ids.ACTION_APPROVE, ids.ACTION_DENY, ids.ACTION_CANCEL)
+    if action.get("action_id") in decides and is_request_id(value):
         return value
-    if action.get("action_id") == blocks.ACTION_REQUEST_ACCOUNT:
-        person = blocks.decode_person_value(value)
+    if action.get("action_id") == ids.ACTION_REQUEST_ACCOUNT:
+        person = decode_person_value(value)
         if person and person.correlation_id:
             return person.correlation_id
     view = body.get("view") or {}
     metadata = str(view.get("private_metadata") or "")
-    if view.get("callback_id") == blocks.VIEW_DENY_REASON and _ID.match(metadata):
+    if view.get("callback_id") == ids.VIEW_DENY_REASON and is_request_id(metadata):
         return metadata
-    if view.get("callback_id") == blocks.VIEW_JUSTIFICATION:
-        try:
-            person = blocks.decode_person_value(json.loads(metadata).get("v"))
-        except (ValueError, AttributeError):
-            person = None
+    if view.get("callback_id") == ids.VIEW_JUSTIFICATION:
+        person, _ = decode_justification_metadata(metadata)
         if person and person.correlation_id:
             return person.correlation_id
     return secrets.token_hex(8)

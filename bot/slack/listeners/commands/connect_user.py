@@ -3,23 +3,33 @@ show how to use the command."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
-from bot.slack import blocks
+from bot.slack import respond
 from bot.slack.command import Help, Pending, Search, Status, parse_command
-from bot.slack.listeners import ListenerDeps
-from bot.slack.listeners.replies import reply, reply_or_ephemeral
+from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui.kit import Message
+from bot.slack.ui.lists import (
+    PENDING_LIST_LIMIT,
+    STATUS_LIST_LIMIT,
+    pending_message,
+    status_message,
+)
+from bot.slack.ui.messages import usage_message
+from bot.slack.ui.refusals import pending_refusal, refusal_message
+from bot.slack.ui.search import (
+    no_results_message,
+    search_error_message,
+    search_failure_message,
+    search_results_message,
+)
 from bot.workflow.outcomes import Refused
 
-log = logging.getLogger(__name__)
 
-
-def register(app: AsyncApp, deps: ListenerDeps) -> None:
-    @app.command(deps.command)
+def listener(deps: ListenerDeps) -> Listener:
     async def connect_user(ack: AsyncAck, command: dict[str, Any]) -> None:
         # Ack first and with nothing: Slack allows 3 s and Connect may be slower than that.
         await ack()
@@ -27,37 +37,39 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
 
         # Parsing is pure and cheap: done here too so a failure is reported in the command's terms.
         if isinstance(parse_command(command.get("text") or ""), Search):
-            failure = blocks.search_failure_message("internal", "")
+            failure = search_error_message("")
         else:
-            failure = blocks.refusal_message(
+            failure = refusal_message(
                 "Sorry, something went wrong on my side. Please try again in a moment."
             )
 
         async def report_failure(_: BaseException) -> None:
-            await reply(response_url, failure)
+            await respond.via_response_url(response_url, failure)
 
         deps.supervisor.spawn(
             run_command(deps, command), name="slash-command", on_error=report_failure
         )
+
+    return connect_user
 
 
 async def run_command(deps: ListenerDeps, command: dict[str, Any]) -> None:
     message = await command_reply(deps, command)
     # The response_url can fail (expired, or Slack refused it): fall back to an ephemeral message
     # in the channel, then to a DM, so the person is never left in silence.
-    await reply_or_ephemeral(
-        deps.notifier.client,
-        response_url=command.get("response_url"),
-        channel=command.get("channel_id"),
+    await respond.privately(
+        deps.client,
         user_id=command["user_id"],
         message=message,
+        response_url=command.get("response_url"),
+        channel=command.get("channel_id"),
     )
 
 
-async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str, Any]:
+async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
     parsed = parse_command(command.get("text") or "")
     if isinstance(parsed, Help):
-        return blocks.usage_message(parsed.reason)
+        return usage_message(parsed.problem, parsed.typed)
     if isinstance(parsed, Pending):
         return await pending_reply(deps, command["user_id"])
     if isinstance(parsed, Status):
@@ -65,34 +77,34 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> dict[str
     assert isinstance(parsed, Search)
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
-        return blocks.refusal_message(refusal)
+        return refusal_message(refusal)
     outcome = await deps.requests.search(parsed.prefix)
     if outcome.problem is not None:
-        return blocks.search_failure_message(outcome.problem.value, parsed.prefix)
+        return search_failure_message(outcome.problem, parsed.prefix)
     if outcome.page is not None and outcome.page.entries:
-        return blocks.search_results_message(
+        return search_results_message(
             parsed.prefix,
             outcome.page,
             connect_url=deps.connect_url,
             correlation_id=request_id_var.get(),
         )
-    return blocks.no_results_message(parsed.prefix)
+    return no_results_message(parsed.prefix)
 
 
-async def pending_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
-    outcome = await deps.requests.pending_requests(user_id, limit=blocks.PENDING_LIST_LIMIT)
+async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:
+    outcome = await deps.requests.pending_requests(user_id, limit=PENDING_LIST_LIMIT)
     if isinstance(outcome, Refused):
-        return blocks.pending_refusal(outcome.reason.value, approver_channel=deps.approver_channel)
-    return blocks.pending_message(
+        return pending_refusal(outcome.reason, approver_channel=deps.approver_channel)
+    return pending_message(
         outcome.requests,
         total=outcome.total,
         permalinks=await deps.notifier.card_permalinks(outcome.requests),
     )
 
 
-async def status_reply(deps: ListenerDeps, user_id: str) -> dict[str, Any]:
-    mine = await deps.requests.my_requests(user_id, limit=blocks.STATUS_LIST_LIMIT)
-    return blocks.status_message(
+async def status_reply(deps: ListenerDeps, user_id: str) -> Message:
+    mine = await deps.requests.my_requests(user_id, limit=STATUS_LIST_LIMIT)
+    return status_message(
         mine.requests,
         total=mine.total,
         permalinks=await deps.notifier.card_permalinks(mine.requests),

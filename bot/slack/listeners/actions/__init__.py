@@ -1,0 +1,34 @@
+"""Button clicks: Request account (on the requester's ephemeral results), Approve and Deny (on the
+approval card and the approvers' Home tab), Cancel (under the requester's confirmation, in
+`/connect-user status` and on their Home tab), and anything else.
+
+A click on the Home tab carries `view` and neither `message`, `channel` nor `response_url`: its
+answer is shown at the top of the refreshed Home tab instead (a DM if that fails).
+"""
+
+from __future__ import annotations
+
+import re
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.listeners.actions import (
+    approve,
+    cancel,
+    deny,
+    options,
+    request_account,
+    unknown,
+)
+from bot.slack.listeners.deps import ListenerDeps
+from bot.slack.ui import ids
+
+
+def register(app: AsyncApp, deps: ListenerDeps) -> None:
+    app.action(ids.ACTION_REQUEST_ACCOUNT)(request_account.listener(deps))
+    app.action(ids.ACTION_APPROVE)(approve.listener(deps))
+    app.action(ids.ACTION_DENY)(deny.listener(deps))
+    app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
+    # Registered last: Bolt runs the first listener that matches, and this one matches anything.
+    app.action(re.compile(r".*"))(unknown.listener(deps))
+    app.options(re.compile(r".*"))(options.listener(deps))

@@ -1,0 +1,89 @@
+"""The justification form is submitted: file the request. The outbox then posts the card and
+confirms to the requester; a duplicate or a person who cannot be requested is answered here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck
+
+from bot.logs import request_id_var
+from bot.slack import respond
+from bot.slack.interactions import view_input
+from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui import ids
+from bot.slack.ui.messages import duplicate_request_message
+from bot.slack.ui.refusals import file_problem_message, refusal_message
+from bot.slack.ui.values import decode_justification_metadata
+from bot.workflow.outcomes import Duplicate, Filed
+
+log = logging.getLogger(__name__)
+
+
+def listener(deps: ListenerDeps) -> Listener:
+    async def justification_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
+        justification = view_input(view, ids.JUSTIFICATION_BLOCK, ids.JUSTIFICATION_INPUT).strip()
+        if not justification:
+            await ack(
+                response_action="errors",
+                errors={ids.JUSTIFICATION_BLOCK: "Please say why this person needs an account."},
+            )
+            return
+        person_value, response_url = decode_justification_metadata(
+            str(view.get("private_metadata") or "")
+        )
+        if person_value is None:
+            await ack(
+                response_action="errors",
+                errors={
+                    ids.JUSTIFICATION_BLOCK: "This form is out of date. Close it, search again."
+                },
+            )
+            return
+        await ack()
+        user_id = body["user"]["id"]
+        username = person_value.username
+
+        async def report_failure(_: BaseException) -> None:
+            await respond.privately(
+                deps.client,
+                user_id=user_id,
+                message=refusal_message(
+                    "Something went wrong while filing your request. Please try again."
+                ),
+                response_url=response_url,
+            )
+
+        deps.supervisor.spawn(
+            file_request(deps, user_id, username, justification, response_url),
+            name="file-request",
+            on_error=report_failure,
+        )
+
+    return justification_submitted
+
+
+async def file_request(
+    deps: ListenerDeps, user_id: str, username: str, justification: str, response_url: str | None
+) -> None:
+    outcome = await deps.requests.file_request(
+        requester_id=user_id,
+        username=username,
+        justification=justification,
+        response_url=response_url,
+    )
+    if isinstance(outcome, Filed):
+        # From here on the request's own id is the one its logs carry; this line links the two.
+        log.info("request %s filed (from interaction %s)", outcome.request.id, request_id_var.get())
+        return  # the outbox posts the card and confirms to the requester
+    if isinstance(outcome, Duplicate):
+        permalink = await deps.notifier.card_permalink(outcome.existing)
+        message = duplicate_request_message(outcome.existing, card_permalink=permalink)
+    else:
+        message = file_problem_message(outcome.problem, username=username)
+    await respond.privately(
+        deps.client, user_id=user_id, message=message, response_url=response_url
+    )

@@ -1,0 +1,27 @@
+"""The buttons that act on a request: Approve and Deny (on the card and the Home tab), Cancel
+(under the requester's confirmation, in their status list and on their Home tab)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY
+from bot.slack.ui.kit import Block, button
+from bot.slack.ui.limits import MAX_ID
+from bot.workflow.models import ProvisioningRequest
+
+
+def decision_actions(request_id: str, *, block_id: str) -> Block:
+    """An actions block with Approve and Deny; both carry the request id."""
+    return {
+        "type": "actions",
+        "block_id": block_id[:MAX_ID],
+        "elements": [
+            button("Approve", action_id=ACTION_APPROVE, value=request_id, style="primary"),
+            button("Deny", action_id=ACTION_DENY, value=request_id, style="danger"),
+        ],
+    }
+
+
+def cancel_button(req: ProvisioningRequest) -> dict[str, Any]:
+    return button("Cancel request", action_id=ACTION_CANCEL, value=req.id)

@@ -1,0 +1,131 @@
+"""The approval card in the approver channel, rendered from the request's state: re-rendered
+and sent with chat.update whenever the state changes, so it never holds state of its own."""
+
+from __future__ import annotations
+
+from typing import Any, assert_never
+
+from bot.slack.ui.buttons import decision_actions
+from bot.slack.ui.describe import decided, guid_blocks, outcome_note, person_fields, status_words
+from bot.slack.ui.ids import APPROVAL_ACTIONS_BLOCK
+from bot.slack.ui.kit import (
+    Block,
+    Message,
+    context,
+    header,
+    md,
+    message,
+    plain,
+    section_md,
+    section_plain,
+)
+from bot.slack.ui.text import (
+    ERROR,
+    GUID,
+    LONG_TEXT,
+    REASON,
+    USERNAME,
+    clip,
+    fallback_value,
+    mention,
+    slack_date,
+)
+from bot.workflow.models import ProvisioningRequest
+from bot.workflow.states import RequestState
+
+
+def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
+    """The approver-channel card, rendered from the request's state (re-render to update)."""
+    asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
+    blocks: list[Block] = [
+        header("Connect account request"),
+        section_md(asked),
+        person_fields(req.full_name, req.username, req.email),
+        section_plain(
+            "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
+        ),
+    ]
+    meta: list[dict[str, Any]] = []
+    if req.created_at:
+        meta.append(md(f"Requested {slack_date(req.created_at)}"))
+    meta.append(plain(f"Request {clip(req.id, GUID)}"))
+    blocks.append(context(*meta))
+    blocks.extend(_state_blocks(req, connect_url))
+    fallback = (
+        f"Connect account request for {fallback_value(req.username)}: {status_words(req.state)}"
+    )
+    return message(fallback, blocks)
+
+
+def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
+    """What the card says under the request: the buttons while pending, else what happened."""
+    state = req.state
+    match state:
+        case RequestState.PENDING:
+            blocks: list[Block] = []
+            if req.last_error:
+                blocks.append(
+                    section_plain(
+                        "⚠ The last attempt to create the account failed: "
+                        + clip(req.last_error, ERROR, multiline=True)
+                    )
+                )
+            blocks.append(decision_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
+            return blocks
+        case RequestState.PROVISIONING if req.last_error:
+            # The PUT's outcome is unknown: no buttons until it is settled, and say why.
+            return [
+                section_md(
+                    f":mag: Checking whether the account was created… "
+                    f"(approved by {mention(req.decided_by)})"
+                ),
+                section_plain(clip(req.last_error, ERROR, multiline=True)),
+            ]
+        case RequestState.PROVISIONING:
+            return [
+                section_md(
+                    f":hourglass_flowing_sand: Creating the account… "
+                    f"(approved by {mention(req.decided_by)})"
+                )
+            ]
+        case RequestState.APPROVED:
+            return [
+                section_md(
+                    f":white_check_mark: Approved by {decided(req)}; the account was created."
+                ),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
+        case RequestState.ALREADY_EXISTS:
+            return [
+                section_plain(f"{clip(req.username, USERNAME)} already had an account."),
+                section_md(
+                    f":information_source: Approved by {decided(req)}; nothing was created."
+                ),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
+        case RequestState.DENIED:
+            return [
+                section_md(f":no_entry_sign: Denied by {decided(req)}"),
+                section_plain(
+                    "Reason: " + (clip(req.deny_reason, REASON, multiline=True) or "(none given)")
+                ),
+            ]
+        case RequestState.EXPIRED:
+            when = f" {slack_date(req.updated_at)}" if req.updated_at else ""
+            return [
+                section_md(
+                    f":hourglass: Expired{when}: nobody approved or denied it in time, so it can "
+                    "no longer be decided. The requester can ask again."
+                )
+            ]
+        case RequestState.CANCELLED:
+            return [
+                section_md(
+                    f":heavy_multiplication_x: Cancelled by {decided(req)}; "
+                    "there is nothing left to decide."
+                )
+            ]
+        case _:
+            assert_never(state)

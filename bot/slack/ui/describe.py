@@ -1,0 +1,100 @@
+"""How a person and a request read wherever they appear: names, states, who decided, the new
+account's GUID and link, the link to the card."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from bot.slack.ui.kit import Block, context, md, plain, section_md
+from bot.slack.ui.text import (
+    EMAIL,
+    ERROR,
+    GUID,
+    NAME,
+    SAFE_GUID_RE,
+    USERNAME,
+    clip,
+    connect_person_url,
+    link_url,
+    mention,
+    slack_date,
+)
+from bot.workflow.models import ProvisioningRequest
+from bot.workflow.states import RequestState
+
+
+def status_words(state: RequestState) -> str:
+    """A request's state as the card, the lists and the messages say it."""
+    match state:
+        case RequestState.PENDING:
+            return "waiting for an approver"
+        case RequestState.PROVISIONING:
+            return "creating the account"
+        case RequestState.APPROVED:
+            return "approved"
+        case RequestState.ALREADY_EXISTS:
+            return "already had an account"
+        case RequestState.DENIED:
+            return "denied"
+        case RequestState.EXPIRED:
+            return "expired"
+        case RequestState.CANCELLED:
+            return "cancelled"
+        case _:
+            assert_never(state)
+
+
+def person_text(full_name: str, username: str, email: str) -> str:
+    """`Full Name` / `username · email`, each on one line (plain text)."""
+    name = clip(full_name, NAME)
+    user = clip(username, USERNAME) or "(no username)"
+    mail = clip(email, EMAIL) or "email hidden"
+    first = name or user
+    return f"{first}\n{user} · {mail}"
+
+
+def person_fields(full_name: str, username: str, email: str) -> Block:
+    return {
+        "type": "section",
+        "fields": [
+            plain(f"Name: {clip(full_name, NAME) or '(none)'}"),
+            plain(f"Username: {clip(username, USERNAME) or '(none)'}"),
+            plain(f"Email: {clip(email, EMAIL) or 'hidden'}"),
+        ],
+    }
+
+
+def who(req: ProvisioningRequest) -> str:
+    """`Full Name (username)`, for plain text."""
+    name = clip(req.full_name, NAME)
+    user = clip(req.username, USERNAME)
+    return f"{name} ({user})" if name else user or "(no username)"
+
+
+def decided(req: ProvisioningRequest) -> str:
+    """Who decided and when, for mrkdwn."""
+    when = f" {slack_date(req.decided_at)}" if req.decided_at else ""
+    return f"{mention(req.decided_by)}{when}"
+
+
+def guid_blocks(guid: str | None, connect_url: str) -> list[Block]:
+    if not guid:
+        return []
+    blocks: list[Block] = [context(plain(f"Connect GUID: {clip(guid, GUID)}"))]
+    if SAFE_GUID_RE.fullmatch(guid):
+        url = link_url(connect_person_url(connect_url, guid))
+        blocks.append(section_md(f"<{url}|Open this person in Posit Connect>"))
+    return blocks
+
+
+def outcome_note(req: ProvisioningRequest) -> list[Block]:
+    """What settling an unclear answer from Connect found, when the state alone does not say."""
+    if not req.outcome_note:
+        return []
+    return [context(plain(clip(req.outcome_note, ERROR, multiline=True)))]
+
+
+def permalink_block(card_permalink: str | None) -> list[Block]:
+    if not card_permalink:
+        return []
+    return [context(md(f"<{link_url(card_permalink)}|View the request>"))]

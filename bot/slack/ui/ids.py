@@ -1,0 +1,26 @@
+"""The ids Slack sends back with a click or a submission, which the listeners match on."""
+
+from __future__ import annotations
+
+# action_id of each button
+ACTION_REQUEST_ACCOUNT = "request_account"
+ACTION_APPROVE = "approve_request"
+ACTION_DENY = "deny_request"
+ACTION_CANCEL = "cancel_request"
+
+# callback_id of each modal
+VIEW_JUSTIFICATION = "justification_modal"
+VIEW_DENY_REASON = "deny_reason_modal"
+
+# view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
+JUSTIFICATION_BLOCK = "justification_block"
+JUSTIFICATION_INPUT = "justification_input"
+DENY_REASON_BLOCK = "deny_reason_block"
+DENY_REASON_INPUT = "deny_reason_input"
+
+# block_id of the card's Approve/Deny actions block
+APPROVAL_ACTIONS_BLOCK = "approval_actions"
+# block_id of the requester's Cancel button under their confirmation
+CANCEL_ACTIONS_BLOCK = "cancel_actions"
+# block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
+HOME_DECIDE_BLOCK_PREFIX = "home_decide:"

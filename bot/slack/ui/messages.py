@@ -1,0 +1,233 @@
+"""Messages about requests: the usage, the requester's confirmation and outcome, the welcome to
+the new account holder, reminders in the card's thread, a duplicate request, a cancellation and
+the note on an approver's Home tab after they decided there."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import assert_never
+
+from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
+from bot.slack.ui.buttons import cancel_button
+from bot.slack.ui.describe import (
+    decided,
+    guid_blocks,
+    outcome_note,
+    permalink_block,
+    status_words,
+    who,
+)
+from bot.slack.ui.ids import CANCEL_ACTIONS_BLOCK
+from bot.slack.ui.kit import Block, Message, context, md, message, plain, section_md, section_plain
+from bot.slack.ui.text import (
+    ERROR,
+    REASON,
+    USERNAME,
+    aware,
+    clip,
+    duration,
+    fallback_value,
+    link_url,
+    mention,
+)
+from bot.workflow.models import ProvisioningRequest
+from bot.workflow.states import RequestState
+
+_USAGE_MD = (
+    "*Usage*\n"
+    "• `/connect-user search &lt;prefix&gt;`: find people in the directory whose name, "
+    "username or email starts with the prefix, and request a Posit Connect account for them. "
+    "Example: `/connect-user search jan`\n"
+    "• `/connect-user status`: your own requests and what became of them; cancel one that is "
+    "still waiting\n"
+    "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"
+    "• `/connect-user help`: show this message\n"
+    "The app's *Home* tab shows the same lists."
+)
+
+
+def usage_problem_text(problem: UsageProblem, typed: str = "") -> str:
+    """What was wrong with the command, in plain text (`typed`: the user's word it is about)."""
+    match problem:
+        case UsageProblem.UNKNOWN_SUBCOMMAND:
+            return f"unknown subcommand `{typed}`"
+        case UsageProblem.TAKES_NOTHING:
+            return f"`{typed}` takes nothing after it"
+        case UsageProblem.SEARCH_WITHOUT_PREFIX:
+            return "search needs a prefix, e.g. `/connect-user search jan`"
+        case UsageProblem.PREFIX_IS_A_MENTION:
+            return "search for part of a name, username or email, not a Slack mention or link"
+        case UsageProblem.PREFIX_HAS_CONTROL_CHARACTERS:
+            return "the search prefix contains control characters"
+        case UsageProblem.PREFIX_TOO_LONG:
+            return f"the search prefix is longer than {PREFIX_MAX_LENGTH} characters"
+        case _:
+            assert_never(problem)
+
+
+def usage_message(problem: UsageProblem | None = None, typed: str = "") -> Message:
+    """Usage, after what was wrong with the command (plain text: it may quote the user)."""
+    blocks: list[Block] = []
+    fallback = (
+        "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
+        "/connect-user pending, or /connect-user help"
+    )
+    reason = usage_problem_text(problem, typed) if problem is not None else None
+    if reason:
+        blocks.append(section_plain(clip(reason, (500, 2000))))
+        fallback = f"{fallback_value(reason)}. {fallback}"
+    blocks.append(section_md(_USAGE_MD))
+    return message(fallback, blocks)
+
+
+def requester_confirmation(req: ProvisioningRequest, *, card_permalink: str | None) -> Message:
+    """Replaces the requester's ephemeral search results once the card is posted."""
+    blocks = [
+        section_md(":outbox_tray: Your request was sent to the approvers:"),
+        section_plain(who(req)),
+        context(md("You will get a direct message when someone decides.")),
+        *permalink_block(card_permalink),
+    ]
+    if req.state is RequestState.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": CANCEL_ACTIONS_BLOCK,
+                "elements": [cancel_button(req)],
+            }
+        )
+    return message(
+        f"Your request for {fallback_value(req.username)} was sent to the approvers", blocks
+    )
+
+
+def requester_card_failed(req: ProvisioningRequest) -> Message:
+    """The request is stored, but the approver channel could not be reached: say so, plainly."""
+    return message(
+        f"Your request for {fallback_value(req.username)} is saved, but approvers were not told",
+        [
+            section_md(
+                ":warning: Your request is saved, but I couldn't post it to the approver channel. "
+                "Please tell a Connect administrator: `connect-user-bot check` shows why."
+            ),
+            section_plain(who(req)),
+        ],
+    )
+
+
+def duplicate_request_message(
+    existing: ProvisioningRequest, *, card_permalink: str | None
+) -> Message:
+    status = status_words(existing.state)
+    return message(
+        f"There is already a request for {fallback_value(existing.username)} ({status})",
+        [
+            section_md(
+                f":repeat: {mention(existing.requester_id)} already asked for an account for "
+                f"this person; that request is {status}:"
+            ),
+            section_plain(who(existing)),
+            *permalink_block(card_permalink),
+        ],
+    )
+
+
+def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> Message:
+    """The DM telling the requester what became of their request."""
+    user = fallback_value(req.username)
+    state = req.state
+    extra: list[Block] = []
+    match state:
+        case RequestState.APPROVED:
+            fallback = f"Your request for {user} was approved"
+            line = (
+                f":white_check_mark: Your request was approved by {decided(req)}. Account created:"
+            )
+            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
+        case RequestState.ALREADY_EXISTS:
+            fallback = f"{user} already had a Posit Connect account"
+            line = ":information_source: This person already had a Posit Connect account:"
+            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
+        case RequestState.DENIED:
+            fallback = f"Your request for {user} was denied"
+            line = f":no_entry_sign: Your request was denied by {decided(req)}:"
+            reason = clip(req.deny_reason, REASON, multiline=True) or "(none given)"
+            extra = [section_plain(f"Reason: {reason}")]
+        case RequestState.PENDING | RequestState.PROVISIONING if req.last_error:
+            fallback = f"Your request for {user} is still pending: creating the account failed"
+            line = (
+                ":warning: Creating the account failed, so your request is still pending. "
+                "The approvers can try again; an administrator may need to fix the bot first."
+            )
+            extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
+        case RequestState.PENDING | RequestState.PROVISIONING:
+            status = status_words(state)
+            fallback = f"Your request for {user}: {status}"
+            line = f"Your request is {status}:"
+        case RequestState.EXPIRED:
+            fallback = f"Your request for {user} expired"
+            waited = ""
+            if req.created_at and req.updated_at:
+                waited = f" within {duration(aware(req.updated_at) - aware(req.created_at))}"
+            line = (
+                f":hourglass: Your request expired: nobody approved or denied it{waited}. "
+                "You can ask again with `/connect-user search`."
+            )
+        case RequestState.CANCELLED:
+            fallback = f"Your request for {user} was cancelled"
+            line = ":heavy_multiplication_x: Your request was cancelled."
+        case _:
+            assert_never(state)
+    return message(fallback, [section_md(line), section_plain(who(req)), *extra])
+
+
+def welcome_message(*, connect_url: str, username: str) -> Message:
+    url = link_url(connect_url.rstrip("/") + "/connect/")
+    return message(
+        "Your Posit Connect account is ready",
+        [
+            section_md(
+                f":wave: Welcome! Your Posit Connect account is ready: <{url}|Open Connect>"
+            ),
+            context(plain(f"Username: {clip(username, USERNAME)}")),
+        ],
+    )
+
+
+def approver_reminder(req: ProvisioningRequest, *, now: datetime) -> Message:
+    """Posted in the card's thread when a request has waited too long."""
+    waited = ""
+    if req.created_at:
+        waited = f" for {duration(aware(now) - aware(req.created_at))}"
+    text = (
+        f":alarm_clock: This request has been waiting{waited}. "
+        "Approvers: please approve or deny it with the buttons on the card above."
+    )
+    return message(
+        f"Reminder: the request for {fallback_value(req.username)} is still waiting{waited}",
+        [section_md(text)],
+    )
+
+
+def cancelled_message(req: ProvisioningRequest) -> Message:
+    """The answer to the requester's own Cancel click."""
+    return message(
+        f"You cancelled your request for {fallback_value(req.username)}",
+        [
+            section_md(
+                ":heavy_multiplication_x: You cancelled your request; the approvers' card says so."
+            ),
+            section_plain(who(req)),
+        ],
+    )
+
+
+def decision_notice(req: ProvisioningRequest) -> Message:
+    """Shown on the approver's Home tab after their click there decided a request."""
+    return message(
+        f"Your decision on the request for {fallback_value(req.username)} was recorded",
+        [
+            section_md(":ballot_box_with_check: Your decision was recorded:"),
+            section_plain(f"{who(req)}: {status_words(req.state)}"),
+        ],
+    )

@@ -1,0 +1,202 @@
+"""Why a click, a command or a form changed nothing, in words for the person who tried.
+
+Every renderer here matches the workflow's `Refusal` (or `FileProblem`) exhaustively: a new
+reason is a type error until it has its words."""
+
+from __future__ import annotations
+
+from typing import Literal, assert_never
+
+from bot.slack.ui.describe import status_words
+from bot.slack.ui.kit import Block, Message, message, section_md, section_plain
+from bot.slack.ui.limits import MAX_TEXT
+from bot.slack.ui.text import ERROR, channel_mention, clip, escape_mrkdwn
+from bot.workflow.outcomes import FileProblem, Refusal, Refused
+from bot.workflow.states import RequestState
+
+_GENERIC = "That action could not be completed."
+_BUTTON_OUTDATED = (
+    "That button no longer works. Search again with `/connect-user search &lt;prefix&gt;`."
+)
+
+
+def refusal_message(text: str, *, detail: str | None = None) -> Message:
+    """One line written by the bot (mrkdwn allowed; never pass untrusted text as `text`).
+
+    `detail` is untrusted text (an error from Connect, a name) shown below as plain text; it is
+    kept out of the fallback.
+    """
+    line = clip(text, (MAX_TEXT - 100, MAX_TEXT * 2), multiline=True)
+    blocks: list[Block] = [section_md(line)]
+    if detail:
+        blocks.append(section_plain(clip(detail, ERROR, multiline=True)))
+    return message(line, blocks)
+
+
+def outdated_button_message() -> Message:
+    """A click on a button this version of the bot did not make, or can no longer read."""
+    return refusal_message(_BUTTON_OUTDATED)
+
+
+# Members of the approver channel who may still not decide, because of who they are (or because
+# nobody may: the channel is public).
+NotADecider = Literal[
+    Refusal.GUEST, Refusal.EXTERNAL, Refusal.BOT, Refusal.DEACTIVATED, Refusal.UNSAFE_CHANNEL
+]
+
+
+def not_a_decider(reason: NotADecider, *, what: str) -> str:
+    """Why a member of the approver channel may still not decide; `what` is what they tried."""
+    match reason:
+        case Refusal.GUEST:
+            return (
+                f"Guest accounts can't {what}, even as members of the approver channel: only full "
+                "members of the organisation decide."
+            )
+        case Refusal.EXTERNAL:
+            return (
+                f"People from another organisation (Slack Connect) can't {what}, even as members "
+                "of the approver channel: only full members of this organisation decide."
+            )
+        case Refusal.BOT:
+            return f"Bots and apps can't {what}."
+        case Refusal.DEACTIVATED:
+            return f"This Slack account is deactivated, so it can't {what}."
+        case Refusal.UNSAFE_CHANNEL:
+            return (
+                f"Nobody can {what} right now: the approver channel is public, so anyone in the "
+                "workspace could join it and approve. An administrator must make it private (or, "
+                "if that is meant, allow a public approver channel in the bot's configuration)."
+            )
+        case _:
+            assert_never(reason)
+
+
+def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> Message:
+    """Why a click on Approve/Deny (or a denial's form) was refused; for `ALREADY_DECIDED` pass
+    the request's `state`."""
+    match reason:
+        case Refusal.NOT_APPROVER:
+            text = "Only members of the approver channel can approve or deny requests."
+        case (
+            Refusal.GUEST
+            | Refusal.EXTERNAL
+            | Refusal.BOT
+            | Refusal.DEACTIVATED
+            | Refusal.UNSAFE_CHANNEL
+        ):
+            text = not_a_decider(reason, what="approve or deny requests")
+        case Refusal.SELF_APPROVAL:
+            text = "You cannot approve your own request; another approver has to."
+        case Refusal.ALREADY_DECIDED if state is RequestState.EXPIRED:
+            # Nobody decided an expired request: "already decided" would send people looking
+            # for who.
+            text = (
+                "This request expired: nobody approved or denied it in time, so it can no longer "
+                "be decided. The requester can ask again."
+            )
+        case Refusal.ALREADY_DECIDED if state is RequestState.CANCELLED:
+            text = "The requester cancelled this request, so there is nothing left to decide."
+        case Refusal.ALREADY_DECIDED:
+            status = f" ({status_words(state)})." if state else "."
+            text = "This request was already decided" + status
+        case Refusal.CANNOT_CHECK:
+            text = (
+                "I can't check who may approve right now (Slack didn't tell me the approver "
+                "channel's members). Nothing was changed; please try again in a minute."
+            )
+        case Refusal.NOT_FOUND:
+            text = "That request no longer exists."
+        case Refusal.NOT_REQUESTER:  # a cancellation's reason: never the answer to a decision
+            text = _GENERIC
+        case _:
+            assert_never(reason)
+    return message(text, [section_md(text)])
+
+
+def decision_refusal(refused: Refused) -> Message:
+    """Why an Approve or Deny (from a card, the Home tab or a modal) changed nothing."""
+    return approval_refusal(
+        refused.reason, state=refused.request.state if refused.request else None
+    )
+
+
+def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Message:
+    """Why a Cancel click changed nothing; for `ALREADY_DECIDED` pass the request's `state`."""
+    match reason:
+        case Refusal.NOT_REQUESTER:
+            text = "Only the person who asked for this account can cancel the request."
+        case Refusal.ALREADY_DECIDED:
+            status = f": it is {status_words(state)}." if state else "."
+            text = "This request can no longer be cancelled" + status
+        case Refusal.NOT_FOUND:
+            text = "That request no longer exists."
+        case (
+            Refusal.SELF_APPROVAL
+            | Refusal.NOT_APPROVER
+            | Refusal.GUEST
+            | Refusal.EXTERNAL
+            | Refusal.BOT
+            | Refusal.DEACTIVATED
+            | Refusal.UNSAFE_CHANNEL
+            | Refusal.CANNOT_CHECK
+        ):  # a decision's reasons: cancelling asks nothing of who the requester is
+            text = _GENERIC
+        case _:
+            assert_never(reason)
+    return message(text, [section_md(text)])
+
+
+def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
+    """Why `/connect-user pending` shows nothing."""
+    match reason:
+        case Refusal.CANNOT_CHECK:
+            fallback = "I can't check who may approve right now"
+            text = (
+                "I can't check who may approve right now (Slack didn't tell me the approver "
+                "channel's members). Please try again in a minute."
+            )
+        case (
+            Refusal.GUEST
+            | Refusal.EXTERNAL
+            | Refusal.BOT
+            | Refusal.DEACTIVATED
+            | Refusal.UNSAFE_CHANNEL
+        ):
+            fallback = text = not_a_decider(reason, what="see or decide the requests waiting")
+        case (
+            Refusal.NOT_APPROVER
+            | Refusal.NOT_FOUND
+            | Refusal.SELF_APPROVAL
+            | Refusal.ALREADY_DECIDED
+            | Refusal.NOT_REQUESTER
+        ):
+            fallback = "Only approvers can see the requests waiting for approval"
+            text = (
+                f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can see "
+                "the requests waiting for approval. `/connect-user status` shows your own "
+                "requests."
+            )
+        case _:
+            assert_never(reason)
+    return message(fallback, [section_md(text)])
+
+
+def file_problem_message(problem: FileProblem, *, username: str) -> Message:
+    """Why a request was not filed; `username` is the person it was for (untrusted)."""
+    who = escape_mrkdwn(username)
+    match problem:
+        case FileProblem.EMPTY_JUSTIFICATION:
+            text = "Please say why this person needs an account."
+        case FileProblem.ALREADY_HAS_ACCOUNT:
+            text = f"{who} already has a Connect account."
+        case FileProblem.NOT_IN_DIRECTORY:
+            text = f"{who} is no longer in the directory."
+        case FileProblem.CANNOT_VERIFY:
+            text = (
+                f"Connect could not confirm {who} in the directory just now, so nothing was "
+                "filed. Please try again in a minute."
+            )
+        case _:
+            assert_never(problem)
+    return refusal_message(text)

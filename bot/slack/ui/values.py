@@ -1,0 +1,99 @@
+"""What the bot's buttons and forms carry, and Slack brings back with a click or a submission.
+
+A click's value and a form's private_metadata come back as the person who clicked saw them:
+they are input, read here and nowhere else. Approve, Deny and Cancel carry a request id; Request
+account carries the person (only the username is used when the request is filed: everything else
+is read from the directory again); the justification form carries that button's value and the
+click's response_url.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from bot.slack.ui.limits import MAX_BUTTON_VALUE, MAX_PRIVATE_METADATA
+from bot.workflow.models import DirectoryEntry
+
+# A request id as the bot makes them (16 hex digits; older ones up to 32).
+_REQUEST_ID_RE = re.compile(r"^[0-9a-f]{8,32}$")
+_CORRELATION_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def is_request_id(value: str) -> bool:
+    """Whether a button value or form metadata can name a request (it is looked up after)."""
+    return _REQUEST_ID_RE.match(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonValue:
+    """Who a Request-account click is for, as carried in the button's value.
+
+    Only the username is used when the request is filed (everything else is read from the
+    directory again), and no ticket travels: the searcher's client never holds a credential."""
+
+    username: str
+    full_name: str
+    email: str
+    # The search's request id, so logs follow the request from the command to the DM.
+    correlation_id: str | None = None
+
+
+def encode_person_value(user: DirectoryEntry, correlation_id: str | None = None) -> str:
+    """Compact JSON, ASCII only (so Slack's length limit counts what we count)."""
+    payload = {"u": user.username, "n": user.full_name, "e": user.email}
+    if correlation_id and _CORRELATION_RE.fullmatch(correlation_id):
+        payload["c"] = correlation_id
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+
+
+def decode_person_value(value: object) -> PersonValue | None:
+    """The person a button carried, or None for anything malformed. Never raises.
+
+    Buttons from before tickets were left out still carry one (`t`): it is ignored."""
+    if not isinstance(value, str) or len(value) > 4 * MAX_BUTTON_VALUE:
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    username = data.get("u")
+    full_name, email = data.get("n", ""), data.get("e", "")
+    if not (isinstance(username, str) and username):
+        return None
+    if not (isinstance(full_name, str) and isinstance(email, str)):
+        return None
+    correlation = data.get("c")
+    if not (isinstance(correlation, str) and _CORRELATION_RE.fullmatch(correlation)):
+        correlation = None
+    return PersonValue(
+        username=username, full_name=full_name, email=email, correlation_id=correlation
+    )
+
+
+def person_value_too_long(user: DirectoryEntry) -> bool:
+    return len(encode_person_value(user, "0" * 16)) > MAX_BUTTON_VALUE
+
+
+def encode_justification_metadata(value: str, response_url: str | None) -> str:
+    """The justification form's private_metadata: the Request-account button's value and the
+    click's response_url (left out when both would not fit: the confirmation then goes by DM)."""
+    metadata = json.dumps({"v": value, "r": response_url}, separators=(",", ":"))
+    if len(metadata) > MAX_PRIVATE_METADATA:
+        metadata = json.dumps({"v": value}, separators=(",", ":"))
+    return metadata
+
+
+def decode_justification_metadata(metadata: str) -> tuple[PersonValue | None, str | None]:
+    """The person and the response_url a justification form carried; (None, None) for a form
+    this version of the bot did not make. Never raises."""
+    try:
+        data = json.loads(metadata)
+        person = decode_person_value(data["v"])
+        response_url = data.get("r")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None, None
+    return person, response_url if isinstance(response_url, str) else None
