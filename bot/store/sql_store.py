@@ -191,9 +191,7 @@ class SqlRequestStore(SqlOutbox):
             sa.update(_requests)
             .where(*self._live_lease(request_id, owner))
             .values(
-                # The earliest PUT that may have created the account: one whose outcome stayed
-                # unknown is kept until the request ends (see the service's _back_to_pending).
-                put_sent_at=sa.func.coalesce(_requests.c.put_sent_at, self._db_now()),
+                put_sent_at=self._db_now(),
                 lease_expires_at=self._db_now(lease_seconds),
                 updated_at=now,
             )
@@ -369,5 +367,6 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         lease_expires_at=m["lease_expires_at"],
         last_reminder_at=m["last_reminder_at"],
         put_sent_at=m["put_sent_at"],
+        unknown_put_at=m["unknown_put_at"],
         outcome_note=m["outcome_note"],
     )

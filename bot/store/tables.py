@@ -91,6 +91,9 @@ provisioning_requests = sa.Table(
     # When the approval's PUT was sent, by the database's clock: whoever settles an unknown
     # outcome (this process or another after a crash) compares Connect's created_time with it.
     sa.Column("put_sent_at", UTCDateTime, nullable=True),
+    # The first PUT whose answer never came (kept until the request ends): an account Connect
+    # created after it may be this request's.
+    sa.Column("unknown_put_at", UTCDateTime, nullable=True),
     # What settling found, when the record alone would not say it (e.g. Connect answered "in
     # use" for the account this very approval had created).
     sa.Column("outcome_note", sa.Text, nullable=True),

@@ -104,6 +104,9 @@ class ProvisioningRequest:
     lease_expires_at: datetime | None = None
     last_reminder_at: datetime | None = None  # when approvers were last reminded of it
     put_sent_at: datetime | None = None  # when this approval's PUT went out (database clock)
+    # The first PUT of the request whose answer never came (database clock), kept until it ends:
+    # an account Connect created after it may be this request's.
+    unknown_put_at: datetime | None = None
     outcome_note: str | None = None  # what settling an unclear answer from Connect found
 
 

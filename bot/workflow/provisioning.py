@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import Account, OutboxItem, OutboxKind, ProvisioningRequest
@@ -36,12 +36,16 @@ UNSETTLED_NOTE = "The bot could not check the outcome yet and will look again sh
 CHECKING_NOTE = (
     "The bot is checking whether Connect created the account; Approve comes back if it did not."
 )
-# Connect's clock is not the database's (put_sent_at is the database's). An account whose
-# created_time is at most this much earlier than put_sent_at still counts as created by this
-# approval. Servers kept by NTP agree within a second; five minutes also covers a VM or container
-# without it, while an account somebody else made in those minutes (after the request was filed,
-# when the person had none) is rare, and then merely reported as this approval's.
-CLOCK_SKEW_MARGIN = timedelta(minutes=5)
+# Connect's clock is not the database's (the PUT's times are the database's). An account whose
+# created_time is at most this much earlier than the first PUT whose answer never came still
+# counts as created by it. Servers kept by NTP agree within a second; two minutes also covers a
+# VM or container that drifts, while an account somebody else made in those minutes (after the
+# request was filed, when the person had none) is rare, and then merely reported as this
+# request's. It only ever applies after an unknown outcome: a PUT Connect refused on the spot
+# created nothing.
+CLOCK_SKEW_MARGIN = timedelta(minutes=2)
+# How many recovered approvals are settled side by side (each may look for a while).
+RECOVERY_CONCURRENCY = 8
 
 
 def settle_schedule(connect_timeout: float) -> tuple[float, ...]:
@@ -80,6 +84,9 @@ class Provisioner:
         self.instance_id = instance_id
         self.lease = timedelta(seconds=lease_seconds)
         self.settle_delays = tuple(settle_delays)
+        # How long after a PUT went out Connect may still carry it out: the request's own
+        # timeout and the look-ups after it (settle_schedule spreads them over two timeouts).
+        self.put_patience = timedelta(seconds=1.5 * max(self.settle_delays, default=0.0))
         self.clock = clock
         self._on_outbox = on_outbox or (lambda: None)
         # Requests this process is working on (under a lease it renews): its own lease recovery
@@ -147,7 +154,7 @@ class Provisioner:
                     ticket = fresh_ticket
                     continue
                 log.warning("request %s: Connect refused the PUT: %s", request.id, exc.problem)
-                return await self._back_to_pending(request, exc.explanation, nothing_sent=True)
+                return await self._back_to_pending(request, exc.explanation)
             except DirectoryError as exc:
                 log.warning("request %s: outcome of the PUT unknown: %s", request.id, exc.problem)
                 return await self._settle_unknown(request, exc.problem, delays=self.settle_delays)
@@ -166,13 +173,16 @@ class Provisioner:
         try:
             fresh = await self.directory.find_entry(request.username)
         except DirectoryError as exc:
-            return await self._back_to_pending(request, not_created(exc.problem), nothing_sent=True)
+            return await self._back_to_pending(request, not_created(exc.problem))
         if fresh is None:
             return await self._back_to_pending(
-                request, f"{request.username} is no longer in the directory.", nothing_sent=True
+                request, f"{request.username} is no longer in the directory."
             )
         if fresh.has_account and fresh.guid:
-            return await self._finish(request, RequestState.ALREADY_EXISTS, fresh.guid)
+            # An account appeared since filing: this request's only if an earlier PUT of it
+            # went unanswered (Connect just refused this one).
+            found = Account(guid=fresh.guid, username=fresh.username)
+            return await self._settle_found(request, found, found_by_looking=False)
         # Keep the fresh ticket so a retry after a restart does not start from the stale one.
         updated = await self.store.transition(
             request.id,
@@ -198,37 +208,34 @@ class Provisioner:
                 f"Connect says the username {request.username} is already in use, but the bot "
                 "cannot find that account. An administrator should look in Connect.",
             )
-        return await self._settle_found(request, user, outcome_unknown=False)
+        return await self._settle_found(request, user, found_by_looking=False)
 
     async def _settle_found(
-        self, request: ProvisioningRequest, user: Account, *, outcome_unknown: bool
+        self, request: ProvisioningRequest, user: Account, *, found_by_looking: bool
     ) -> ProvisioningRequest:
-        """The account exists: created by this request's PUT, or there before it was sent?
+        """The account exists: created by this request, or there before it asked?
 
-        Connect's created_time against put_sent_at (both kept, so a replica settling after a
-        crash decides the same way), with CLOCK_SKEW_MARGIN for the two clocks. put_sent_at is
-        the first PUT of this approval, or of an earlier one whose outcome stayed unknown (which
-        Connect may have carried out since). Without both times: an unknown outcome counts as
-        created, a "username in use" as already there.
+        Only a PUT whose answer never came can have created it unseen: a PUT Connect answered
+        (created, refused, "username in use") says what it did. So the account is this
+        request's when such a PUT is on record (unknown_put_at, kept across approvals and
+        replicas) and Connect created the account after it, give or take CLOCK_SKEW_MARGIN for
+        the two clocks; when Connect does not say when, the unanswered PUT is taken to have
+        done it.
         """
-        created, sent = user.created_time, request.put_sent_at
-        ours = (
-            outcome_unknown
-            if created is None or sent is None
-            else (created >= sent - CLOCK_SKEW_MARGIN)
-        )
+        created, since = user.created_time, request.unknown_put_at
+        ours = since is not None and (created is None or created >= since - CLOCK_SKEW_MARGIN)
         if ours:
             note = (
                 "Created during this approval: Connect did not confirm the request in time, "
                 "and the bot found the account afterwards."
-                if outcome_unknown
+                if found_by_looking
                 else "Created during this approval: Connect answered that the username was in "
                 "use, but the account appeared only after the bot had asked Connect to create "
-                "it (an earlier, slower request went through)."
+                "it (an earlier, unanswered request went through)."
             )
             return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
         earlier = None
-        if outcome_unknown and created is not None:
+        if found_by_looking and created is not None:
             earlier = (
                 f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
                 "approval asked Connect for it."
@@ -251,8 +258,11 @@ class Provisioner:
         `_settle_found`), no account sends it back to pending, and no answer at all leaves it
         unsettled for the lease recovery.
         """
-        if announce:
-            checking = await self._note_on_card(request, f"{problem}. {CHECKING_NOTE}")
+        # From now on the PUT may have created the account, whatever this approval ends in.
+        since = request.unknown_put_at or request.put_sent_at
+        if announce or (since is not None and since != request.unknown_put_at):
+            note = f"{problem}. {CHECKING_NOTE}" if announce else request.last_error
+            checking = await self._note_on_card(request, note, unknown_put_at=since)
             if checking is None:
                 return await self._reload(request)
             request = checking
@@ -268,27 +278,42 @@ class Provisioner:
                 continue
             unanswered = None
             if user is not None:
-                return await self._settle_found(request, user, outcome_unknown=True)
+                return await self._settle_found(request, user, found_by_looking=True)
         if unanswered is not None:
             return await self._keep_unsettled(request, problem)
         return await self._back_to_pending(request, not_created(problem))
 
     async def _note_on_card(
-        self, request: ProvisioningRequest, note: str, *, release: bool = False
+        self,
+        request: ProvisioningRequest,
+        note: str | None,
+        *,
+        release: bool = False,
+        unknown_put_at: datetime | None = None,
     ) -> ProvisioningRequest | None:
-        """Say on the card (through last_error) where a provisioning request stands; `release`
-        lets the lease run out now so the recovery loop takes it from here."""
+        """Say on the card (through last_error) where a provisioning request stands.
+
+        `release` ends the lease now (no owner, expired) so the recovery loop takes it from
+        here, and no heartbeat still in flight can extend it. The card is updated only when the
+        note changed: a request the recovery loop keeps finding unsettled owes no update per
+        pass (chat.update is rate limited)."""
+        changes: dict[str, object] = {"last_error": note}
+        if release:
+            changes["lease_owner"] = None
+        if unknown_put_at is not None:
+            changes["unknown_put_at"] = unknown_put_at
+        changed = note != request.last_error
         noted = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
             to_state=RequestState.PROVISIONING,
             now=self.clock(),
-            changes={"last_error": note},
-            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            changes=changes,
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)] if changed else [],
             lease_owner=self.instance_id,
             lease_seconds=0.0 if release else None,
         )
-        if noted is not None:
+        if noted is not None and changed:
             self._on_outbox()
         return noted
 
@@ -326,20 +351,19 @@ class Provisioner:
         return finished
 
     async def _back_to_pending(
-        self, request: ProvisioningRequest, error: str, *, nothing_sent: bool = False
+        self, request: ProvisioningRequest, error: str
     ) -> ProvisioningRequest:
-        """Approve is live again. put_sent_at is kept unless Connect refused for certain: a PUT
-        whose outcome was unknown may still be carried out, and a "username in use" at the next
-        approval must then be recognised as this request's account."""
+        """Approve is live again. This approval's PUT is over (put_sent_at cleared); a PUT whose
+        answer never came stays on record (unknown_put_at), so that a "username in use" at the
+        next approval is recognised as this request's account if Connect carried it out."""
         changes: dict[str, object] = {
             "last_error": error,
             "decided_by": None,
             "decided_at": None,
             "lease_owner": None,
             "lease_expires_at": None,
+            "put_sent_at": None,
         }
-        if nothing_sent:
-            changes["put_sent_at"] = None
         pending = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
@@ -373,33 +397,59 @@ class Provisioner:
         Leases are renewed while their holder works and compared with the database's clock, so
         an expired lease means its holder stopped: it is taken over with one conditional update,
         and among replicas only one settles each request. A live lease is left alone, and so is
-        anything this process itself is still working on.
-
-        One look-up settles it: the holder renewed the lease when it sent the PUT, so the PUT
-        went out at least LEASE_SECONDS (over twice CONNECT_TIMEOUT) ago — or the holder had
-        already looked for the account over that time and let the lease run out.
+        anything this process itself is still working on. Several are settled side by side.
         """
-        settled = []
-        for stuck in await self.store.list_expired_leases():
-            if stuck.id in self._in_flight:
-                continue
-            taken = await self.store.transition(
-                stuck.id,
-                from_states={RequestState.PROVISIONING},
-                to_state=RequestState.PROVISIONING,
-                now=self.clock(),
-                changes={"lease_owner": self.instance_id},
-                lease_seconds=self.lease.total_seconds(),
-                lease_expired=True,
-            )
-            if taken is None:
-                continue
-            log.info("request %s: settling an interrupted approval", stuck.id)
+        gate = asyncio.Semaphore(RECOVERY_CONCURRENCY)
+
+        async def recover(stuck: ProvisioningRequest) -> ProvisioningRequest | None:
+            async with gate:
+                return await self._recover(stuck)
+
+        stuck = [r for r in await self.store.list_expired_leases() if r.id not in self._in_flight]
+        settled = await asyncio.gather(*(recover(request) for request in stuck))
+        return [request for request in settled if request is not None]
+
+    async def _recover(self, stuck: ProvisioningRequest) -> ProvisioningRequest | None:
+        taken = await self.store.transition(
+            stuck.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"lease_owner": self.instance_id},
+            lease_seconds=self.lease.total_seconds(),
+            lease_expired=True,
+        )
+        if taken is None:
+            return None
+        log.info("request %s: settling an interrupted approval", stuck.id)
+        async with self._holding(taken.id):
+            if taken.put_sent_at is None:
+                return await self._recover_unsent(taken)
             problem = _problem_of(stuck.last_error) or (
                 "The bot stopped while creating this account"
             )
-            async with self._holding(taken.id):
-                settled.append(
-                    await self._settle_unknown(taken, problem, delays=(0.0,), announce=False)
-                )
-        return settled
+            return await self._settle_unknown(
+                taken, problem, delays=self._delays_after(taken.put_sent_at), announce=False
+            )
+
+    async def _recover_unsent(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """The holder stopped before this approval's PUT went out: nothing was asked of Connect
+        now, so an account found is this request's only by an earlier unanswered PUT."""
+        try:
+            user = await self.directory.find_account(request.username)
+        except DirectoryError as exc:
+            return await self._keep_unsettled(request, exc.problem)
+        if user is not None:
+            return await self._settle_found(request, user, found_by_looking=True)
+        return await self._back_to_pending(
+            request,
+            "The bot stopped before it asked Connect to create this account, so none was "
+            "created. Press Approve to try again.",
+        )
+
+    def _delays_after(self, put_sent_at: datetime) -> tuple[float, ...]:
+        """Look now and, while Connect may still be carrying the PUT out, once more at the end
+        of that time: a recovering replica waits as long as the holder would have."""
+        left = (put_sent_at + self.put_patience - self.clock()).total_seconds()
+        left = min(left, self.put_patience.total_seconds())
+        return (0.0,) if left <= 0 else (0.0, left)

@@ -394,6 +394,7 @@ async def test_lease_of_a_dead_process_is_settled_by_another(bot: BotUnderTest, 
             "decided_at": now,
             "lease_owner": "dead:1",
             "lease_expires_at": now - timedelta(seconds=1),
+            "put_sent_at": now - timedelta(seconds=30),
         },
     )
     assert claimed is not None

@@ -193,8 +193,9 @@ async def test_no_account_after_the_last_look_goes_back_to_pending(
     assert request.last_error == (
         "Connect did not answer in time, and no account was created. Press Approve to try again."
     )
-    # That PUT may still be carried out: when it was sent is kept for the next approval.
-    assert request.put_sent_at is not None and request.lease_owner is None
+    # That PUT may still be carried out: it stays on record for the next approval.
+    assert request.unknown_put_at is not None and request.lease_owner is None
+    assert request.put_sent_at is None, "this approval is over"
 
 
 async def test_a_failed_last_look_leaves_it_for_the_recovery(store_backend: StoreBackend) -> None:
@@ -213,24 +214,54 @@ async def test_a_failed_last_look_leaves_it_for_the_recovery(store_backend: Stor
 
 
 @pytest.mark.parametrize(
-    ("created_after_put", "state"),
+    ("created_after_unanswered_put", "state"),
     [
         (timedelta(seconds=2), RequestState.APPROVED),
         # Connect's clock may run behind the database's.
         (-CLOCK_SKEW_MARGIN + timedelta(seconds=10), RequestState.APPROVED),
         (-CLOCK_SKEW_MARGIN - timedelta(seconds=10), RequestState.ALREADY_EXISTS),
         (-timedelta(days=30), RequestState.ALREADY_EXISTS),
-        (None, RequestState.ALREADY_EXISTS),  # Connect did not say when: as before
+        # Connect did not say when: the unanswered PUT is taken to have done it.
+        (None, RequestState.APPROVED),
     ],
 )
-async def test_username_in_use_is_settled_by_when_the_account_was_created(
-    store_backend: StoreBackend, created_after_put: timedelta | None, state: RequestState
+async def test_username_in_use_after_an_unanswered_put_is_settled_by_when_it_was_created(
+    store_backend: StoreBackend, created_after_unanswered_put: timedelta | None, state: RequestState
 ) -> None:
+    """Approval 1's PUT goes unanswered and the look-ups find nothing (pending again); approval
+    2's PUT hears "username in use": the account is the request's own when Connect created it
+    after the unanswered PUT."""
     store = store_backend.store
-    directory = Directory(IN_USE, lambda n: None)
-
+    directory = Directory(TIMEOUT, [None])
     request_id = await file(store)
     svc = service(store, directory)
+    first = await approve(svc, request_id)
+    assert first.state is RequestState.PENDING and first.put_sent_at is None
+    unanswered = first.unknown_put_at
+    assert unanswered is not None, "the unanswered PUT stays on record"
+    created = (
+        None if created_after_unanswered_put is None else unanswered + created_after_unanswered_put
+    )
+    directory.put = IN_USE
+    directory.lookups = [account(created)]
+    request = await approve(svc, request_id)
+    assert request.state is state and request.connect_guid == "guid-julie"
+    kinds = await owed(store_backend)
+    assert ("welcome" in kinds) is (state is RequestState.APPROVED)
+    if state is RequestState.APPROVED:
+        assert "username was in use" in (request.outcome_note or "")
+    assert directory.puts == 2
+
+
+@pytest.mark.parametrize("created_after_put", [timedelta(seconds=2), -timedelta(minutes=1), None])
+async def test_username_in_use_for_the_only_put_is_someone_elses_account(
+    store_backend: StoreBackend, created_after_put: timedelta | None
+) -> None:
+    """Connect refused the request's only PUT on the spot: whenever the account was made (the
+    person's own first login while the request waited, say), this request did not make it."""
+    store = store_backend.store
+    directory = Directory(IN_USE, lambda n: None)
+    request_id = await file(store)
 
     async def answer_in_use() -> Exception:
         sent = (await store.get(request_id)).put_sent_at  # type: ignore[union-attr]
@@ -240,12 +271,9 @@ async def test_username_in_use_is_settled_by_when_the_account_was_created(
         return IN_USE
 
     directory.put = answer_in_use
-    request = await approve(svc, request_id)
-    assert request.state is state and request.connect_guid == "guid-julie"
-    kinds = await owed(store_backend)
-    assert ("welcome" in kinds) is (state is RequestState.APPROVED)
-    if state is RequestState.APPROVED:
-        assert "username was in use" in (request.outcome_note or "")
+    request = await approve(service(store, directory), request_id)
+    assert request.state is RequestState.ALREADY_EXISTS and request.connect_guid == "guid-julie"
+    assert "welcome" not in await owed(store_backend)
 
 
 async def test_an_account_older_than_the_put_is_not_taken_for_created(
@@ -335,3 +363,112 @@ async def test_a_refused_put_forgets_when_it_was_sent(store_backend: StoreBacken
     directory = Directory(seats, [None])
     request = await approve(service(store, directory), await file(store))
     assert request.state is RequestState.PENDING and request.put_sent_at is None
+
+
+async def crashed_holder(store: SqlRequestStore, request_id: str, *, sent: bool) -> None:
+    """A holder that claimed the request and died, before or after sending its PUT."""
+    now = datetime.now(UTC)
+    await store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.PROVISIONING,
+        now=now,
+        changes={"lease_owner": "dead:1", "decided_by": APPROVER, "decided_at": now},
+        lease_seconds=0 if not sent else 30,
+    )
+    if sent:
+        assert await store.mark_put_sent(request_id, owner="dead:1", lease_seconds=0, now=now)
+    await asyncio.sleep(0.01)
+
+
+async def test_recovery_when_no_put_went_out_credits_no_account(
+    store_backend: StoreBackend,
+) -> None:
+    """The holder died before its PUT: an account found since is not this request's doing
+    (it already existed), and none found means nothing was created."""
+    store = store_backend.store
+    request_id = await file(store)
+    await crashed_holder(store, request_id, sent=False)
+    directory = Directory(TIMEOUT, [account(datetime.now(UTC))])
+    [settled] = await service(
+        store, directory, instance_id="b"
+    ).provisioner.recover_expired_leases()
+    assert settled.state is RequestState.ALREADY_EXISTS and directory.puts == 0
+    assert "welcome" not in await owed(store_backend)
+
+
+async def test_recovery_when_no_put_went_out_and_no_account_offers_approve_again(
+    store_backend: StoreBackend,
+) -> None:
+    store = store_backend.store
+    request_id = await file(store)
+    await crashed_holder(store, request_id, sent=False)
+    directory = Directory(TIMEOUT, [None])
+    [settled] = await service(
+        store, directory, instance_id="b"
+    ).provisioner.recover_expired_leases()
+    assert settled.state is RequestState.PENDING and directory.puts == 0
+    assert settled.last_error is not None and "before it asked Connect" in settled.last_error
+    assert settled.unknown_put_at is None
+
+
+async def test_an_unanswered_put_stays_on_record_through_a_later_refusal(
+    store_backend: StoreBackend,
+) -> None:
+    """Approval 1's PUT goes unanswered; approval 2's is refused (no seats); approval 3 hears
+    "username in use" for the account approval 1's PUT made late: it is this request's."""
+    store = store_backend.store
+    request_id = await file(store)
+    svc = service(store, Directory(TIMEOUT, [None]))
+    first = await approve(svc, request_id)
+    assert first.state is RequestState.PENDING and first.unknown_put_at is not None
+    seats = DirectoryRefused(
+        DirectoryProblem.OTHER, "Connect refused the request (400, code 64)", "No seats.", code=64
+    )
+    svc.provisioner.directory = Directory(seats, [None])  # type: ignore[assignment]
+    second = await approve(svc, request_id)
+    assert second.state is RequestState.PENDING and second.unknown_put_at == first.unknown_put_at
+    late = account(first.unknown_put_at + timedelta(seconds=3))
+    svc.provisioner.directory = Directory(IN_USE, [late])  # type: ignore[assignment]
+    third = await approve(svc, request_id)
+    assert third.state is RequestState.APPROVED
+    assert "welcome" in await owed(store_backend)
+
+
+async def test_recovery_passes_against_a_down_connect_owe_one_card_update(
+    store_backend: StoreBackend,
+) -> None:
+    """Each pass takes the request over, cannot look, and lets it go again: the card says so
+    once, not once per pass (chat.update is rate limited)."""
+    store = store_backend.store
+    request_id = await file(store)
+    await crashed_holder(store, request_id, sent=True)
+    provisioner = service(store, Directory(TIMEOUT, [DOWN]), instance_id="b").provisioner
+    for _ in range(4):
+        [settled] = await provisioner.recover_expired_leases()
+        assert settled.state is RequestState.PROVISIONING
+        await asyncio.sleep(0.01)
+    assert (await owed(store_backend)).count("update_card") == 1
+
+
+async def test_a_released_lease_cannot_be_renewed_by_a_late_heartbeat(
+    store_backend: StoreBackend,
+) -> None:
+    store = store_backend.store
+    directory = Directory(TIMEOUT, [None, None, None, DOWN])
+    request = await approve(service(store, directory), await file(store))
+    assert request.state is RequestState.PROVISIONING and request.lease_owner is None
+    assert not await store.renew_lease(request.id, owner="a", lease_seconds=30)
+
+
+def test_a_recovering_replica_looks_until_connect_would_have_given_up() -> None:
+    provisioner = Provisioner(
+        store=None,  # type: ignore[arg-type]  (no store needed to plan the look-ups)
+        directory=None,  # type: ignore[arg-type]
+        instance_id="b",
+        settle_delays=(1.0, 2.0, 3.0, 4.0),  # CONNECT_TIMEOUT 2 s: patience 6 s after the PUT
+        clock=lambda: datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC),
+    )
+    assert provisioner._delays_after(datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)) == (0.0,)
+    delays = provisioner._delays_after(datetime(2026, 1, 1, 12, 0, 8, tzinfo=UTC))
+    assert delays == (0.0, 4.0)

@@ -374,7 +374,7 @@ async def test_an_unknown_outcome_with_no_account_goes_back_to_pending(
     assert outcome.request.last_error == (
         "Connect did not answer in time, and no account was created. Press Approve to try again."
     )
-    assert outcome.request.put_sent_at is not None, "the PUT may still be carried out"
+    assert outcome.request.unknown_put_at is not None, "the PUT may still be carried out"
 
 
 async def test_deny_and_cancel_keep_no_ticket(store: SqlRequestStore) -> None:

@@ -1,4 +1,5 @@
-"""Exactly once with a slow Connect: when the PUT was sent, and what settling it found.
+"""Exactly once with a slow Connect: when the PUT was sent, since when an outcome is unknown,
+and what settling it found.
 
 Revision ID: 0003
 Revises: 0002
@@ -24,10 +25,15 @@ def upgrade() -> None:
         "provisioning_requests",
         sa.Column("put_sent_at", sa.DateTime(timezone=True), nullable=True),
     )
+    op.add_column(
+        "provisioning_requests",
+        sa.Column("unknown_put_at", sa.DateTime(timezone=True), nullable=True),
+    )
     op.add_column("provisioning_requests", sa.Column("outcome_note", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("provisioning_requests") as batch:
         batch.drop_column("outcome_note")
+        batch.drop_column("unknown_put_at")
         batch.drop_column("put_sent_at")
