@@ -70,6 +70,15 @@ PERMALINK_TTL = 24 * 3600.0
 PERMALINK_CONCURRENCY = 5
 
 
+# The approval card's message metadata names its request, so a retry can find a card an earlier
+# attempt posted (conversations.history, include_all_metadata) instead of posting another.
+CARD_EVENT = "connect_user_bot_card"
+# How far back from when the card was owed the approver channel is searched, and for how many
+# pages of 200 messages.
+CARD_SEARCH_MARGIN = timedelta(minutes=5)
+CARD_SEARCH_PAGES = 5
+
+
 class Retry(Exception):
     """Deliver this message again later."""
 
@@ -121,6 +130,7 @@ class SlackNotifier:
         # two deployments sharing one Redis never share entries.
         self.cache_scope = cache_scope
         self._wake = asyncio.Event()
+        self._bot_user: str | None = None
         self._concurrency = asyncio.Semaphore(concurrency)
         self._handlers = {
             OutboxKind.POST_CARD: self._post_card,
@@ -297,11 +307,61 @@ class SlackNotifier:
         request = await self.store.get(request.id) or request
         if request.card_ts:
             return
+        delivering = _delivering.get()
+        if delivering.attempts > 1:
+            # An earlier attempt may have posted the card and lost Slack's answer (a timeout, a
+            # dropped connection, the database failing right after): look before posting again.
+            found = await self._posted_card(request.id, since=delivering.created_at)
+            if found is not None:
+                log.info("request %s: the card an earlier attempt posted was found", request.id)
+                await self.store.set_card(request.id, self.approver_channel, found)
+                return
         message = approval_card(request, connect_url=self.connect_url)
         response = await self.client.chat_postMessage(
-            channel=self.approver_channel, unfurl_links=False, unfurl_media=False, **message
+            channel=self.approver_channel,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={"event_type": CARD_EVENT, "event_payload": {"request_id": request.id}},
+            **message,
         )
         await self.store.set_card(request.id, response["channel"], response["ts"])
+
+    async def _posted_card(self, request_id: str, *, since: datetime | None) -> str | None:
+        """The ts of this request's card if the bot already posted it, from the approver
+        channel's history (the card carries the request id in its metadata). None when there
+        is none, or when the history cannot be read (then the card is posted, at least once)."""
+        oldest = (since or self.clock()) - CARD_SEARCH_MARGIN
+        cursor: str | None = None
+        try:
+            bot_user = await self._bot_user_id()
+            for _ in range(CARD_SEARCH_PAGES):
+                page = await self.client.conversations_history(
+                    channel=self.approver_channel,
+                    oldest=f"{oldest.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for posted in page.get("messages") or []:
+                    metadata = posted.get("metadata") or {}
+                    if (
+                        posted.get("user") == bot_user
+                        and metadata.get("event_type") == CARD_EVENT
+                        and (metadata.get("event_payload") or {}).get("request_id") == request_id
+                    ):
+                        return str(posted["ts"])
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            log.warning("could not look for an earlier card: %s", exc.response.get("error"))
+        return None
+
+    async def _bot_user_id(self) -> str | None:
+        """Who the bot is in Slack (cards are only ever the bot's own messages)."""
+        if self._bot_user is None:
+            self._bot_user = (await self.client.auth_test()).get("user_id")
+        return self._bot_user
 
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if not (request.card_channel and request.card_ts):

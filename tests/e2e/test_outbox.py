@@ -23,6 +23,7 @@ from tests.support.bot_under_test import (
     start_bot,
 )
 from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack.state import wall_clock_ts
 from tests.support.flows import approve, file_request
 from tests.support.samples import new_request
 from tests.support.store_backends import StoreBackend
@@ -145,3 +146,38 @@ async def test_a_card_is_not_posted_by_a_worker_that_lost_the_message(
     assert fake_slack.count("chat.postMessage") == 1
     assert (await store.get("req1")).card_ts  # type: ignore[union-attr]
     assert await store.outbox_pending_count() == 0
+
+
+async def test_a_card_whose_answer_was_lost_is_found_not_posted_again(
+    quick_retries: BotUnderTest,
+) -> None:
+    """Slack posts the card, but its answer never reaches the bot (here: an error in place of
+    the answer). The retry finds the card by its metadata and adopts it: one card, and the
+    later updates edit that one."""
+    bot = quick_retries
+    bot.slack.ts_base_micros = wall_clock_ts()  # the search looks from when the card was owed
+    lost = []
+
+    def post_then_lose_the_answer(args: dict) -> dict:
+        answer = bot.slack._dispatch("chat.postMessage", args)
+        if args.get("channel") == APPROVER_CHANNEL and not lost:
+            lost.append(answer["ts"])
+            return {"ok": False, "error": "fatal_error"}
+        return answer
+
+    bot.slack.set_handler("chat.postMessage", post_then_lose_the_answer)
+    request_id = await file_request(bot)
+    await bot.settle()
+    cards = bot.slack.channel_messages(APPROVER_CHANNEL)
+    assert len(cards) == 1 and lost == [cards[0]["ts"]]
+    request = await bot.runtime.store.get(request_id)
+    assert request.card_ts == cards[0]["ts"]
+    assert bot.slack.count("conversations.history") == 1
+    await approve(bot, request_id)
+    updates = bot.slack.calls_to("chat.update")
+    assert updates and {u.args["ts"] for u in updates} == {cards[0]["ts"]}
+
+
+async def test_a_first_post_never_searches_the_history(quick_retries: BotUnderTest) -> None:
+    await file_request(quick_retries)
+    assert quick_retries.slack.count("conversations.history") == 0

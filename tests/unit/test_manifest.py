@@ -20,6 +20,7 @@ SCOPES_BY_METHOD = {
     "views_publish": set(),
     "conversations_members": {"channels:read", "groups:read"},
     "conversations_info": {"channels:read", "groups:read"},
+    "conversations_history": {"channels:history", "groups:history"},
     "conversations_open": {"im:write"},
     "users_info": {"users:read"},
     "users_lookupByEmail": {"users:read.email"},

@@ -35,6 +35,7 @@ class WebApiMethods:
             "conversations.open": self._conversations_open,
             "conversations.members": self._conversations_members,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "apps.connections.open": self._apps_connections_open,
@@ -286,6 +287,49 @@ class WebApiMethods:
             base64.b64encode(f"offset:{end}".encode()).decode() if end < len(members) else ""
         )
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _conversations_history(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, after `oldest`; a message's
+        `metadata` only with `include_all_metadata` (as Slack does)."""
+        channel = str(args.get("channel") or "")
+        info = self._channels.get(channel)
+        if info is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if info.get("is_member") is False:
+            return {"ok": False, "error": "not_in_channel"}
+        try:
+            limit = max(1, min(int(args.get("limit") or 100), 999))
+            oldest = float(args.get("oldest") or 0)
+            offset = (
+                int(base64.b64decode(str(args["cursor"])).decode()) if args.get("cursor") else 0
+            )
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return {"ok": False, "error": "invalid_arguments"}
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = sorted(
+            (
+                m
+                for (ch, ts), m in self._messages.items()
+                if ch == channel
+                and not m.get("deleted")
+                and float(ts) > oldest
+                and m.get("thread_ts") in (None, ts)
+            ),
+            key=lambda m: float(m["ts"]),
+            reverse=True,
+        )
+        page = [
+            {k: v for k, v in m.items() if with_metadata or k != "metadata"}
+            for m in found[offset : offset + limit]
+        ]
+        more = offset + limit < len(found)
+        next_cursor = base64.b64encode(str(offset + limit).encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "messages": json.loads(json.dumps(page)),
+            "has_more": more,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _conversations_info(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")

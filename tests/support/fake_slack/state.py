@@ -52,6 +52,10 @@ class WorkspaceState:
         self._home_views: dict[str, str] = {}  # user id -> view id of their published Home tab
         self._used_triggers: set[str] = set()
         self._ts_counter = 0
+        # Where message timestamps start. Slack's are the posting time; the fixed default keeps
+        # tests' literal ts values valid. Set it to `wall_clock_ts()` where time matters (a
+        # conversations.history search from a moment on).
+        self.ts_base_micros = _BASE_TS_MICROS
         self._view_counter = 0
 
     def _reset_state(self) -> None:
@@ -243,7 +247,7 @@ class WorkspaceState:
     # -----------------------------------------------------------------------------------------
     def _next_ts(self) -> str:
         self._ts_counter += 1
-        micros = _BASE_TS_MICROS + (self._ts_counter - 1) * 100
+        micros = self.ts_base_micros + (self._ts_counter - 1) * 100
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _known_message_problem(self, channel: str, ts: str) -> dict[str, Any] | None:
@@ -287,3 +291,8 @@ class WorkspaceState:
         }
         self._views[view_id] = stored
         return stored
+
+
+def wall_clock_ts() -> int:
+    """Now, in microseconds: a `ts_base_micros` that makes ts values what Slack's are."""
+    return int(time.time() * 1_000_000)
