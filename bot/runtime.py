@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import secrets
 import socket
@@ -157,6 +158,14 @@ class Runtime:
         )
 
 
+def search_scope(connect_server: str, api_key: str) -> str:
+    """The server and a one-way fingerprint of the key: the key itself never reaches a cache."""
+    fingerprint = hashlib.sha256(
+        b"connect-user-bot search scope\x00" + api_key.encode()
+    ).hexdigest()
+    return f"{connect_server}#{fingerprint[:16]}"
+
+
 def build_slack_client(settings: Settings) -> AsyncWebClient:
     client = AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
@@ -211,9 +220,10 @@ def build_runtime(
         ConnectDirectory(connect),
         cache,
         ttl=settings.search_cache_ttl,
-        # Names the directory the results come from, so two deployments sharing one Redis never
-        # show each other's people.
-        scope=settings.connect_server,
+        # Names the directory the results come from and the key that read them (what a search
+        # shows depends on the key: emails are hidden from non-administrators when Connect says
+        # so), so two deployments sharing one Redis never show each other's results.
+        scope=search_scope(settings.connect_server, settings.connect_api_key.get_secret_value()),
     )
     provisioner = Provisioner(
         store=store,

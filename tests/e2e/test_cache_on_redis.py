@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import redis.asyncio as redis
+from pydantic import SecretStr
 
 from bot.cache.backend import build_backend
 from bot.cache.directory import CachedDirectory
@@ -268,3 +269,19 @@ async def test_permalinks_on_redis_are_named_by_the_slack_workspace(fake_slack, 
     finally:
         for each in (first, replica, other):
             await each.cache.close()
+
+
+def test_search_results_are_scoped_by_the_key_that_read_them(settings) -> None:
+    """One Connect server, two API keys (an administrator's sees emails a publisher's may not):
+    their cached searches never mix, and the key itself never reaches a cache key."""
+    from bot.cache.directory import CachedDirectory
+    from bot.runtime import build_runtime
+
+    scopes = []
+    for key in ("admin-key-0123456789", "publisher-key-0123456789"):
+        runtime = build_runtime(settings.model_copy(update={"connect_api_key": SecretStr(key)}))
+        directory = runtime.provisioner.directory
+        assert isinstance(directory, CachedDirectory)
+        assert key not in directory.scope and settings.connect_server in directory.scope
+        scopes.append(directory.scope)
+    assert scopes[0] != scopes[1]
