@@ -2,24 +2,18 @@
 
 This is the one place where Connect's answers become the workflow's values and Connect's failures
 its errors: error codes are matched here (never their texts, which change between versions) and
-turned into a `DirectoryProblem` and plain words for the approver.
+turned into a `DirectoryProblem` and the plain words of `bot.connect.codes`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from bot.connect import codes
 from bot.connect.client import ConnectClient
 from bot.connect.errors import (
-    CODE_NOT_AUTHENTICATED,
-    CODE_PROVIDER_CANNOT_CREATE,
-    CODE_PROVIDER_UNSUPPORTED,
-    CODE_STALE_TICKET,
-    CODE_TOO_MANY_RESULTS,
-    CODE_USER_LOCKED,
-    CODE_USERNAME_IN_USE,
-    PERMISSION_CODES,
     ConnectAPIError,
     ConnectError,
     ConnectProtocolError,
@@ -37,11 +31,7 @@ from bot.workflow.ports import (
 
 T = TypeVar("T")
 
-_UNAVAILABLE = {
-    "timeout": "did not answer in time",
-    "connection": "could not be reached",
-    "rate_limited": "asked the bot to slow down (429)",
-}
+log = logging.getLogger(__name__)
 
 
 class ConnectDirectory:
@@ -61,9 +51,7 @@ class ConnectDirectory:
         return None if found is None else directory_entry(found)
 
     async def create_account(self, temp_ticket: str) -> Account:
-        created = await _translated(
-            lambda: self.client.create_from_ticket(temp_ticket), explain=_creation_refused
-        )
+        created = await _translated(lambda: self.client.create_from_ticket(temp_ticket))
         return account(created)
 
     async def find_account(self, username: str) -> Account | None:
@@ -96,11 +84,7 @@ def account(user: ConnectUser) -> Account:
     )
 
 
-async def _translated(
-    call: Callable[[], Awaitable[T]],
-    *,
-    explain: Callable[[ConnectAPIError], str] | None = None,
-) -> T:
+async def _translated(call: Callable[[], Awaitable[T]]) -> T:
     """Run a client call; Connect's failures come out as the workflow's errors.
 
     Raised outside the except block, so no `__context__` leads back to the client's error."""
@@ -108,12 +92,9 @@ async def _translated(
     try:
         return await call()
     except ConnectAPIError as exc:
-        error = refusal(exc, explain=explain)
+        error = refusal(exc)
     except ConnectUnavailable as exc:
-        what = _UNAVAILABLE.get(exc.reason) or (
-            f"failed on its side ({exc.status})" if exc.reason == "server_error" else "failed"
-        )
-        error = DirectoryUnavailable(f"Connect {what}")
+        error = DirectoryUnavailable(unavailable(exc).what)
     except ConnectProtocolError:
         error = DirectoryUnreadable("Connect gave an answer the bot could not read")
     except ConnectError:
@@ -121,65 +102,48 @@ async def _translated(
     raise error
 
 
+def unavailable(exc: ConnectUnavailable) -> codes.CodeMeaning:
+    if exc.reason == "timeout":
+        return codes.TIMEOUT
+    if exc.reason == "rate_limited":
+        return codes.RATE_LIMITED
+    if exc.reason == "server_error" and exc.status is not None:
+        return codes.server_error(exc.status)
+    return codes.UNREACHABLE
+
+
+def _meaning(exc: ConnectAPIError) -> codes.CodeMeaning | None:
+    found = codes.meaning(exc.code)
+    if found is None and exc.code is None:
+        # An answer without Connect's error body: its status says enough for these.
+        found = {401: codes.CODES[24], 403: codes.CODES[22], 404: codes.CODES[4]}.get(exc.status)
+    return found
+
+
 def problem_kind(exc: ConnectAPIError) -> DirectoryProblem:
     """What a refusal means for the workflow, from its code (never its text)."""
-    if exc.code == CODE_USERNAME_IN_USE:
-        return DirectoryProblem.USERNAME_TAKEN
-    if exc.code == CODE_STALE_TICKET:
-        return DirectoryProblem.STALE_TICKET
-    if exc.code == CODE_TOO_MANY_RESULTS:
-        return DirectoryProblem.TOO_MANY_RESULTS
-    if exc.code in (CODE_PROVIDER_CANNOT_CREATE, CODE_PROVIDER_UNSUPPORTED):
-        return DirectoryProblem.PROVIDER_CANNOT
-    if exc.code == CODE_USER_LOCKED:
-        return DirectoryProblem.LOCKED
-    if (
-        exc.status in (401, 403)
-        or exc.code == CODE_NOT_AUTHENTICATED
-        or exc.code in PERMISSION_CODES
-    ):
-        return DirectoryProblem.NOT_PERMITTED
-    return DirectoryProblem.OTHER
+    found = _meaning(exc)
+    if found is not None:
+        return found.kind
+    return DirectoryProblem.NOT_PERMITTED if exc.status in (401, 403) else DirectoryProblem.OTHER
 
 
-def refusal(
-    exc: ConnectAPIError, *, explain: Callable[[ConnectAPIError], str] | None = None
-) -> DirectoryRefused:
+def refusal(exc: ConnectAPIError) -> DirectoryRefused:
+    """A refusal in the workflow's terms, explained in the table's words; a code the table does
+    not know is shown with Connect's own message (to the approver only) and logged."""
+    found = _meaning(exc)
+    if found is not None:
+        explanation = found.explain(exc.code) if exc.code is not None else f"{found.what}."
+    else:
+        log.warning(
+            "Connect answered %s with code %s, which the bot has no words for", exc.status, exc.code
+        )
+        explanation = (
+            f"Connect refused the request ({exc.status}, code {exc.code}), saying: {exc.message}"
+        )
     return DirectoryRefused(
         problem_kind(exc),
         f"Connect refused the request ({exc.status}, code {exc.code})",
-        (explain or _refused)(exc),
+        explanation,
         code=exc.code,
     )
-
-
-def _refused(exc: ConnectAPIError) -> str:
-    return f"Connect refused the request ({exc.status}, code {exc.code}): {exc.message}"
-
-
-def _creation_refused(exc: ConnectAPIError) -> str:
-    """Plain words for the card when Connect refused to create an account."""
-    kind = problem_kind(exc)
-    if exc.status == 401 or exc.code == CODE_NOT_AUTHENTICATED:
-        return (
-            "Connect rejected the bot's API key (401). An administrator must give the bot a valid "
-            "CONNECT_API_KEY; then press Approve again."
-        )
-    if kind is DirectoryProblem.PROVIDER_CANNOT:
-        return (
-            f"Connect's authentication provider cannot create accounts from the directory "
-            f"(code {exc.code}). An administrator must check Connect's authentication settings."
-        )
-    if kind is DirectoryProblem.LOCKED:
-        return "Connect says this account is locked (code 50). An administrator must unlock it."
-    if exc.status == 403:
-        return (
-            f"The bot's API key lacks the permission to create users (403, code {exc.code}). "
-            "It must belong to a publisher or administrator; then press Approve again."
-        )
-    if kind is DirectoryProblem.STALE_TICKET:
-        return (
-            "Connect no longer accepts this person's directory ticket, even after a fresh search. "
-            "Try again later, or ask the requester to search again."
-        )
-    return f"Connect refused to create the account ({exc.status}, code {exc.code})."

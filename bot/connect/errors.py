@@ -2,16 +2,6 @@
 
 from __future__ import annotations
 
-# Connect error codes the bot acts on (match on the code, never on the text).
-CODE_USERNAME_IN_USE = 8
-CODE_TOO_MANY_RESULTS = 83
-CODE_STALE_TICKET = 127
-CODE_PROVIDER_CANNOT_CREATE = 119
-CODE_PROVIDER_UNSUPPORTED = 132
-CODE_NOT_AUTHENTICATED = 24
-CODE_USER_LOCKED = 50
-PERMISSION_CODES = frozenset({19, 20, 21, 22, 23})
-
 
 class ConnectError(Exception):
     """Base class of every error the Connect client raises."""
@@ -47,17 +37,6 @@ class ConnectAPIError(ConnectError):
         self.status = status
         self.code = code
         self.message = message
-
-    @property
-    def is_configuration_problem(self) -> bool:
-        """A problem an administrator must fix in Connect or in the bot's key, not a retry."""
-        return (
-            self.status == 401
-            or self.code
-            in (CODE_PROVIDER_CANNOT_CREATE, CODE_PROVIDER_UNSUPPORTED, CODE_NOT_AUTHENTICATED)
-            or self.code in PERMISSION_CODES
-            or (self.status == 403 and self.code != CODE_USER_LOCKED)
-        )
 
 
 class ConnectProtocolError(ConnectError):

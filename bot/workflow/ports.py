@@ -185,11 +185,13 @@ class DirectoryProblem(StrEnum):
     """Why the directory refused, in the terms the workflow acts on."""
 
     USERNAME_TAKEN = "username_taken"  # the account exists already (perhaps just created)
+    USERNAME_REFUSED = "username_refused"  # Connect does not permit (or policy prohibits) it
     STALE_TICKET = "stale_ticket"  # the person's ticket is no longer accepted: search again
     TOO_MANY_RESULTS = "too_many_results"  # the search was too broad
     PROVIDER_CANNOT = "provider_cannot"  # the login provider cannot do this (no remote search)
     NOT_PERMITTED = "not_permitted"  # the bot's key is refused or lacks a permission
     LOCKED = "locked"  # the account is locked
+    LICENCE_FULL = "licence_full"  # no free licence seat
     OTHER = "other"
 
 

@@ -15,6 +15,7 @@ import pytest
 
 import bot.connect.client as client_module
 from bot.connect.client import ConnectClient
+from bot.connect.directory import problem_kind
 from bot.connect.errors import (
     ConnectAPIError,
     ConnectError,
@@ -22,6 +23,7 @@ from bot.connect.errors import (
     ConnectUnavailable,
 )
 from bot.connect.models import ConnectUser
+from bot.workflow.ports import DirectoryProblem
 from tests.support.connect_client import (
     KEY,
     ODD_PREFIXES,
@@ -192,15 +194,18 @@ async def test_find_remote_user_needs_an_exact_username(
     assert fake.calls[0].query == {"prefix": "julie", "limit": "500"}
 
 
-@pytest.mark.parametrize(("code", "configuration"), [(132, True), (83, False)])
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(132, DirectoryProblem.PROVIDER_CANNOT), (83, DirectoryProblem.TOO_MANY_RESULTS)],
+)
 async def test_remote_search_error_codes(
-    fake: FakeConnect, client: ConnectClient, code: int, configuration: bool
+    fake: FakeConnect, client: ConnectClient, code: int, kind: DirectoryProblem
 ) -> None:
     fake.remote_search_error_code = code
     with pytest.raises(ConnectAPIError) as info:
         await client.search_remote("j", limit=20)
     assert (info.value.status, info.value.code) == (400, code)
-    assert info.value.is_configuration_problem is configuration
+    assert problem_kind(info.value) is kind
     assert fake.count("GET", "v1/users/remote") == 1  # a 4xx is not retried
 
 
@@ -301,7 +306,7 @@ async def test_username_in_use_is_code_8(fake: FakeConnect, client: ConnectClien
     with pytest.raises(ConnectAPIError) as info:
         await client.create_from_ticket(julie.temp_ticket)  # type: ignore[union-attr]
     assert (info.value.status, info.value.code) == (409, 8)
-    assert not info.value.is_configuration_problem
+    assert problem_kind(info.value) is DirectoryProblem.USERNAME_TAKEN
 
 
 async def test_stale_ticket_is_code_127_and_a_new_search_fixes_it(
@@ -317,15 +322,23 @@ async def test_stale_ticket_is_code_127_and_a_new_search_fixes_it(
     assert (await client.create_from_ticket(fresh.temp_ticket)).username == "julie"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(("code", "status"), [(119, 400), (132, 400), (21, 403), (24, 401)])
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        (119, 400, DirectoryProblem.PROVIDER_CANNOT),
+        (132, 400, DirectoryProblem.PROVIDER_CANNOT),
+        (21, 403, DirectoryProblem.NOT_PERMITTED),
+        (24, 401, DirectoryProblem.NOT_PERMITTED),
+    ],
+)
 async def test_configuration_errors_on_create(
-    fake: FakeConnect, client: ConnectClient, code: int, status: int
+    fake: FakeConnect, client: ConnectClient, code: int, status: int, kind: DirectoryProblem
 ) -> None:
     fake.put_error_code = code
     with pytest.raises(ConnectAPIError) as info:
         await client.create_from_ticket(fake.issue_ticket("julie"))
     assert (info.value.status, info.value.code) == (status, code)
-    assert info.value.is_configuration_problem
+    assert problem_kind(info.value) is kind
     assert fake.count("PUT") == 1
 
 
@@ -334,7 +347,7 @@ async def test_wrong_key_is_401_code_24_and_not_retried(fake: FakeConnect) -> No
         with pytest.raises(ConnectAPIError) as info:
             await c.current_user()
     assert (info.value.status, info.value.code) == (401, 24)
-    assert info.value.is_configuration_problem
+    assert problem_kind(info.value) is DirectoryProblem.NOT_PERMITTED
     assert fake.count() == 1 and not fake.calls[0].authorized
 
 

@@ -34,7 +34,11 @@ from tests.support.fake_connect import FakeConnect
         (401, None, DirectoryProblem.NOT_PERMITTED),
         (403, 19, DirectoryProblem.NOT_PERMITTED),
         (403, 23, DirectoryProblem.NOT_PERMITTED),
-        (400, 64, DirectoryProblem.OTHER),
+        (400, 64, DirectoryProblem.LICENCE_FULL),
+        (400, 7, DirectoryProblem.USERNAME_REFUSED),
+        (400, 107, DirectoryProblem.USERNAME_REFUSED),
+        (403, None, DirectoryProblem.NOT_PERMITTED),
+        (400, 3, DirectoryProblem.OTHER),
         (400, None, DirectoryProblem.OTHER),
     ],
 )
