@@ -8,6 +8,7 @@ from typing import TextIO
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.connect.capabilities import capabilities, describe
 from bot.connect.client import ConnectClient
 from bot.connect.errors import ConnectAPIError, ConnectError
 from bot.runtime import build_slack_client
@@ -16,9 +17,6 @@ from bot.slack.people import channel_info, public_channel_message, shared_channe
 from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
 from bot.store.urls import redact_url
-
-# Providers whose users Connect can search remotely (GET /v1/users/remote).
-REMOTE_SEARCH_PROVIDERS = ("ldap", "oauth2", "google")
 
 
 class Report:
@@ -82,12 +80,17 @@ async def _check_connect(settings: Settings, report: Report) -> None:
         except ConnectError as exc:
             report.warn(f"could not read server settings ({type(exc).__name__})")
             return
-        provider = server.provider
-        report.ok(f"Connect {server.version or '(version hidden)'}, authentication: {provider}")
-        if not any(name in provider.lower() for name in REMOTE_SEARCH_PROVIDERS):
+        caps = capabilities(server)
+        report.ok(f"Connect {server.version or '(version hidden)'}, {describe(caps)}")
+        if caps.remote_user_search is False:
             report.warn(
-                f"remote user search works with LDAP or OAuth2 (Google); {provider} may answer "
-                "every search with an error."
+                f"{caps.provider} has no remote user search: /connect-user search will say that "
+                "accounts are created when people first log in."
+            )
+        elif caps.remote_user_search is None:
+            report.warn(
+                "Connect did not say whether its login provider can search the directory (an "
+                "older version?); the bot will try, and say so if it cannot."
             )
 
 

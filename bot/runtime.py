@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.cache.backend import build_backend
 from bot.cache.directory import CachedDirectory
 from bot.cache.keyed import KeyedCache
+from bot.connect.capabilities import describe as describe_capabilities
 from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory
 from bot.connect.transport import AiohttpTransport
@@ -40,6 +41,7 @@ from bot.store.sql_store import SqlRequestStore
 from bot.tasks import TaskSupervisor
 from bot.web.deps import WebDeps
 from bot.workflow.clock import Clock, utcnow
+from bot.workflow.ports import DirectoryError
 from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
 from bot.workflow.timers import Timers
@@ -90,6 +92,7 @@ class Runtime:
             raise
         if migrate:
             await upgrade(self.engine)
+        await self._read_capabilities()
         self._stop.clear()
         # One connection pool for every Slack call (Web API and response_urls): slack_sdk opens
         # a session, and a TCP connection, per call otherwise.
@@ -106,6 +109,18 @@ class Runtime:
         gc.collect()
         gc.freeze()
         log.info("bot started as %s", self.instance_id)
+
+    async def _read_capabilities(self) -> None:
+        """What Connect's login provider allows, read once and said in the log; if Connect
+        cannot say now, the first search asks again (decisions never guess from a name)."""
+        try:
+            caps = await asyncio.wait_for(
+                self.requests.directory.capabilities(), self.settings.connect_timeout
+            )
+        except (DirectoryError, TimeoutError) as exc:
+            log.warning("could not read Connect's server settings at start: %s", exc)
+            return
+        log.info("Connect's login provider: %s", describe_capabilities(caps))
 
     async def _recovery_loop(self) -> None:
         while not self._stop.is_set():

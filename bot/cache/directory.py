@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.cache.keyed import KeyedCache, cache_key
-from bot.workflow.models import Account, DirectoryEntry, DirectoryPage
+from bot.workflow.models import Account, DirectoryCapabilities, DirectoryEntry, DirectoryPage
 from bot.workflow.ports import Directory
 
 
@@ -43,6 +43,9 @@ class CachedDirectory:
 
     async def find_account(self, username: str) -> Account | None:
         return await self.directory.find_account(username)
+
+    async def capabilities(self) -> DirectoryCapabilities:
+        return await self.directory.capabilities()
 
 
 _ENTRY_FIELDS = ("username", "first_name", "last_name", "email", "guid", "user_role")

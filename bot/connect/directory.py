@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.connect import codes
+from bot.connect.capabilities import capabilities
 from bot.connect.client import ConnectClient
 from bot.connect.errors import (
     ConnectAPIError,
@@ -20,7 +21,7 @@ from bot.connect.errors import (
     ConnectUnavailable,
 )
 from bot.connect.models import ConnectUser, RemoteUser
-from bot.workflow.models import Account, DirectoryEntry, DirectoryPage
+from bot.workflow.models import Account, DirectoryCapabilities, DirectoryEntry, DirectoryPage
 from bot.workflow.ports import (
     DirectoryError,
     DirectoryProblem,
@@ -39,6 +40,8 @@ class ConnectDirectory:
 
     def __init__(self, client: ConnectClient) -> None:
         self.client = client
+        # Read once: the provider's flags change only when Connect is reconfigured and restarted.
+        self._capabilities: DirectoryCapabilities | None = None
 
     async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
         result = await _translated(lambda: self.client.search_remote(prefix, limit=limit))
@@ -57,6 +60,12 @@ class ConnectDirectory:
     async def find_account(self, username: str) -> Account | None:
         found = await _translated(lambda: self.client.find_user(username))
         return None if found is None else account(found)
+
+    async def capabilities(self) -> DirectoryCapabilities:
+        if self._capabilities is None:
+            server = await _translated(self.client.server_settings)
+            self._capabilities = capabilities(server)
+        return self._capabilities
 
 
 def directory_entry(user: RemoteUser) -> DirectoryEntry:

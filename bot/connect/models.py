@@ -118,15 +118,106 @@ class ConnectGroup(_ConnectModel):
     name: str
 
 
+def _lenient_flag(value: object) -> object:
+    """A flag Connect may not send (older versions), or send as text: unknown stays None."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _lenient_int(value: object) -> object:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+class Authentication(_ConnectModel):
+    """`server_settings` → `authentication`: what the login provider lets Connect do.
+
+    Every flag is optional (older servers lack some): None means "Connect did not say"."""
+
+    name: str = ""
+    external_user_search: bool | None = None
+    external_user_data: bool | None = None
+    external_user_id: bool | None = None
+    groups_enabled: bool | None = None
+    external_group_search: bool | None = None
+    external_group_members: bool | None = None
+    external_group_id: bool | None = None
+    external_group_owner: bool | None = None
+    unique_usernames: bool | None = None
+    name_editable_by: str | None = None
+    email_editable_by: str | None = None
+    role_editable_by: str | None = None
+
+    _flags = field_validator(
+        "external_user_search",
+        "external_user_data",
+        "external_user_id",
+        "groups_enabled",
+        "external_group_search",
+        "external_group_members",
+        "external_group_id",
+        "external_group_owner",
+        "unique_usernames",
+        mode="before",
+    )(_lenient_flag)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return value if isinstance(value, str) else ""
+
+    @field_validator("name_editable_by", "email_editable_by", "role_editable_by", mode="before")
+    @classmethod
+    def _who(cls, value: object) -> object:
+        return value if isinstance(value, str) and value else None
+
+
+class License(_ConnectModel):
+    """`server_settings` → `license`: the user limit (0: none) and what counts as active."""
+
+    users: int | None = None
+    user_activity_days: int | None = Field(default=None, alias="user-activity-days")
+    users_grace: int | None = Field(default=None, alias="users-grace")
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    _ints = field_validator("users", "user_activity_days", "users_grace", mode="before")(
+        _lenient_int
+    )
+
+
 class ServerSettings(_ConnectModel):
-    """The parts of `GET /__api__/server_settings` the bot reads (not in the public spec)."""
+    """The parts of `GET /__api__/server_settings` the bot reads (not in the public spec, used
+    by both official clients): the version, the login provider's flags and the licence."""
 
     version: str = ""
-    authentication_name: str = Field(default="", alias="authentication_name")
+    authentication: Authentication | None = None
+    license: License | None = None
+    # Older servers name the provider at the top level.
+    authentication_name: str = ""
     authentication_provider: str = ""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @field_validator("authentication", "license", mode="before")
+    @classmethod
+    def _object_or_none(cls, value: object) -> object:
+        return value if isinstance(value, dict) else None
+
+    @field_validator("version", "authentication_name", "authentication_provider", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return value if isinstance(value, str) else ""
 
     @property
     def provider(self) -> str:
-        return self.authentication_provider or self.authentication_name or "unknown"
+        named = self.authentication.name if self.authentication else ""
+        return named or self.authentication_provider or self.authentication_name or "unknown"

@@ -61,6 +61,22 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryCapabilities:
+    """What the organisation's login provider lets Connect do, as Connect itself says (None:
+    Connect did not say). Decisions follow these flags, never the provider's name."""
+
+    provider: str = "unknown"  # as Connect names it: "LDAP", "OAuth2", "SAML", …
+    # People can be found in the directory, and their accounts created from it.
+    remote_user_search: bool | None = None
+    groups_enabled: bool | None = None
+    remote_group_search: bool | None = None  # directory groups can be found and brought in
+    provider_owns_group_members: bool | None = None  # membership comes from the provider
+    provider_owns_roles: bool | None = None  # role_editable_by is "provider"
+    licensed_users: int | None = None  # the licence's user limit; 0: no limit
+    user_activity_days: int | None = None  # how long a user counts as active for the licence
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone from the directory, as the requester saw them in search results."""
 

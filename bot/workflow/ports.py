@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from bot.workflow.models import (
     Account,
+    DirectoryCapabilities,
     DirectoryEntry,
     DirectoryPage,
     NewRequest,
@@ -226,6 +227,9 @@ class Directory(Protocol):
 
     async def find_account(self, username: str) -> Account | None:
         """The Connect account whose username is exactly `username`."""
+
+    async def capabilities(self) -> DirectoryCapabilities:
+        """What the login provider lets Connect do, as Connect says (read once, then kept)."""
 
 
 class ApproverVerdict(StrEnum):

@@ -104,7 +104,15 @@ class Requests:
 
     async def search(self, prefix: str) -> SearchOutcome:
         """Directory entries for a prefix, without their tickets: nothing needs them before a
-        request is filed, and filing reads a fresh one."""
+        request is filed, and filing reads a fresh one.
+
+        When Connect says its login provider has no remote search, nothing is asked of it."""
+        try:
+            remote_search = (await self.directory.capabilities()).remote_user_search
+        except DirectoryError:
+            remote_search = None  # unknown: try, and let the answer say
+        if remote_search is False:
+            return SearchOutcome(problem=SearchProblem.REMOTE_SEARCH_UNSUPPORTED)
         try:
             page = await self.directory.search(prefix, limit=self.search_limit)
         except DirectoryRefused as exc:

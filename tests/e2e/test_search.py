@@ -176,7 +176,7 @@ async def test_bad_signature_is_refused(bot: BotUnderTest) -> None:
     headers = sign(body, "not-the-secret")
     response = await bot.http.post("/slack/events", content=body, headers=headers)
     assert response.status_code == 401
-    assert bot.connect.count() == 0
+    assert bot.connect.count(path="/__api__/v1/users/remote") == 0
 
 
 async def test_stale_timestamp_is_refused(bot: BotUnderTest) -> None:

@@ -88,8 +88,10 @@ def signed_bytes(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | Non
 
 @pytest.fixture(autouse=True)
 def _forget_start_up_calls(bot: BotUnderTest) -> None:
-    """The bot reads the approver channel when it starts; only what a request causes counts."""
+    """The bot reads the approver channel (Slack) and the login provider's flags (Connect) when it
+    starts; only what a request causes counts."""
     bot.slack.reset()
+    bot.connect.reset_calls()
 
 
 def assert_nothing_happened(bot: BotUnderTest) -> None:

@@ -14,7 +14,14 @@ import pytest
 from bot.store.database import create_engine
 from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
-from bot.workflow.models import Account, DirectoryEntry, DirectoryPage, NewRequest, Person
+from bot.workflow.models import (
+    Account,
+    DirectoryCapabilities,
+    DirectoryEntry,
+    DirectoryPage,
+    NewRequest,
+    Person,
+)
 from bot.workflow.outcomes import (
     Decided,
     Duplicate,
@@ -63,8 +70,18 @@ class Directory:
     tickets_sent: list[str] = field(default_factory=list)
     # What find_entry answers after each PUT (code 127 makes the workflow look again).
     after_put: dict[str, DirectoryEntry | None] = field(default_factory=dict)
+    caps: DirectoryCapabilities | DirectoryError = field(
+        default_factory=lambda: DirectoryCapabilities("LDAP", remote_user_search=True)
+    )
+    searches: int = 0
+
+    async def capabilities(self) -> DirectoryCapabilities:
+        if isinstance(self.caps, DirectoryError):
+            raise self.caps
+        return self.caps
 
     async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
+        self.searches += 1
         if isinstance(self.search_answer, DirectoryError):
             raise self.search_answer
         if self.search_answer is not None:
@@ -172,6 +189,27 @@ async def test_each_directory_failure_is_a_search_problem(
 ) -> None:
     outcome = await workflow(store, Directory(search_answer=error)).search("jul")
     assert outcome.page is None and outcome.problem is problem
+
+
+async def test_without_remote_search_connect_is_not_asked(store: SqlRequestStore) -> None:
+    directory = Directory(
+        entries={"julie": julie()}, caps=DirectoryCapabilities("SAML", remote_user_search=False)
+    )
+    outcome = await workflow(store, directory).search("jul")
+    assert outcome.problem is SearchProblem.REMOTE_SEARCH_UNSUPPORTED
+    assert directory.searches == 0
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [DirectoryCapabilities("old Connect"), DirectoryUnavailable("Connect could not be reached")],
+)
+async def test_when_connect_does_not_say_the_search_is_tried(
+    store: SqlRequestStore, caps: DirectoryCapabilities | DirectoryError
+) -> None:
+    directory = Directory(entries={"julie": julie()}, caps=caps)
+    outcome = await workflow(store, directory).search("jul")
+    assert outcome.page is not None and directory.searches == 1
 
 
 # -- filing ----------------------------------------------------------------------------------
