@@ -1,7 +1,8 @@
 """The fake Connect (tests/support/fake_connect.py) against Connect's published 2023.09 schema:
 the user record's fields and types, nanosecond timestamps, the error table's codes, texts and
-statuses, sorted searches, server_settings per login provider, and the key rules. Every test
-ends by checking each error the fake sent against the table (`every_error_is_published`)."""
+statuses, sorted searches, server_settings per login provider, the key rules, the endpoints the
+next issues need, and the fault switches. Every test ends by checking each error the fake made up
+against the table (`every_error_is_published`)."""
 
 from __future__ import annotations
 
