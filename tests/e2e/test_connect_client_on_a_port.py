@@ -111,13 +111,14 @@ def test_fake_speaks_connect_error_bodies() -> None:
         assert response.status_code == 401
         assert response.json() == {
             "code": 24,
-            "error": "The request is not authenticated.",
+            "error": "The requested operation requires authentication.",
             "payload": None,
         }
         headers = {"Authorization": f"Key {fake.api_key}"}
         response = http.get(
             "v1/users/remote", params={"prefix": "a", "limit": 501}, headers=headers
         )
-        assert response.status_code == 400 and json.loads(response.text)["code"] == 3
+        # Outside 1-500: "The requested range is invalid." (code 13, the fake's choice).
+        assert response.status_code == 400 and json.loads(response.text)["code"] == 13
         response = http.put("v1/users", json={"temp_ticket": "nope"}, headers=headers)
         assert (response.status_code, response.json()["code"]) == (400, 127)

