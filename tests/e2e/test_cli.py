@@ -25,11 +25,6 @@ async def test_check_passes_on_a_working_setup(fake_slack, fake_connect, databas
     assert APPROVER_CHANNEL in report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: `check` reads a top-level `authentication_name`, which Connect does not "
-    "send, and warns that remote search may fail on a working LDAP server",
-)
 async def test_check_does_not_warn_about_a_working_ldap_server(
     fake_slack, fake_connect, database_url
 ) -> None:
@@ -57,18 +52,26 @@ async def test_check_names_each_problem(fake_slack, fake_connect, database_url) 
     assert "wrong-key" not in report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: `check` reads a top-level `authentication_name`, which Connect does not "
-    "send (it has `authentication.name` and the flags), so it reports 'unknown'",
-)
 async def test_check_warns_when_remote_search_cannot_work(
     fake_slack, fake_connect, database_url
 ) -> None:
     fake_connect.provider = "saml"
     out = io.StringIO()
     await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
-    assert "warn" in out.getvalue() and "SAML" in out.getvalue()
+    report = out.getvalue()
+    assert "warn" in report and "SAML" in report
+    assert "no remote search" in report and "roles" in report, report
+
+
+async def test_check_prints_what_the_provider_allows(
+    fake_slack, fake_connect, database_url
+) -> None:
+    out = io.StringIO()
+    await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
+    assert (
+        "LDAP: remote search available; roles managed by Connect; groups come from the "
+        "directory (directory groups can be searched)"
+    ) in out.getvalue()
 
 
 def run_cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:

@@ -271,11 +271,6 @@ async def test_get_user_group_current_user_and_settings(
     assert (info.value.status, info.value.code) == (404, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: the bot reads a top-level `authentication_name`, which Connect does not "
-    "send; the provider's name is `authentication.name`",
-)
 async def test_server_settings_name_the_provider(client: ConnectClient) -> None:
     assert (await client.server_settings()).provider == "LDAP"
 
