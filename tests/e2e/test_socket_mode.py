@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +174,62 @@ def test_socket_mode_stops_promptly_while_slack_cannot_be_reached(tmp_path: Path
         assert code == 0, running.stderr
         assert took < 5, f"stopped after {took:.1f}s"
         assert "Traceback" not in running.stderr
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: a Slack that hangs."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._sock.accept()[0])
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone may not.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_socket_mode_stops_promptly_while_starting_against_a_slack_that_never_answers(
+    tmp_path: Path, sig: int
+) -> None:
+    """Start-up reads the approver channel from Slack (15 s timeout per call): a signal then
+    must not wait for it."""
+    silent = SilentServer()
+    try:
+        env = socket_env(f"{silent.url}/api/", f"http://127.0.0.1:{closed_port()}/", tmp_path)
+        with bot_process(env, tmp_path) as running:
+            deadline = time.monotonic() + 30
+            while not silent.accepted:
+                assert running.process.poll() is None, running.stderr
+                assert time.monotonic() < deadline, f"never called Slack:\n{running.stderr}"
+                time.sleep(0.05)
+            time.sleep(0.5)  # well inside the call that never gets an answer
+            code, took = running.stop_with(sig, within=12)
+            stderr = running.stderr
+    finally:
+        silent.close()
+    assert code == 0, stderr
+    assert took < 5, f"stopped after {took:.1f}s"
+    assert "Traceback" not in stderr
+    assert "connected to Slack" not in stderr
 
 
 def test_socket_mode_stops_promptly_while_slack_keeps_failing(
