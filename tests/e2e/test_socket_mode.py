@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import run_socket_mode
+from bot.runtime import build_runtime
 from tests.support.bot_under_test import (
     APPROVER_CHANNEL,
     BOT_TOKEN,
@@ -230,6 +231,23 @@ def test_socket_mode_stops_promptly_while_starting_against_a_slack_that_never_an
     assert took < 5, f"stopped after {took:.1f}s"
     assert "Traceback" not in stderr
     assert "connected to Slack" not in stderr
+
+
+async def test_a_runtime_that_never_finished_starting_stops_without_delivering(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a start cut short by a signal, Runtime.stop() only closes what was opened: no last
+    delivery pass (the database may not be migrated yet, and Slack may be what hangs)."""
+    runtime = build_runtime(settings, socket_mode=True)
+    passes: list[str] = []
+
+    async def deliver_due() -> int:
+        passes.append("delivery")
+        return 0
+
+    monkeypatch.setattr(runtime.notifier, "deliver_due", deliver_due)
+    await runtime.stop()
+    assert passes == []
 
 
 def test_socket_mode_stops_promptly_while_slack_keeps_failing(
