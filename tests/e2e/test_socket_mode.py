@@ -263,6 +263,25 @@ def test_socket_mode_stops_promptly_while_slack_keeps_failing(
         assert "Traceback" not in running.stderr
 
 
+def test_a_refused_websocket_handshake_never_logs_the_connection_ticket(
+    tmp_path: Path, fake_slack, fake_connect
+) -> None:
+    """slack_sdk logs a failed handshake with aiohttp's error, whose text holds the URL and so
+    the ticket (a credential for a connection as the app), and retries it every 10 s."""
+    fake_slack.socket_handshake_status = 403
+    env = socket_env(fake_slack.api_url, fake_connect.url, tmp_path)
+    with bot_process(env, tmp_path) as running:
+        running.wait_for_log("Failed to connect")
+        code, _ = running.stop_with(signal.SIGTERM, within=10)
+        stderr = running.stderr
+    assert code == 0, stderr
+    tickets = fake_slack.issued_socket_tickets
+    assert tickets, "the bot asked for a connection"
+    assert not [ticket for ticket in tickets if ticket in stderr], stderr[-3000:]
+    failed = [line for line in stderr.splitlines() if "Failed to connect" in line]
+    assert "/socket?<redacted>" in failed[0] and "403" in failed[0], failed[0]
+
+
 @pytest.mark.parametrize(
     ("error", "words"),
     [
