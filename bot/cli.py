@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -21,6 +21,9 @@ from bot.settings import (
     Settings,
     load_from_environment,
 )
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 log = logging.getLogger("bot")
 
@@ -126,7 +129,17 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
 
     assert settings.slack_app_token is not None
     runtime = build_runtime(settings, socket_mode=True, **runtime_options)
-    await runtime.start()
+    stopping = asyncio.create_task(stop.wait(), name="socket-mode-stop")
+    try:
+        started = await _start_unless_stopped(runtime, stopping)
+    except BaseException:
+        stopping.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
+        raise
+    if not started:
+        log.info("stopping before start-up finished")
+        await runtime.stop()
+        return
     handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
     refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     _watch_connection_opening(handler.client, refused)
@@ -135,7 +148,6 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
         handler.connect_async(),  # type: ignore[no-untyped-call]
         name="socket-mode-connect",
     )
-    stopping = asyncio.create_task(stop.wait(), name="socket-mode-stop")
     first: set[asyncio.Future[Any]] = {connecting, stopping, refused}
     try:
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
@@ -153,6 +165,26 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
         with contextlib.suppress(Exception):
             await handler.close_async()  # type: ignore[no-untyped-call]
         await runtime.stop()
+
+
+async def _start_unless_stopped(runtime: Runtime, stopping: asyncio.Task[Any]) -> bool:
+    """Start `runtime`; False when `stopping` finished first, and the start was cancelled.
+
+    Start-up reads the approver channel from Slack and migrates the database: a Slack that
+    accepts connections and never answers would hold a signal for its timeout, per call.
+    Raises what `runtime.start` raises.
+    """
+    starting = asyncio.create_task(runtime.start(), name="socket-mode-start")
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    if starting.cancelled():
+        return False
+    starting.result()
+    return True
 
 
 def _watch_connection_opening(client: Any, refused: asyncio.Future[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -42,6 +43,50 @@ class _AlembicChatter(logging.Filter):
 ALEMBIC_CHATTER = _AlembicChatter()
 
 
+REDACTED = "<redacted>"
+# A Socket Mode URL (wss://wss-primary.slack.com/link/?ticket=…&app_id=…) carries a ticket that
+# opens a connection as the app, and libraries quote it: slack_sdk logs aiohttp's failed
+# handshake (`WSServerHandshakeError: …, url='wss://…?ticket=…'`) with its traceback at ERROR.
+# Any websocket URL loses its query string, and any `ticket=` its value, in every line.
+_WEBSOCKET_QUERY = re.compile(r"(wss?://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
+_TICKET = re.compile(r"(ticket=)[^&\s'\"<>]+", re.IGNORECASE)
+_MAY_HOLD_A_TICKET = re.compile(r"ticket=|wss?://", re.IGNORECASE)
+_EXCEPTION_TEXT = logging.Formatter()
+
+
+def redact(text: str) -> str:
+    """`text` without websocket query strings or ticket values."""
+    if not _MAY_HOLD_A_TICKET.search(text):
+        return text
+    text = _WEBSOCKET_QUERY.sub(rf"\1?{REDACTED}", text)
+    return _TICKET.sub(rf"\1{REDACTED}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts Socket Mode tickets (see `redact`) from a record's message, exception and stack
+    text, whichever library logged it. On the handler, so records of every logger pass it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # the formatter reports a record it cannot format
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        text = record.exc_text
+        if not text and record.exc_info:
+            text = _EXCEPTION_TEXT.formatException(record.exc_info)
+        if text:
+            cleaned = redact(text)
+            if cleaned != text:
+                # The traceback is kept as text; no formatter may render the original again.
+                record.exc_info, record.exc_text = None, cleaned
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
 @contextlib.contextmanager
 def bind_request_id(request_id: str | None) -> Iterator[None]:
     token = request_id_var.set(request_id)
@@ -69,8 +114,10 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # also when only the (redacted) text is left: RedactingFilter
+            entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -93,6 +140,7 @@ def configure_logging(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -80,6 +80,7 @@ class Runtime:
     start_refusal: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _loops: list[asyncio.Task[None]] = field(default_factory=list)
+    _started: bool = False
 
     async def start(self, *, migrate: bool = True) -> None:
         try:
@@ -108,6 +109,7 @@ class Runtime:
         # collector shortens full collections from ~50 ms to a few (bench/results.md, ack p99).
         gc.collect()
         gc.freeze()
+        self._started = True
         log.info("bot started as %s", self.instance_id)
 
     async def _read_capabilities(self) -> None:
@@ -143,6 +145,20 @@ class Runtime:
                 await asyncio.wait_for(self._stop.wait(), self.timers_interval)
 
     async def stop(self) -> None:
+        """Finish in-flight work, then close everything. Also after a `start` that was
+        cancelled (a signal during start-up): there is then no work, only what was opened."""
+        if self._started:
+            await self._finish_work()
+            self._started = False
+        await self.connect.aclose()
+        if self.slack_client.session is not None:
+            await self.slack_client.session.close()
+            self.slack_client.session = None
+        await self.cache.close()
+        await self.engine.dispose()
+        log.info("bot stopped")
+
+    async def _finish_work(self) -> None:
         grace = self.settings.shutdown_grace_seconds
         cancelled = await self.supervisor.drain(grace)
         if cancelled:
@@ -154,13 +170,7 @@ class Runtime:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        await self.connect.aclose()
-        if self.slack_client.session is not None:
-            await self.slack_client.session.close()
-            self.slack_client.session = None
-        await self.cache.close()
-        await self.engine.dispose()
-        log.info("bot stopped")
+        self._loops = []
 
     def web_deps(self) -> WebDeps:
         """What the web routes need, and nothing else of the runtime."""

@@ -48,6 +48,7 @@ def build_routes(deps: WebDeps) -> list[Route]:
                 seconds=slack_inbound.BODY_READ_SECONDS,
             )
         except BodyRefused as refused:
+            log.info("refused a request to /slack/events: %s", refused)
             return PlainTextResponse(str(refused), status_code=refused.status)
         if is_ssl_check(content_type, body, request.headers):
             return Response(status_code=200)

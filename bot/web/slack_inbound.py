@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt.request.async_request import AsyncBoltRequest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -38,7 +38,8 @@ _SSL_CHECK_KEYS = frozenset({"ssl_check", "token"})
 
 
 class BodyRefused(Exception):
-    """The body was not read: too large (413) or too slow (408)."""
+    """The body was not read: too large (413), too slow (408), a malformed Content-Length or a
+    client that hung up before sending all of it (400)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -59,11 +60,15 @@ async def read_body(
     limit: int = MAX_SLACK_BODY_BYTES,
     seconds: float = BODY_READ_SECONDS,
 ) -> bytes:
-    """The whole body, or BodyRefused when it is larger than `limit` or takes longer than
-    `seconds` in all to arrive."""
+    """The whole body, or BodyRefused when it is larger than `limit`, takes longer than
+    `seconds` in all to arrive, or never arrives whole (the client hung up)."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise BodyRefused(413, "Request body too large")
+    if length is not None:
+        # str.isdigit() alone accepts "²" and other digits int() refuses.
+        if not (length.isascii() and length.isdigit()):
+            raise BodyRefused(400, "Malformed Content-Length")
+        if int(length) > limit:
+            raise BodyRefused(413, "Request body too large")
     body = bytearray()
     try:
         async with asyncio.timeout(seconds):
@@ -73,6 +78,9 @@ async def read_body(
                     raise BodyRefused(413, "Request body too large")
     except TimeoutError:
         raise BodyRefused(408, "Request body not received in time") from None
+    except ClientDisconnect:
+        # Anyone can do this without a signature: a refusal like any other, not a server error.
+        raise BodyRefused(400, "The client closed the connection before sending the body") from None
     return bytes(body)
 
 

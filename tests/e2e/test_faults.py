@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import OperationalError
+
 from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest, response_text
@@ -14,6 +22,8 @@ from tests.support.flows import (
     request_button,
     submit_request,
 )
+from tests.support.log_guard import CapturingHandler
+from tests.support.slack_requests import block_actions_body
 
 
 async def healthy(bot: BotUnderTest) -> bool:
@@ -102,3 +112,77 @@ async def test_process_death_after_storing_a_request(bot: BotUnderTest, settings
         assert (await restarted.runtime.store.get(request.id)).state is RequestState.APPROVED
     finally:
         await restarted.stop()
+
+
+# -- a click whose listener fails after ack() still gets an answer ------------------------------
+
+
+def failures_logged(logs: CapturingHandler, since: int) -> list[str]:
+    return [
+        text
+        for name, text in logs.texts[since:]
+        if name.startswith("bot") and json.loads(text)["level"] in ("WARNING", "ERROR")
+    ]
+
+
+async def test_deny_when_the_database_fails_tells_the_clicker(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, no_secrets_in_logs: CapturingHandler
+) -> None:
+    request_id = await file_request(bot)
+
+    async def broken_get(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT …", None, Exception("database is locked"))
+
+    monkeypatch.setattr(bot.runtime.store, "get", broken_get)
+    since = len(no_secrets_in_logs.texts)
+    opened = bot.slack.count("views.open")
+    _, response_url = await bot.click(ids.ACTION_DENY, request_id, user_id=APPROVER)
+    answer = (await bot.slack.wait_for_response(response_url))[-1]
+    assert "went wrong" in response_text(answer) and "press Deny again" in response_text(answer)
+    assert bot.slack.count("views.open") == opened
+    logged = failures_logged(no_secrets_in_logs, since)
+    assert len(logged) == 1 and "OperationalError" in logged[0], logged
+
+
+async def test_request_account_when_slack_cannot_be_reached_tells_the_clicker(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch, no_secrets_in_logs: CapturingHandler
+) -> None:
+    value = await request_button(bot, "julie2")
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise aiohttp.ServerDisconnectedError()
+
+    monkeypatch.setattr(AsyncWebClient, "views_open", unreachable)
+    since = len(no_secrets_in_logs.texts)
+    _, response_url = await bot.click(
+        ids.ACTION_REQUEST_ACCOUNT, value, user_id=REQUESTER, ephemeral=True
+    )
+    answer = (await bot.slack.wait_for_response(response_url))[-1]
+    assert "press the button again" in response_text(answer)
+    logged = failures_logged(no_secrets_in_logs, since)
+    assert len(logged) == 1 and "ServerDisconnectedError" in logged[0], logged
+
+
+@pytest.mark.parametrize("action_id", [ids.ACTION_DENY, ids.ACTION_REQUEST_ACCOUNT])
+async def test_a_click_without_a_trigger_id_is_answered(
+    bot: BotUnderTest, action_id: str, no_secrets_in_logs: CapturingHandler
+) -> None:
+    """Slack always sends one; a click without it cannot open a form, and still gets an answer."""
+    if action_id == ids.ACTION_DENY:
+        value, user_id = await file_request(bot), APPROVER
+    else:
+        value, user_id = await request_button(bot, "julie2"), REQUESTER
+    response_url = bot.slack.new_response_url()
+    body = block_actions_body(
+        action_id=action_id, value=value, user_id=user_id, response_url=response_url
+    )
+    payload = json.loads(dict(parse_qsl(body))["payload"])
+    del payload["trigger_id"]
+    since = len(no_secrets_in_logs.texts)
+    opened = bot.slack.count("views.open")
+    response = await bot.post(urlencode({"payload": json.dumps(payload)}))
+    assert response.status_code == 200
+    answer = (await bot.slack.wait_for_response(response_url))[-1]
+    assert "again" in response_text(answer)
+    assert bot.slack.count("views.open") == opened
+    assert len(failures_logged(no_secrets_in_logs, since)) == 1

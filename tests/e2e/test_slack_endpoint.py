@@ -346,3 +346,45 @@ async def test_a_client_that_trickles_its_body_is_cut_off(
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
     assert elapsed < 4, f"cut off after {elapsed:.1f}s"
     assert_nothing_happened(bot)
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    bot: BotUnderTest,
+    no_secrets_in_logs: CapturingHandler,
+    server_errors: CapturingHandler,
+) -> None:
+    """Anyone can send headers and half a body, then close: no signature is needed, so this must
+    not write an ERROR with a traceback (a way to flood the logs)."""
+    host, port = bot.base_url.removeprefix("http://").split(":")
+    body = slash_command_body(text="help", response_url=bot.slack.new_response_url()).encode()
+    headers = sign(body.decode(), SIGNING_SECRET)
+    head = (
+        "POST /slack/events HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        f"Content-Type: {FORM}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"X-Slack-Request-Timestamp: {headers['X-Slack-Request-Timestamp']}\r\n"
+        f"X-Slack-Signature: {headers['X-Slack-Signature']}\r\n\r\n"
+    )
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head.encode() + body[: len(body) // 2])
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the route is reading the body
+    writer.close()
+    await writer.wait_closed()
+
+    def seen() -> list[str]:
+        return [
+            text
+            for handler in (no_secrets_in_logs, server_errors)
+            for _, text in handler.texts
+            if "closed the connection" in text or '"ERROR"' in text
+        ]
+
+    for _ in range(300):
+        if seen():
+            break
+        await asyncio.sleep(0.01)
+    assert seen(), "the refusal is logged (at INFO)"
+    assert not problems_in_logs(no_secrets_in_logs, server_errors)
+    assert_nothing_happened(bot)

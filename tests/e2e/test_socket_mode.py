@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import run_socket_mode
+from bot.runtime import build_runtime
 from tests.support.bot_under_test import (
     APPROVER_CHANNEL,
     BOT_TOKEN,
@@ -175,6 +177,79 @@ def test_socket_mode_stops_promptly_while_slack_cannot_be_reached(tmp_path: Path
         assert "Traceback" not in running.stderr
 
 
+class SilentServer:
+    """Accepts TCP connections and never answers: a Slack that hangs."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._sock.accept()[0])
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone may not.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_socket_mode_stops_promptly_while_starting_against_a_slack_that_never_answers(
+    tmp_path: Path, sig: int
+) -> None:
+    """Start-up reads the approver channel from Slack (15 s timeout per call): a signal then
+    must not wait for it."""
+    silent = SilentServer()
+    try:
+        env = socket_env(f"{silent.url}/api/", f"http://127.0.0.1:{closed_port()}/", tmp_path)
+        with bot_process(env, tmp_path) as running:
+            deadline = time.monotonic() + 30
+            while not silent.accepted:
+                assert running.process.poll() is None, running.stderr
+                assert time.monotonic() < deadline, f"never called Slack:\n{running.stderr}"
+                time.sleep(0.05)
+            time.sleep(0.5)  # well inside the call that never gets an answer
+            code, took = running.stop_with(sig, within=12)
+            stderr = running.stderr
+    finally:
+        silent.close()
+    assert code == 0, stderr
+    assert took < 5, f"stopped after {took:.1f}s"
+    assert "Traceback" not in stderr
+    assert "connected to Slack" not in stderr
+
+
+async def test_a_runtime_that_never_finished_starting_stops_without_delivering(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a start cut short by a signal, Runtime.stop() only closes what was opened: no last
+    delivery pass (the database may not be migrated yet, and Slack may be what hangs)."""
+    runtime = build_runtime(settings, socket_mode=True)
+    passes: list[str] = []
+
+    async def deliver_due() -> int:
+        passes.append("delivery")
+        return 0
+
+    monkeypatch.setattr(runtime.notifier, "deliver_due", deliver_due)
+    await runtime.stop()
+    assert passes == []
+
+
 def test_socket_mode_stops_promptly_while_slack_keeps_failing(
     tmp_path: Path, fake_slack, fake_connect
 ) -> None:
@@ -186,6 +261,25 @@ def test_socket_mode_stops_promptly_while_slack_keeps_failing(
         assert code == 0, running.stderr
         assert took < 5, f"stopped after {took:.1f}s"
         assert "Traceback" not in running.stderr
+
+
+def test_a_refused_websocket_handshake_never_logs_the_connection_ticket(
+    tmp_path: Path, fake_slack, fake_connect
+) -> None:
+    """slack_sdk logs a failed handshake with aiohttp's error, whose text holds the URL and so
+    the ticket (a credential for a connection as the app), and retries it every 10 s."""
+    fake_slack.socket_handshake_status = 403
+    env = socket_env(fake_slack.api_url, fake_connect.url, tmp_path)
+    with bot_process(env, tmp_path) as running:
+        running.wait_for_log("Failed to connect")
+        code, _ = running.stop_with(signal.SIGTERM, within=10)
+        stderr = running.stderr
+    assert code == 0, stderr
+    tickets = fake_slack.issued_socket_tickets
+    assert tickets, "the bot asked for a connection"
+    assert not [ticket for ticket in tickets if ticket in stderr], stderr[-3000:]
+    failed = [line for line in stderr.splitlines() if "Failed to connect" in line]
+    assert "/socket?<redacted>" in failed[0] and "403" in failed[0], failed[0]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Every log record of every test is checked for secrets: tokens, the signing secret, the Connect
-API key, every temp_ticket the fake Connect handed out, every response_url the fake Slack issued.
+API key, every temp_ticket the fake Connect handed out, every response_url and Socket Mode ticket
+the fake Slack issued.
 
 Logging is set up as in production at its most verbose (DEBUG, with the bot's floors for libraries
 that log request bodies), so a leak at any level the bot can be configured to show is caught.
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from bot.logs import QUIET_LOGGERS, JsonFormatter, RequestIdFilter
+from bot.logs import QUIET_LOGGERS, JsonFormatter, RedactingFilter, RequestIdFilter
 from tests.support import fake_connect as fake_connect_module
 from tests.support import fake_slack as fake_slack_module
 
@@ -30,6 +31,8 @@ class CapturingHandler(logging.Handler):
         super().__init__(level=logging.DEBUG)
         self.formatter_ = JsonFormatter()
         self.addFilter(RequestIdFilter())
+        # As configure_logging's handler: what is checked is what production would write.
+        self.addFilter(RedactingFilter())
         self.texts: list[tuple[str, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -58,6 +61,7 @@ def current_secrets(connect_from: int, slack_from: int) -> set[str]:
         secrets.update(fake.issued_tickets)
     for fake in fake_slack_module.INSTANCES[slack_from:]:
         secrets.update(fake.issued_response_urls)
+        secrets.update(fake.issued_socket_tickets)
     return secrets
 
 

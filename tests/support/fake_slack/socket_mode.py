@@ -1,10 +1,13 @@
-"""Socket Mode: apps.connections.open hands out ws://…/socket; envelopes go down it and the app's
-acks come back (https://api.slack.com/apis/socket-mode)."""
+"""Socket Mode: apps.connections.open hands out ws://…/socket?ticket=…, as Slack hands out
+wss://…/link/?ticket=…&app_id=…; envelopes go down it and the app's acks come back
+(https://api.slack.com/apis/socket-mode). The ticket opens a connection as the app: the log guard
+counts every ticket handed out as a secret."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -13,19 +16,39 @@ from aiohttp import web
 
 
 class SocketMode:
-    """Part of FakeSlack (server.py), which serves ``/socket`` and runs the event loop."""
+    """Part of FakeSlack (server.py), which serves ``/socket`` and runs the event loop.
+
+    ``socket_handshake_status``: when set, the websocket handshake is refused with that HTTP
+    status (the client's connect then fails with aiohttp's WSServerHandshakeError)."""
 
     _lock: threading.RLock
     _loop: asyncio.AbstractEventLoop | None
+    app_id: str
 
     def _init_socket_mode(self) -> None:
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_acks: list[dict[str, Any]] = []
+        self._socket_tickets: list[str] = []
+        self.socket_handshake_status: int | None = None
 
     def _apps_connections_open(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+        ticket = secrets.token_hex(16)
+        with self._lock:
+            self._socket_tickets.append(ticket)
+        url = f"ws://127.0.0.1:{self.port}/socket?ticket={ticket}&app_id={self.app_id}"
+        return {"ok": True, "url": url}
 
-    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+    @property
+    def issued_socket_tickets(self) -> list[str]:
+        """Every Socket Mode ticket handed out (each opens a connection as the app)."""
+        with self._lock:
+            return list(self._socket_tickets)
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        if self.socket_handshake_status is not None:
+            return web.Response(status=self.socket_handshake_status)
+        if request.query.get("ticket") not in self.issued_socket_tickets:
+            return web.Response(status=401)
         ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
         await ws.prepare(request)
         self._sockets.append(ws)

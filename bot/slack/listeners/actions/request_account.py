@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import respond
-from bot.slack.interactions import read_click
+from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.modals import justification_modal
 from bot.slack.ui.refusals import outdated_button_message, refusal_message
@@ -18,31 +19,55 @@ from bot.slack.ui.values import decode_person_value, encode_justification_metada
 
 log = logging.getLogger(__name__)
 
+FORM_NOT_OPENED = (
+    "Slack didn't let me open the request form in time. Please press the button again."
+)
+FAILURE = (
+    "Something went wrong on my side, so the request form did not open. "
+    "Please press the button again in a moment."
+)
+
 
 def listener(deps: ListenerDeps) -> Listener:
     async def request_account(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = read_click(body)
-        value, response_url = click.value, click.response_url
-        person = decode_person_value(value)
-        if person is None:
-            await respond.via_response_url(response_url, outdated_button_message())
-            return
-        # Open the modal before anything slow: the trigger_id is valid for 3 seconds only.
-        metadata = encode_justification_metadata(value, response_url)
+        # On the click's own path, not supervised work: the trigger_id is valid for 3 seconds.
+        # After ack() nothing else answers the clicker, so a failure is answered here.
         try:
-            await client.views_open(
-                trigger_id=body["trigger_id"],
-                view=justification_modal(person=person, private_metadata=metadata),
-            )
-        except SlackApiError as exc:
-            log.warning("views.open failed for a request: %s", exc.response.get("error"))
-            await respond.via_response_url(
-                response_url,
-                refusal_message(
-                    "Slack didn't let me open the request form in time. "
-                    "Please press the button again."
-                ),
-            )
+            await open_request_form(deps, click, body.get("trigger_id"), client)
+        except Exception:
+            log.exception("a Request account click failed")
+            await respond.to_clicker(deps.client, click, refusal_message(FAILURE), home=deps.home)
 
     return request_account
+
+
+async def open_request_form(
+    deps: ListenerDeps, click: Click, trigger_id: str | None, client: AsyncWebClient
+) -> None:
+    value, response_url = click.value, click.response_url
+    person = decode_person_value(value)
+    if person is None:
+        await respond.via_response_url(response_url, outdated_button_message())
+        return
+    if not trigger_id:
+        log.warning("a Request account click came without a trigger_id")
+        await respond.to_clicker(
+            deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
+        )
+        return
+    # Open the modal before anything slow: the trigger_id is valid for 3 seconds only.
+    metadata = encode_justification_metadata(value, response_url)
+    try:
+        await client.views_open(
+            trigger_id=trigger_id,
+            view=justification_modal(person=person, private_metadata=metadata),
+        )
+    except SlackApiError as exc:
+        log.warning("views.open failed for a request: %s", exc.response.get("error"))
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("views.open failed for a request: %s", type(exc).__name__)
+    else:
+        return
+    await respond.to_clicker(deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home)
