@@ -241,13 +241,17 @@ async def test_stale_ticket_is_renewed_and_retried_once(bot: BotUnderTest) -> No
 @pytest.mark.parametrize(
     ("code", "words"),
     [
-        (119, "authentication provider"),
-        (132, "authentication provider"),
-        (21, "permission"),
-        (24, "API key"),
+        (119, "login provider cannot create accounts"),
+        (132, "login provider cannot do this"),
+        (21, "lacks the permission"),
+        (24, "rejected the bot's API key"),
+        (64, "licence has no free seats"),
+        (107, "policy prohibits this username"),
+        (7, "does not permit this username"),
+        (76, "same unique ID already exists"),
     ],
 )
-async def test_configuration_problems_leave_the_request_approvable(
+async def test_refusals_are_explained_and_leave_the_request_approvable(
     bot: BotUnderTest, code: int, words: str
 ) -> None:
     request_id = await file_request(bot)
@@ -260,10 +264,24 @@ async def test_configuration_problems_leave_the_request_approvable(
     assert words in response_text(card)
     assert [b for b in card["blocks"] if b.get("type") == "actions"], "Approve is still live"
     assert words in response_text((await bot.slack.wait_for_response(response_url))[-1])
+    assert f"Connect code {code}" in response_text(card)
+    assert all(words not in response_text(dm) for dm in dms_to(bot, REQUESTER))
 
     bot.connect.put_error_code = None
     await approve(bot, request_id)
     assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+
+
+async def test_a_code_without_words_shows_the_approver_connects_message_only(
+    bot: BotUnderTest,
+) -> None:
+    request_id = await file_request(bot)
+    bot.connect.refuse_next("PUT v1/users", 998, status=400, message="Widgets are exhausted.")
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PENDING
+    assert "Widgets are exhausted." in response_text(latest_card(bot))
+    assert all("Widgets" not in response_text(dm) for dm in dms_to(bot, REQUESTER))
 
 
 async def test_timeout_after_commit_is_settled_as_approved(bot: BotUnderTest) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.connect import codes
 from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory, problem_kind
 from bot.connect.errors import (
@@ -18,7 +19,7 @@ from bot.workflow.ports import (
     DirectoryUnavailable,
     DirectoryUnreadable,
 )
-from tests.support.fake_connect import FakeConnect
+from tests.support.fake_connect import ERROR_TABLE, FakeConnect
 
 
 @pytest.mark.parametrize(
@@ -129,3 +130,75 @@ async def test_answers_become_the_workflows_values() -> None:
         found = await directory.find_account("julie1")
         assert found is not None and found.full_name == "Julie Goolly"
         assert await directory.find_account("nobody") is None
+
+
+# -- every code the table has words for, as the fake Connect sends it ----------------------------
+
+
+@pytest.mark.parametrize("code", sorted(c for c in codes.CODES if ERROR_TABLE[c][0] < 500))
+async def test_every_listed_code_is_explained_in_the_tables_words(code: int) -> None:
+    """Connect refuses the create PUT with `code`, as the published table has it (status and
+    text): the workflow hears the table's kind and the approver reads its words."""
+    fake = FakeConnect()
+    fake.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        directory = ConnectDirectory(client)
+        entry = await directory.find_entry("julie2")
+        assert entry is not None
+        fake.refuse_next("PUT v1/users", code)
+        with pytest.raises(DirectoryRefused) as caught:
+            await directory.create_account(entry.temp_ticket)
+    meaning = codes.CODES[code]
+    assert caught.value.code == code and caught.value.kind is meaning.kind
+    assert caught.value.explanation == meaning.explain(code)
+    assert f"(Connect code {code})" in caught.value.explanation
+    published = ERROR_TABLE[code][1]
+    assert published not in caught.value.explanation, "the bot's own words, not Connect's"
+
+
+async def test_a_code_without_words_shows_connects_message_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeConnect()
+    fake.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        directory = ConnectDirectory(client)
+        entry = await directory.find_entry("julie2")
+        assert entry is not None
+        fake.refuse_next("PUT v1/users", 999, status=400, message="Quota of widgets reached.")
+        with pytest.raises(DirectoryRefused) as caught:
+            await directory.create_account(entry.temp_ticket)
+    assert caught.value.kind is DirectoryProblem.OTHER and caught.value.code == 999
+    assert "Quota of widgets reached." in caught.value.explanation
+    assert any("999" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (ConnectUnavailable("x", reason="timeout"), codes.TIMEOUT.what),
+        (ConnectUnavailable("x", reason="server_error", status=502), "failed on its side (502)"),
+    ],
+)
+def test_failures_without_a_code_have_words_too(error: ConnectUnavailable, words: str) -> None:
+    from bot.connect.directory import unavailable
+
+    assert words in unavailable(error).what
+
+
+async def test_code_1_is_a_failure_on_connects_side_whose_outcome_is_unknown() -> None:
+    """Code 1 comes with HTTP 500: after a PUT it may or may not have happened, so it is never
+    read as a refusal (the workflow looks before anything is retried)."""
+    assert ERROR_TABLE[1][0] == 500
+    fake = FakeConnect()
+    fake.add_directory_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    async with ConnectClient(
+        fake.asgi_url, fake.api_key, transport=fake.transport(), read_retries=0
+    ) as client:
+        directory = ConnectDirectory(client)
+        entry = await directory.find_entry("julie2")
+        assert entry is not None
+        fake.refuse_next("PUT v1/users", 1)
+        with pytest.raises(DirectoryUnavailable) as caught:
+            await directory.create_account(entry.temp_ticket)
+    assert str(caught.value) == "Connect failed on its side (500)"
