@@ -26,11 +26,7 @@ def listener(deps: ListenerDeps) -> Listener:
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = read_click(body)
-
-        async def report_failure(_: BaseException) -> None:
-            await respond.to_clicker(deps.client, click, refusal_message(FAILURE), home=deps.home)
-
-        deps.supervisor.spawn(run_approve(deps, click), name="approve", on_error=report_failure)
+        deps.after_click(click, run_approve(deps, click), name="approve", failure=FAILURE)
 
     return approve
 

@@ -11,7 +11,7 @@ from bot.slack import respond
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.messages import cancelled_message
-from bot.slack.ui.refusals import cancel_refusal, refusal_message
+from bot.slack.ui.refusals import cancel_refusal
 from bot.slack.ui.values import is_request_id
 from bot.workflow.outcomes import Refusal, Refused
 
@@ -25,11 +25,7 @@ def listener(deps: ListenerDeps) -> Listener:
     async def cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = read_click(body)
-
-        async def report_failure(_: BaseException) -> None:
-            await respond.to_clicker(deps.client, click, refusal_message(FAILURE), home=deps.home)
-
-        deps.supervisor.spawn(run_cancel(deps, click), name="cancel", on_error=report_failure)
+        deps.after_click(click, run_cancel(deps, click), name="cancel", failure=FAILURE)
 
     return cancel
 
