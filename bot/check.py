@@ -116,8 +116,25 @@ async def _check_slack(settings: Settings, report: Report) -> None:
             )
         else:
             report.ok(f"the bot can read the members of the approver channel {channel}")
+        await _check_card_history(client, channel, report)
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+
+
+async def _check_card_history(client: AsyncWebClient, channel: str, report: Report) -> None:
+    """Whether a card whose post answer was lost can be found before posting it again."""
+    try:
+        await client.conversations_history(channel=channel, limit=1)
+    except SlackApiError as exc:
+        report.warn(
+            f"cannot read the approver channel's history ({exc.response.get('error')}): a card "
+            "whose post answer is lost may be posted twice. Reinstall the app from manifest.yml "
+            "(groups:history, channels:history)."
+        )
+    except Exception as exc:
+        report.warn(f"cannot read the approver channel's history: {type(exc).__name__}")
+    else:
+        report.ok("the bot can look for a card it posted (approver channel history)")
 
 
 def _hint(error: object) -> str:

@@ -7,7 +7,9 @@ turned into a `DirectoryProblem` and the plain words of `bot.connect.codes`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -34,14 +36,20 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+CAPABILITIES_TTL = 600.0
+CAPABILITIES_FAILURE_TTL = 60.0
+
 
 class ConnectDirectory:
     """`bot.workflow.ports.Directory` over a `ConnectClient`."""
 
     def __init__(self, client: ConnectClient) -> None:
         self.client = client
-        # Read once: the provider's flags change only when Connect is reconfigured and restarted.
+        # The provider's flags change only when Connect is reconfigured and restarted.
         self._capabilities: DirectoryCapabilities | None = None
+        self._capabilities_failure: str | None = None
+        self._capabilities_until = 0.0
+        self._capabilities_lock = asyncio.Lock()
 
     async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
         result = await _translated(lambda: self.client.search_remote(prefix, limit=limit))
@@ -62,10 +70,25 @@ class ConnectDirectory:
         return None if found is None else account(found)
 
     async def capabilities(self) -> DirectoryCapabilities:
-        if self._capabilities is None:
-            server = await _translated(self.client.server_settings)
+        """Read once and kept for CAPABILITIES_TTL (Connect may be reconfigured and restarted);
+        a failure is remembered for FAILURE_TTL so a Connect that does not answer slows no more
+        than one search a minute; one read at a time."""
+        async with self._capabilities_lock:
+            now = time.monotonic()
+            if self._capabilities is not None and now < self._capabilities_until:
+                return self._capabilities
+            if self._capabilities_failure is not None and now < self._capabilities_until:
+                raise DirectoryUnavailable(self._capabilities_failure)
+            try:
+                server = await _translated(self.client.server_settings)
+            except DirectoryError as exc:
+                self._capabilities_failure = exc.problem
+                self._capabilities_until = time.monotonic() + CAPABILITIES_FAILURE_TTL
+                raise
             self._capabilities = capabilities(server)
-        return self._capabilities
+            self._capabilities_failure = None
+            self._capabilities_until = time.monotonic() + CAPABILITIES_TTL
+            return self._capabilities
 
 
 def directory_entry(user: RemoteUser) -> DirectoryEntry:

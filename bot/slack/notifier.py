@@ -131,6 +131,7 @@ class SlackNotifier:
         self.cache_scope = cache_scope
         self._wake = asyncio.Event()
         self._bot_user: str | None = None
+        self._bot_id: str | None = None
         self._concurrency = asyncio.Semaphore(concurrency)
         self._handlers = {
             OutboxKind.POST_CARD: self._post_card,
@@ -333,7 +334,9 @@ class SlackNotifier:
         oldest = (since or self.clock()) - CARD_SEARCH_MARGIN
         cursor: str | None = None
         try:
-            bot_user = await self._bot_user_id()
+            bot_user, bot_id = await self._bot_identity()
+            if not bot_user:  # without knowing who the bot is, no message can be taken for its own
+                return None
             for _ in range(CARD_SEARCH_PAGES):
                 page = await self.client.conversations_history(
                     channel=self.approver_channel,
@@ -346,6 +349,7 @@ class SlackNotifier:
                     metadata = posted.get("metadata") or {}
                     if (
                         posted.get("user") == bot_user
+                        and (not bot_id or posted.get("bot_id") == bot_id)
                         and metadata.get("event_type") == CARD_EVENT
                         and (metadata.get("event_payload") or {}).get("request_id") == request_id
                     ):
@@ -357,11 +361,12 @@ class SlackNotifier:
             log.warning("could not look for an earlier card: %s", exc.response.get("error"))
         return None
 
-    async def _bot_user_id(self) -> str | None:
-        """Who the bot is in Slack (cards are only ever the bot's own messages)."""
+    async def _bot_identity(self) -> tuple[str | None, str | None]:
+        """Who the bot is in Slack, its user and bot ids (a card is only ever its own message)."""
         if self._bot_user is None:
-            self._bot_user = (await self.client.auth_test()).get("user_id")
-        return self._bot_user
+            auth = await self.client.auth_test()
+            self._bot_user, self._bot_id = auth.get("user_id"), auth.get("bot_id")
+        return self._bot_user, self._bot_id
 
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if not (request.card_channel and request.card_ts):

@@ -66,6 +66,9 @@ async def ephemeral(client: AsyncWebClient, channel: str, user_id: str, message:
     except SlackApiError as exc:
         log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
         return False
+    except Exception as exc:  # Slack unreachable: the next channel of delivery may still work
+        log.warning("chat.postEphemeral failed: %s", type(exc).__name__)
+        return False
     return True
 
 
@@ -106,6 +109,8 @@ async def privately(
         await direct_message(client, user_id, message)
     except SlackApiError as exc:
         log.error("could not tell %s anything: %s", user_id, exc.response.get("error"))
+    except Exception as exc:  # the last channel: nothing is left to try, and nobody to tell
+        log.error("could not tell %s anything: %s", user_id, type(exc).__name__)
 
 
 async def on_home_tab(

@@ -65,7 +65,7 @@ async def read_body(
     length = request.headers.get("content-length")
     if length is not None:
         # str.isdigit() alone accepts "²" and other digits int() refuses.
-        if not (length.isascii() and length.isdigit()):
+        if not (length.isascii() and length.isdigit()) or len(length) > 12:
             raise BodyRefused(400, "Malformed Content-Length")
         if int(length) > limit:
             raise BodyRefused(413, "Request body too large")

@@ -145,6 +145,12 @@ class Provisioner:
             try:
                 user = await self.directory.create_account(ticket)
             except DirectoryRefused as exc:
+                # Connect answered this PUT: it is no unanswered PUT, whatever happens next (a
+                # look-up that fails, a crash) — only an earlier unanswered one can be credited.
+                answered = await self._put_answered(request)
+                if answered is None:
+                    return await self._reload(request)
+                request = answered
                 if exc.kind is DirectoryProblem.USERNAME_TAKEN:
                     return await self._settle_existing(request)
                 if exc.kind is DirectoryProblem.STALE_TICKET and attempt == 1:
@@ -168,6 +174,16 @@ class Provisioner:
             return await self._finish(request, RequestState.APPROVED, user.guid)
         raise AssertionError("unreachable: the loop returns on its second attempt")
 
+    async def _put_answered(self, request: ProvisioningRequest) -> ProvisioningRequest | None:
+        return await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"put_sent_at": None},
+            lease_owner=self.instance_id,
+        )
+
     async def _fresh_ticket(self, request: ProvisioningRequest) -> str | ProvisioningRequest:
         """Code 127: search again by username and take the exact match's ticket."""
         try:
@@ -180,8 +196,12 @@ class Provisioner:
             )
         if fresh.has_account and fresh.guid:
             # An account appeared since filing: this request's only if an earlier PUT of it
-            # went unanswered (Connect just refused this one).
-            found = Account(guid=fresh.guid, username=fresh.username)
+            # went unanswered (Connect just refused this one), and when it was created says.
+            try:
+                found = await self.directory.find_account(request.username)
+            except DirectoryError as exc:
+                return await self._keep_unsettled(request, exc.problem)
+            found = found or Account(guid=fresh.guid, username=fresh.username)
             return await self._settle_found(request, found, found_by_looking=False)
         # Keep the fresh ticket so a retry after a restart does not start from the stale one.
         updated = await self.store.transition(
@@ -223,7 +243,13 @@ class Provisioner:
         done it.
         """
         created, since = user.created_time, request.unknown_put_at
-        ours = since is not None and (created is None or created >= since - CLOCK_SKEW_MARGIN)
+        # Made within the time that PUT could still have been carried out (its own timeout and
+        # the look-ups after it), give or take the clocks: a later account (the person's own
+        # first login days after, say) is not that PUT's doing.
+        window = self.put_patience + CLOCK_SKEW_MARGIN
+        ours = since is not None and (
+            created is None or since - CLOCK_SKEW_MARGIN <= created <= since + window
+        )
         if ours:
             note = (
                 "Created during this approval: Connect did not confirm the request in time, "
@@ -235,7 +261,12 @@ class Provisioner:
             )
             return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
         earlier = None
-        if found_by_looking and created is not None:
+        if since is not None and created is not None and created > since + window:
+            earlier = (
+                f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, long after an "
+                "earlier request of this approval went unanswered: not by this request."
+            )
+        elif found_by_looking and created is not None:
             earlier = (
                 f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
                 "approval asked Connect for it."
@@ -273,6 +304,10 @@ class Provisioner:
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
             try:
                 user = await self.directory.find_account(request.username)
+            except DirectoryRefused as exc:
+                # Connect refuses to say (the bot's key, say): nobody learns more by waiting.
+                log.error("request %s: Connect refused the look-up: %s", request.id, exc.problem)
+                return await self._keep_unsettled(request, problem, because=exc.explanation)
             except DirectoryError as exc:
                 unanswered = exc
                 continue
@@ -379,11 +414,15 @@ class Provisioner:
         return pending
 
     async def _keep_unsettled(
-        self, request: ProvisioningRequest, problem: str
+        self, request: ProvisioningRequest, problem: str, *, because: str | None = None
     ) -> ProvisioningRequest:
         """Connect cannot even tell whether the account exists: let the lease run out now, so
-        the recovery loop looks again at its next pass, and say so on the card."""
-        kept = await self._note_on_card(request, f"{problem}. {UNSETTLED_NOTE}", release=True)
+        the recovery loop looks again at its next pass, and say so on the card (with why the
+        look-up was refused, when it was: someone must act)."""
+        note = f"{problem}. {UNSETTLED_NOTE}"
+        if because:
+            note = f"{problem}. The bot cannot look for the account: {because} {UNSETTLED_NOTE}"
+        kept = await self._note_on_card(request, note, release=True)
         return kept if kept is not None else await self._reload(request)
 
     async def _reload(self, request: ProvisioningRequest) -> ProvisioningRequest:
@@ -403,11 +442,24 @@ class Provisioner:
 
         async def recover(stuck: ProvisioningRequest) -> ProvisioningRequest | None:
             async with gate:
+                if stuck.id in self._in_flight:  # taken up here while waiting for the gate
+                    return None
                 return await self._recover(stuck)
 
         stuck = [r for r in await self.store.list_expired_leases() if r.id not in self._in_flight]
-        settled = await asyncio.gather(*(recover(request) for request in stuck))
-        return [request for request in settled if request is not None]
+        settled = await asyncio.gather(*(recover(r) for r in stuck), return_exceptions=True)
+        recovered = []
+        for request, outcome in zip(stuck, settled, strict=True):
+            if isinstance(outcome, BaseException):
+                log.error(
+                    "request %s: recovery failed: %s",
+                    request.id,
+                    type(outcome).__name__,
+                    exc_info=outcome,
+                )
+            elif outcome is not None:
+                recovered.append(outcome)
+        return recovered
 
     async def _recover(self, stuck: ProvisioningRequest) -> ProvisioningRequest | None:
         taken = await self.store.transition(
@@ -429,7 +481,7 @@ class Provisioner:
                 "The bot stopped while creating this account"
             )
             return await self._settle_unknown(
-                taken, problem, delays=self._delays_after(taken.put_sent_at), announce=False
+                taken, problem, delays=self._delays_after(taken), announce=False
             )
 
     async def _recover_unsent(self, request: ProvisioningRequest) -> ProvisioningRequest:
@@ -447,9 +499,13 @@ class Provisioner:
             "created. Press Approve to try again.",
         )
 
-    def _delays_after(self, put_sent_at: datetime) -> tuple[float, ...]:
+    def _delays_after(self, taken: ProvisioningRequest) -> tuple[float, ...]:
         """Look now and, while Connect may still be carrying the PUT out, once more at the end
-        of that time: a recovering replica waits as long as the holder would have."""
-        left = (put_sent_at + self.put_patience - self.clock()).total_seconds()
+        of that time: a recovering replica waits as long as the holder would have. Both times
+        are the database's (the takeover set the lease from its clock)."""
+        if taken.put_sent_at is None or taken.lease_expires_at is None:
+            return (0.0,)
+        now = taken.lease_expires_at - self.lease
+        left = (taken.put_sent_at + self.put_patience - now).total_seconds()
         left = min(left, self.put_patience.total_seconds())
         return (0.0,) if left <= 0 else (0.0, left)

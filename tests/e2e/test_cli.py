@@ -196,3 +196,13 @@ def test_a_public_approver_channel_stops_the_bot_from_starting(
     assert "private" in result.stderr and "APPROVER_CHANNEL_ALLOW_PUBLIC=true" in result.stderr
     assert "Traceback" not in result.stderr
     assert fake_slack.count("apps.connections.open") == 0, "refused before connecting"
+
+
+async def test_check_warns_when_it_cannot_look_for_a_card_it_posted(
+    fake_slack, fake_connect, database_url
+) -> None:
+    fake_slack.fail("conversations.history", error="missing_scope", times=None)
+    out = io.StringIO()
+    await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
+    report = out.getvalue()
+    assert "warn" in report and "groups:history" in report and "posted twice" in report

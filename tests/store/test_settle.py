@@ -466,9 +466,102 @@ def test_a_recovering_replica_looks_until_connect_would_have_given_up() -> None:
         store=None,  # type: ignore[arg-type]  (no store needed to plan the look-ups)
         directory=None,  # type: ignore[arg-type]
         instance_id="b",
+        lease_seconds=30,
         settle_delays=(1.0, 2.0, 3.0, 4.0),  # CONNECT_TIMEOUT 2 s: patience 6 s after the PUT
-        clock=lambda: datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC),
     )
-    assert provisioner._delays_after(datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)) == (0.0,)
-    delays = provisioner._delays_after(datetime(2026, 1, 1, 12, 0, 8, tzinfo=UTC))
+    taken_at = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)  # the database's clock at takeover
+
+    def taken(put_sent_at: datetime) -> ProvisioningRequest:
+        return ProvisioningRequest(
+            id="r1",
+            state=RequestState.PROVISIONING,
+            requester_id="U1",
+            username="julie",
+            full_name="",
+            email="",
+            temp_ticket="t",
+            put_sent_at=put_sent_at,
+            lease_expires_at=taken_at + timedelta(seconds=30),
+        )
+
+    assert provisioner._delays_after(taken(datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC))) == (0.0,)
+    delays = provisioner._delays_after(taken(datetime(2026, 1, 1, 12, 0, 8, tzinfo=UTC)))
     assert delays == (0.0, 4.0)
+
+
+async def test_an_answered_put_is_never_taken_for_an_unanswered_one(
+    store_backend: StoreBackend,
+) -> None:
+    """Connect answers "username in use", the look-up fails, the holder lets the request go:
+    the recovery that finds an account a minute older than the PUT does not credit it (that
+    PUT was answered: it made nothing)."""
+    store = store_backend.store
+    request_id = await file(store)
+    svc = service(store, Directory(IN_USE, [DOWN]))
+    first = await approve(svc, request_id)
+    assert first.state is RequestState.PROVISIONING and first.put_sent_at is None
+    assert first.unknown_put_at is None
+    svc.provisioner.directory = Directory(  # type: ignore[assignment]
+        IN_USE, [account(datetime.now(UTC) - timedelta(minutes=1))]
+    )
+    [settled] = await svc.provisioner.recover_expired_leases()
+    assert settled.state is RequestState.ALREADY_EXISTS
+    assert "welcome" not in await owed(store_backend)
+
+
+async def test_an_account_made_long_after_an_unanswered_put_is_not_its_doing(
+    store_backend: StoreBackend,
+) -> None:
+    """Approval 1 went unanswered and found nothing; days later the person logged in and
+    Connect made their account; approval 2 hears "username in use": already there."""
+    store = store_backend.store
+    request_id = await file(store)
+    svc = service(store, Directory(TIMEOUT, [None]))
+    first = await approve(svc, request_id)
+    assert first.unknown_put_at is not None
+    later = account(first.unknown_put_at + timedelta(days=3))
+    svc.provisioner.directory = Directory(IN_USE, [later])  # type: ignore[assignment]
+    second = await approve(svc, request_id)
+    assert second.state is RequestState.ALREADY_EXISTS
+    assert "long after" in (second.outcome_note or "")
+
+
+async def test_a_look_up_refused_for_good_says_why_on_the_card(
+    store_backend: StoreBackend,
+) -> None:
+    store = store_backend.store
+    refused_look = DirectoryRefused(
+        DirectoryProblem.NOT_PERMITTED,
+        "Connect refused the request (401, code 24)",
+        "Connect rejected the bot's API key (Connect code 24). Set a valid CONNECT_API_KEY.",
+        code=24,
+    )
+    request = await approve(service(store, Directory(TIMEOUT, [refused_look])), await file(store))
+    assert request.state is RequestState.PROVISIONING
+    assert "CONNECT_API_KEY" in (request.last_error or "")
+
+
+async def test_a_failing_recovery_does_not_stop_the_others(store_backend: StoreBackend) -> None:
+    store = store_backend.store
+    for request_id in ("r1", "r2"):
+        await store.create(
+            NewRequest(
+                request_id=request_id,
+                requester_id="UREQUESTER",
+                person=Person(f"user-{request_id}", "U", "u@example.com", "tkt-0123456789"),
+                justification="needs it",
+                created_at=datetime.now(UTC),
+            )
+        )
+        await crashed_holder(store, request_id, sent=False)
+    svc = service(store, Directory(account(datetime.now(UTC)), [None]))
+    real = svc.provisioner._recover
+
+    async def recover(stuck: ProvisioningRequest) -> ProvisioningRequest | None:
+        if stuck.id == "r1":
+            raise RuntimeError("boom")
+        return await real(stuck)
+
+    svc.provisioner._recover = recover  # type: ignore[method-assign]
+    settled = await svc.provisioner.recover_expired_leases()
+    assert [r.id for r in settled] == ["r2"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.connect import codes
@@ -202,3 +204,23 @@ async def test_code_1_is_a_failure_on_connects_side_whose_outcome_is_unknown() -
         with pytest.raises(DirectoryUnavailable) as caught:
             await directory.create_account(entry.temp_ticket)
     assert str(caught.value) == "Connect failed on its side (500)"
+
+
+async def test_capabilities_are_read_once_at_a_time_and_a_failure_for_a_while() -> None:
+    fake = FakeConnect()
+    async with ConnectClient(
+        fake.asgi_url, fake.api_key, transport=fake.transport(), read_retries=0
+    ) as client:
+        directory = ConnectDirectory(client)
+        fake.fail_next("GET server_settings", 503, times=1000)
+        for _ in range(2):
+            results = await asyncio.gather(
+                *(directory.capabilities() for _ in range(5)), return_exceptions=True
+            )
+            assert all(isinstance(r, DirectoryUnavailable) for r in results)
+        assert fake.count("GET", "server_settings") == 1, "a failure is remembered for a while"
+        fake.reset_faults()
+        directory._capabilities_until = 0.0  # the failure's while has passed
+        caps = await asyncio.gather(*(directory.capabilities() for _ in range(5)))
+        assert {c.provider for c in caps} == {"LDAP"}
+        assert fake.count("GET", "server_settings") == 2
