@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,6 +168,16 @@ async def wait_until(condition, timeout: float = 20.0, what: str = "condition") 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def card_updated(slack: FakeSlack) -> Callable[[], Awaitable[bool]]:
+    """The approval's card update went out: a replica killed after this holds no message of
+    the request's (an outbox message a killed replica held waits out its lease)."""
+
+    async def updated() -> bool:
+        return any(c.ok for c in slack.calls_to("chat.update"))
+
+    return updated
+
+
 def dm_count(slack: FakeSlack, user: str = REQUESTER) -> int:
     return sum(
         1 for c in slack.calls_to("chat.postMessage") if c.ok and c.args["channel"] == f"D{user}"
@@ -224,6 +234,7 @@ async def test_killed_replica_is_settled_by_the_other(fakes, tmp_path) -> None:
             return connect.count(**PUT) == 1
 
         await wait_until(put_sent, what="the PUT")
+        await wait_until(card_updated(slack), what="the card update")
         bots[0].kill()
         connect.put_mode = "normal"
         request = await store.get(request_id)
@@ -294,6 +305,7 @@ async def test_recovery_on_another_replica_compares_with_put_sent_at(fakes, tmp_
             return connect.count(**PUT) == 1
 
         await wait_until(put_sent, what="the PUT")
+        await wait_until(card_updated(slack), what="the card update")
         bots[0].kill()
 
         async def settled() -> bool:
