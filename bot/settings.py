@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.redis_url import parse_redis_url
 from bot.store.urls import normalize_database_url
+from bot.workflow.roles import parse_roles
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
@@ -109,6 +110,8 @@ class Settings(BaseSettings):
     request_expiry_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 7 * 24.0
     reminder_after_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
     timers_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # The roles people may ask for, and approvers grant, through the bot (lowest first).
+    requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
 
     # -- hosted on Posit Connect: visitor identity and the audit page ---------------------------
     # Only believe RStudio-Connect-Credentials when the app runs behind Connect: elsewhere anyone
@@ -157,6 +160,15 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("requestable_roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return parse_roles(str(part) for part in value)
         return value
 
     @field_validator("slack_approver_channel", "slack_search_channel")

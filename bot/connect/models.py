@@ -113,6 +113,18 @@ class ConnectUser(_ConnectModel):
         return f"{self.first_name} {self.last_name}".strip()
 
 
+class EditedUser(_ConnectModel):
+    """What `PUT /v1/users/{guid}` answers: the editable fields only (no guid, no times)."""
+
+    username: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    user_role: str | None = None
+
+    _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
+
+
 class ConnectGroup(_ConnectModel):
     guid: str
     name: str

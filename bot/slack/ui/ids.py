@@ -7,6 +7,7 @@ ACTION_REQUEST_ACCOUNT = "request_account"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
+ACTION_RETRY = "retry_step"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -20,6 +21,8 @@ DENY_REASON_INPUT = "deny_reason_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"
+# block_id of the card's Retry button (an incomplete request)
+RETRY_ACTIONS_BLOCK = "retry_actions"
 # block_id of the requester's Cancel button under their confirmation
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
