@@ -109,8 +109,8 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
             text = "That request no longer exists."
         case Refusal.ROLE_NOT_REQUESTABLE:
             text = (
-                "That role cannot be granted through the bot (only the roles in "
-                "REQUESTABLE_ROLES can). Nothing was changed; choose another role."
+                "That role cannot be granted through the bot (only the roles the bot is "
+                "configured to grant can). Nothing was changed; choose another role."
             )
         case Refusal.NOTHING_TO_RETRY:
             status = f" ({status_words(state)})" if state else ""
