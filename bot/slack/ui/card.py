@@ -38,7 +38,7 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction, StepStatus
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
@@ -71,6 +71,17 @@ def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
     return message(fallback, blocks)
 
 
+def _doing(req: ProvisioningRequest, *, done: bool) -> str:
+    """The step under way, as "Creating the account" or (done) "the account was created"."""
+    create = req.step(StepAction.CREATE_ACCOUNT)
+    if req.kind is RequestKind.NEW_ACCOUNT and (
+        create is None or create.status is not StepStatus.DONE
+    ):
+        return "the account was created" if done else "Creating the account"
+    role = role_label(req.role_granted)
+    return f"the role was set to {role}" if done else f"Setting the role to {role}"
+
+
 def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
     """What the card says under the request: the buttons while pending, else what happened."""
     state = req.state
@@ -89,14 +100,15 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
             return [
                 section_md(
-                    f":mag: Checking what Connect did… (approved by {mention(req.decided_by)})"
+                    f":mag: Checking whether {_doing(req, done=True)}… "
+                    f"(approved by {mention(req.decided_by)})"
                 ),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
             ]
         case RequestState.PROVISIONING:
             return [
                 section_md(
-                    f":hourglass_flowing_sand: Carrying it out in Connect… "
+                    f":hourglass_flowing_sand: {_doing(req, done=False)}… "
                     f"(approved by {mention(req.decided_by)})"
                 )
             ]
