@@ -24,6 +24,7 @@ from bot.workflow.models import (
     OutboxItem,
     OutboxMessage,
     ProvisioningRequest,
+    SeatCount,
 )
 from bot.workflow.states import RequestState
 
@@ -230,6 +231,17 @@ class Directory(Protocol):
 
     async def capabilities(self) -> DirectoryCapabilities:
         """What the login provider lets Connect do, as Connect says (read once, then kept)."""
+
+
+class Seats(Protocol):
+    """Connect's licence seats, for the approvers (the card, `/connect-user seats`)."""
+
+    async def seats(self) -> SeatCount:
+        """Seats in use, the limit, inactive and locked accounts.
+
+        Raises DirectoryRefused with `DirectoryProblem.NOT_PERMITTED` when the bot's key may not
+        read them (only an administrator's may), other DirectoryErrors when Connect cannot
+        answer."""
 
 
 class ApproverVerdict(StrEnum):
