@@ -19,6 +19,7 @@ from bot.slack.ui.kit import (
     section_md,
     section_plain,
 )
+from bot.slack.ui.seats import seat_blocks
 from bot.slack.ui.text import (
     ERROR,
     GUID,
@@ -30,12 +31,16 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import ProvisioningRequest, SeatCount
 from bot.workflow.states import RequestState
 
 
-def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
-    """The approver-channel card, rendered from the request's state (re-render to update)."""
+def approval_card(
+    req: ProvisioningRequest, *, connect_url: str, seats: SeatCount | None = None
+) -> Message:
+    """The approver-channel card, rendered from the request's state (re-render to update).
+
+    `seats`: Connect's licence seats, shown while the request waits (None: no seat line)."""
     asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
     blocks: list[Block] = [
         header("Connect account request"),
@@ -50,6 +55,8 @@ def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
         meta.append(md(f"Requested {slack_date(req.created_at)}"))
     meta.append(plain(f"Request {clip(req.id, GUID)}"))
     blocks.append(context(*meta))
+    if req.state is RequestState.PENDING:
+        blocks.extend(seat_blocks(seats))
     blocks.extend(_state_blocks(req, connect_url))
     fallback = (
         f"Connect account request for {fallback_value(req.username)}: {status_words(req.state)}"
