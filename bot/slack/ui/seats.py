@@ -41,7 +41,13 @@ def seat_blocks(seats: SeatCount | None) -> list[Block]:
                 "created, and takes a seat when one is free."
             )
         ]
-    return [context(md(f"Seats: {seats_in_use(seats)}"))]
+    if seats.limit:
+        line = f"Seats: {seats.in_use} of {seats.limit} in use"
+    elif seats.limit == 0:
+        line = f"Seats: {seats.in_use} in use (the licence has no user limit)"
+    else:
+        line = f"Seats: {seats.in_use} in use"
+    return [context(md(line))]
 
 
 def seats_message(outcome: SeatsOutcome) -> Message:
