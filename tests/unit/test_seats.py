@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.cache.backend import build_backend
 from bot.cache.keyed import KeyedCache
@@ -34,6 +36,7 @@ from tests.support.bot_under_test import response_text
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_ports import Approvers
 from tests.support.samples import make_request
+from tests.support.strategies import PROPERTY, requests
 
 CONNECT = "https://connect.example.com/"
 LONG_AGO = datetime.now(UTC) - timedelta(days=800)
@@ -283,6 +286,32 @@ def test_the_card_shows_seats_only_while_the_request_waits() -> None:
             seats=full,
         )
         assert "seats in use" not in response_text(decided)
+
+
+counts = st.integers(min_value=0, max_value=10**9)
+seat_counts = st.builds(
+    SeatCount,
+    in_use=counts,
+    limit=st.none() | counts,
+    inactive=counts,
+    locked=counts,
+    activity_days=st.none() | counts,
+)
+
+
+@PROPERTY
+@given(req=requests, seats=st.none() | seat_counts)
+def test_a_card_with_any_seats_is_valid(req, seats: SeatCount | None) -> None:
+    msg = approval_card(req, connect_url=CONNECT, seats=seats)
+    assert_valid_message(msg)
+    full = seats is not None and seats.full and req.state is RequestState.PENDING
+    assert ("will not be able to log in" in response_text(msg)) is full
+
+
+@PROPERTY
+@given(seats=seat_counts)
+def test_any_seats_answer_is_valid(seats: SeatCount) -> None:
+    assert_valid_message(seats_message(SeatsOutcome(seats=seats)))
 
 
 def test_the_seats_command_answer() -> None:
