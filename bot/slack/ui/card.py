@@ -27,6 +27,7 @@ from bot.slack.ui.kit import (
     section_md,
     section_plain,
 )
+from bot.slack.ui.seats import seat_blocks
 from bot.slack.ui.text import (
     ERROR,
     GUID,
@@ -38,13 +39,24 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction, StepStatus
+from bot.workflow.models import (
+    ProvisioningRequest,
+    RequestKind,
+    SeatCount,
+    StepAction,
+    StepStatus,
+)
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
 
-def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
-    """The approver-channel card, rendered from the request's state (re-render to update)."""
+def approval_card(
+    req: ProvisioningRequest, *, connect_url: str, seats: SeatCount | None = None
+) -> Message:
+    """The approver-channel card, rendered from the request's state (re-render to update).
+
+    `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
+    line; a role change takes no new seat)."""
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
@@ -66,6 +78,8 @@ def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
     meta.append(plain(f"Request {clip(req.id, GUID)}"))
     blocks.append(context(*meta))
     blocks.extend(step_blocks(req))
+    if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
+        blocks.extend(seat_blocks(seats))
     blocks.extend(_state_blocks(req, connect_url))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
