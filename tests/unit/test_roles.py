@@ -14,6 +14,7 @@ def test_labels() -> None:
         "Administrator",
     ]
     assert role_label(None) == DEFAULT_ROLE_LABEL == "Connect's default role"
+    assert role_label("<!channel> *owner*") == "a role the bot does not know"
 
 
 @pytest.mark.parametrize(
