@@ -94,7 +94,7 @@ KNOWN_BLOCK_TYPES = frozenset(
 # The bot's house rules: stricter than Slack, checked on the bot's own payloads only
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
-HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
+HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input", "static_select"})
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
 # Slack has no whole-payload budget for views; the bot keeps its views under the messages' one.
@@ -201,6 +201,10 @@ def _element_problems(el: Any, path: str) -> list[str]:
     elif kind in ("static_select", "multi_static_select"):
         if "options" in el:
             problems += _option_problems(el["options"], f"{path}/options", max_items=MAX_OPTIONS)
+            initial = el.get("initial_option")
+            if initial is not None and initial not in el["options"]:
+                # Slack refuses the view (invalid_arguments) unless it is one of the options.
+                problems.append(problem("must be one of the options", f"{path}/initial_option"))
         elif "option_groups" not in el:
             problems.append(problem("must provide options or option_groups", path))
     elif kind in ("radio_buttons", "checkboxes"):
