@@ -146,6 +146,24 @@ async def submit_approval(
     return response
 
 
+async def confirm_approval(
+    bot: BotUnderTest, request_id: str, user_id: str = APPROVER, *, role: str | None = None
+):
+    """Press Approve on a request that sets a role and submit the confirmation it opens,
+    without waiting for the work after (for tests that look at an approval in flight)."""
+    view, _ = await click_approve(bot, request_id, user_id)
+    assert view is not None, "Approve opened no confirmation"
+    chosen = role or preselected_role(view)
+    response = await bot.submit(
+        ids.VIEW_APPROVE,
+        {ids.ROLE_BLOCK: {ids.ROLE_INPUT: role_state(chosen)}},
+        view["private_metadata"],
+        user_id=user_id,
+    )
+    assert response.status_code == 200
+    return response
+
+
 async def approve(
     bot: BotUnderTest, request_id: str, user_id: str = APPROVER, *, role: str | None = None
 ):
