@@ -260,3 +260,14 @@ def test_role_raised_message_says_nothing_was_approved_and_what_is_asked_now() -
     text = all_text(msg)
     assert "now asks for Publisher" in text and "nothing was approved" in text
     assert "raised from Viewer" in text
+
+
+def test_a_confirmations_submission_is_logged_under_its_request_id() -> None:
+    from bot.slack.listeners.correlation import correlation_id
+    from bot.slack.ui.ids import VIEW_APPROVE as CALLBACK
+
+    metadata = encode_approval_metadata(ApprovalForm(request_id="0123456789abcdef"))
+    body = {"view": {"callback_id": CALLBACK, "private_metadata": metadata}}
+    assert correlation_id(body) == "0123456789abcdef"
+    forged = {"view": {"callback_id": CALLBACK, "private_metadata": '{"i": "x"}'}}
+    assert correlation_id(forged) != "x"
