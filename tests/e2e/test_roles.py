@@ -279,3 +279,27 @@ async def test_approve_on_the_home_tab_confirms_the_role_too(bot: BotUnderTest) 
     # The Home tab moved on and says what was decided.
     home = json.dumps(home_of(bot, APPROVER))
     assert "Your decision was recorded" in home and "Role granted: Viewer" in home
+
+
+async def test_an_incomplete_request_is_retried_from_the_home_tab(bot: BotUnderTest) -> None:
+    """The role step fails after the account was created: the approver's Home tab offers a
+    Retry of that step alone, and the tab moves on once it is done."""
+    request_id = await file_request(bot, role="publisher")
+    bot.connect.fail_next("PUT v1/users/*", 403, code=23, times=5)
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.INCOMPLETE, request
+    assert bot.connect.count(**PUT) == 1
+
+    home = json.dumps(await open_home(bot, APPROVER_2))
+    assert ids.ACTION_RETRY in home and "failed" in home
+    bot.connect.reset_faults()
+    body = home_block_actions_body(action_id=ids.ACTION_RETRY, value=request_id, user_id=APPROVER_2)
+    assert (await bot.post(body)).status_code == 200
+    await bot.settle()
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED and request.role_granted == "publisher"
+    assert bot.connect.count(**PUT) == 1, "the account is never created twice"
+    assert bot.connect.get_local_user("julie2")["user_role"] == "publisher"
+    home = json.dumps(home_of(bot, APPROVER_2))
+    assert "Your decision was recorded" in home and ids.ACTION_RETRY not in home

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from bot.slack.interactions import view_selected
+from bot.slack.listeners.correlation import correlation_id
 from bot.slack.ui.home import home_view
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
@@ -263,11 +264,8 @@ def test_role_raised_message_says_nothing_was_approved_and_what_is_asked_now() -
 
 
 def test_a_confirmations_submission_is_logged_under_its_request_id() -> None:
-    from bot.slack.listeners.correlation import correlation_id
-    from bot.slack.ui.ids import VIEW_APPROVE as CALLBACK
-
     metadata = encode_approval_metadata(ApprovalForm(request_id="0123456789abcdef"))
-    body = {"view": {"callback_id": CALLBACK, "private_metadata": metadata}}
+    body = {"view": {"callback_id": VIEW_APPROVE, "private_metadata": metadata}}
     assert correlation_id(body) == "0123456789abcdef"
-    forged = {"view": {"callback_id": CALLBACK, "private_metadata": '{"i": "x"}'}}
+    forged = {"view": {"callback_id": VIEW_APPROVE, "private_metadata": '{"i": "x"}'}}
     assert correlation_id(forged) != "x"
