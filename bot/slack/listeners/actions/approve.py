@@ -15,25 +15,20 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import respond
+from bot.slack.approval import FAILURE, approve_and_answer
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
-from bot.slack.ui.messages import decision_notice, role_raised_message
 from bot.slack.ui.modals import approve_modal
 from bot.slack.ui.refusals import approval_refusal, decision_refusal, refusal_message
 from bot.slack.ui.values import ApprovalForm, encode_approval_metadata, is_request_id
 from bot.workflow.models import StepAction
-from bot.workflow.outcomes import Decided, DecisionOutcome, Refusal, Refused, RoleRaised
-from bot.workflow.states import RequestState
+from bot.workflow.outcomes import Refusal, Refused
 
 log = logging.getLogger(__name__)
 
 # The confirmation must open within the trigger's 3 s; looking at the request (and who clicked)
 # gets part of it.
 APPROVE_PRECHECK_SECONDS = 1.5
-FAILURE = (
-    "Something went wrong while approving. The card shows the request's state; "
-    "press Approve again if it is still pending."
-)
 NOT_CHECKED = (
     "I couldn't look at the request in time, so nothing was approved. Please press Approve again."
 )
@@ -103,37 +98,5 @@ async def click_approve(deps: ListenerDeps, click: Click, trigger_id: str | None
     await respond.to_clicker(deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home)
 
 
-async def run_approve(deps: ListenerDeps, click: Click, *, role: str | None = None) -> None:
-    """Approve the request `click.value` names, granting `role` (None: the role asked), and
-    tell the clicker what they are owed."""
-    if not is_request_id(click.value):
-        message = approval_refusal(Refusal.NOT_FOUND)
-        await respond.to_clicker(deps.client, click, message, home=deps.home)
-        return
-    outcome = await deps.requests.approve(click.value, click.user_id, role=role)
-    await answer_approval(deps, click, outcome)
-
-
-async def answer_approval(deps: ListenerDeps, click: Click, outcome: DecisionOutcome) -> None:
-    if isinstance(outcome, Refused):
-        await respond.to_clicker(deps.client, click, decision_refusal(outcome), home=deps.home)
-        return
-    if isinstance(outcome, RoleRaised):
-        message = role_raised_message(outcome.request)
-        await respond.to_clicker(deps.client, click, message, home=deps.home)
-        return
-    assert isinstance(outcome, Decided)
-    request = outcome.request
-    if request.state is not RequestState.APPROVED and request.last_error:
-        # Still pending (or unsettled): the card says so too, but the approver clicked and is
-        # owed an answer of their own.
-        headline = (
-            "The outcome is not known yet:"
-            if request.state is RequestState.PROVISIONING
-            else "The request could not be carried out:"
-        )
-        message = refusal_message(headline, detail=request.last_error)
-        await respond.to_clicker(deps.client, click, message, home=deps.home)
-    elif click.from_home:
-        # On a card the card itself shows the outcome; on the Home tab the list must move on.
-        await deps.home.publish(click.user_id, notice=decision_notice(request))
+async def run_approve(deps: ListenerDeps, click: Click) -> None:
+    await approve_and_answer(deps.requests, deps.client, deps.home, click)

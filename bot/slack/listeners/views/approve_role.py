@@ -10,8 +10,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck
 
+from bot.slack.approval import FAILURE, approve_and_answer
 from bot.slack.interactions import Click, view_selected
-from bot.slack.listeners.actions.approve import FAILURE, run_approve
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.values import decode_approval_metadata
@@ -39,7 +39,10 @@ def listener(deps: ListenerDeps) -> Listener:
             from_home=form.from_home,
         )
         deps.after_click(
-            click, run_approve(deps, click, role=role), name="approve-role", failure=FAILURE
+            click,
+            approve_and_answer(deps.requests, deps.client, deps.home, click, role=role),
+            name="approve-role",
+            failure=FAILURE,
         )
 
     return approve_submitted
