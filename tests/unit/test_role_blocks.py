@@ -269,3 +269,10 @@ def test_a_confirmations_submission_is_logged_under_its_request_id() -> None:
     assert correlation_id(body) == "0123456789abcdef"
     forged = {"view": {"callback_id": VIEW_APPROVE, "private_metadata": '{"i": "x"}'}}
     assert correlation_id(forged) != "x"
+
+
+def test_request_form_says_what_each_role_offered_allows() -> None:
+    view = justification_modal(person=PERSON, private_metadata="{}", roles=("viewer", "publisher"))
+    hint = role_block(view)["hint"]["text"]
+    assert "Viewers see" in hint and "Publishers can also publish" in hint
+    assert "Administrators" not in hint

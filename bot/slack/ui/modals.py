@@ -60,8 +60,20 @@ def role_select(
         "element": element,
     }
     if hint:
-        block["hint"] = plain(hint)
+        block["hint"] = plain(hint)  # at most ~150 chars here: far below Slack's 2,000
     return block
+
+
+_ROLE_HINTS = {
+    "viewer": "Viewers see the content shared with them.",
+    "publisher": "Publishers can also publish content.",
+    "administrator": "Administrators manage the whole server.",
+}
+
+
+def _role_hint(roles: Sequence[str]) -> str:
+    """What each role offered allows, in one line."""
+    return " ".join(_ROLE_HINTS[role] for role in roles if role in _ROLE_HINTS)
 
 
 def _request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
@@ -69,7 +81,7 @@ def _request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
     preselected); none offered: the account gets Connect's default role; None: the bot could
     not tell in time."""
     if roles:
-        return [role_select(roles, label="Role", initial=roles[0])]
+        return [role_select(roles, label="Role", initial=roles[0], hint=_role_hint(roles))]
     if roles is None:
         return [
             context(
