@@ -38,3 +38,12 @@ def view_input(view: dict[str, Any], block_id: str, action_id: str) -> str:
     """The text a person typed into a modal's input."""
     values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
     return str((values.get(action_id) or {}).get("value") or "")
+
+
+def view_selected(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
+    """The value of the option a person chose in a modal's select (None: no such select, or
+    nothing chosen)."""
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    option = (values.get(action_id) or {}).get("selected_option") or {}
+    value = option.get("value") if isinstance(option, dict) else None
+    return value if isinstance(value, str) else None

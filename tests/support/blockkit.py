@@ -95,6 +95,8 @@ KNOWN_BLOCK_TYPES = frozenset(
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
 HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
+# What a modal's input block may hold: text, or a choice of fixed options (a role).
+HOUSE_INPUT_ELEMENT_TYPES = frozenset({"plain_text_input", "static_select"})
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
 # Slack has no whole-payload budget for views; the bot keeps its views under the messages' one.
@@ -201,6 +203,10 @@ def _element_problems(el: Any, path: str) -> list[str]:
     elif kind in ("static_select", "multi_static_select"):
         if "options" in el:
             problems += _option_problems(el["options"], f"{path}/options", max_items=MAX_OPTIONS)
+            initial = el.get("initial_option")
+            if initial is not None and initial not in el["options"]:
+                # Slack refuses the view (invalid_arguments) unless it is one of the options.
+                problems.append(problem("must be one of the options", f"{path}/initial_option"))
         elif "option_groups" not in el:
             problems.append(problem("must provide options or option_groups", path))
     elif kind in ("radio_buttons", "checkboxes"):
@@ -432,11 +438,13 @@ def view_problems(view: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Slack's rules plus the house rules: the checks tests make on the bot's own payloads
 # ---------------------------------------------------------------------------------------------
-def _house_element_problems(el: Any, path: str) -> list[str]:
+def _house_element_problems(
+    el: Any, path: str, allowed: frozenset[str] = HOUSE_ELEMENT_TYPES
+) -> list[str]:
     if not isinstance(el, dict):
         return []  # Slack's rules already said so
     kind = el.get("type")
-    if kind not in HOUSE_ELEMENT_TYPES:
+    if kind not in allowed:
         return [problem(f"the bot uses no {kind!r} elements", f"{path}/type")]
     if not el.get("action_id"):
         return [problem("the bot names every interactive element", f"{path}/action_id")]
@@ -470,7 +478,9 @@ def _house_blocks_problems(blocks: Any, *, path: str, inputs: bool) -> list[str]
             for j, el in enumerate(block.get("elements") or []):
                 problems += _house_element_problems(el, f"{block_path}/elements/{j}")
         elif kind == "input" and block.get("element") is not None:
-            problems += _house_element_problems(block["element"], f"{block_path}/element")
+            problems += _house_element_problems(
+                block["element"], f"{block_path}/element", HOUSE_INPUT_ELEMENT_TYPES
+            )
     return problems
 
 

@@ -58,6 +58,22 @@ def kind_words(kind: RequestKind) -> str:
             assert_never(kind)
 
 
+def kind_title(kind: RequestKind) -> str:
+    match kind:
+        case RequestKind.NEW_ACCOUNT:
+            return "New account"
+        case RequestKind.ROLE_CHANGE:
+            return "Role change"
+        case _:
+            assert_never(kind)
+
+
+def access_summary(req: ProvisioningRequest) -> str:
+    """The kind and the roles on one line (plain text), for lists and short messages:
+    `New account · Role asked: Publisher · Role granted: Viewer`."""
+    return " · ".join([kind_title(req.kind), *role_lines(req).splitlines()])
+
+
 def step_words(action: StepAction, req: ProvisioningRequest) -> str:
     match action:
         case StepAction.CREATE_ACCOUNT:

@@ -12,12 +12,17 @@ ACTION_RETRY = "retry_step"
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
+VIEW_APPROVE = "approve_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
 JUSTIFICATION_INPUT = "justification_input"
 DENY_REASON_BLOCK = "deny_reason_block"
 DENY_REASON_INPUT = "deny_reason_input"
+# state.values[ROLE_BLOCK][ROLE_INPUT]["selected_option"]["value"]: the role chosen, in the
+# request form and in the approver's confirmation
+ROLE_BLOCK = "role_block"
+ROLE_INPUT = "role_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"

@@ -10,6 +10,7 @@ from typing import assert_never
 from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
+    access_summary,
     decided,
     guid_blocks,
     outcome_note,
@@ -87,7 +88,7 @@ def requester_confirmation(req: ProvisioningRequest, *, card_permalink: str | No
     """Replaces the requester's ephemeral search results once the card is posted."""
     blocks = [
         section_md(":outbox_tray: Your request was sent to the approvers:"),
-        section_plain(who(req)),
+        section_plain(f"{who(req)}\n{access_summary(req)}"),
         context(md("You will get a direct message when someone decides.")),
         *permalink_block(card_permalink),
     ]
@@ -261,6 +262,23 @@ def decision_notice(req: ProvisioningRequest) -> Message:
         f"Your decision on the request for {fallback_value(req.username)} was recorded",
         [
             section_md(":ballot_box_with_check: Your decision was recorded:"),
-            section_plain(f"{who(req)}: {status_words(req.state)}"),
+            section_plain(f"{who(req)}: {status_words(req.state)}\n{access_summary(req)}"),
+        ],
+    )
+
+
+def role_raised_message(req: ProvisioningRequest) -> Message:
+    """To the approver who chose a role above the one asked: nothing was approved, the request
+    now asks for that role and waits for an approval (another click, theirs or another's)."""
+    role = role_label(req.role_asked)
+    return message(
+        f"The request for {fallback_value(req.username)} now asks for {role}",
+        [
+            section_md(
+                f":arrow_up: You chose {role}, above the role asked for. That is a new question, "
+                f"so nothing was approved yet: the request now asks for {role} and waits for an "
+                "approval (press Approve again to approve it)."
+            ),
+            section_plain(f"{who(req)}\n{access_summary(req)}"),
         ],
     )
