@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.datastructures import QueryParams
 
 from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord, AuditStep
-from bot.workflow.roles import role_label
+from bot.workflow.roles import ROLES, role_label
 from bot.workflow.states import RequestState
 
 Format = Literal["html", "json", "csv"]
@@ -342,7 +342,15 @@ TEMPLATES = Environment(
 TEMPLATES.filters["iso"] = _iso
 TEMPLATES.filters["state_label"] = state_label
 TEMPLATES.filters["kind_label"] = kind_label
-TEMPLATES.filters["role_label"] = role_label
+
+
+def _role_text(role: str | None) -> str:
+    """A role's label; one the bot does not know is shown as recorded (the page escapes it):
+    the audit says what really happened."""
+    return role_label(role) if role is None or role in ROLES else role
+
+
+TEMPLATES.filters["role_label"] = _role_text
 TEMPLATES.globals.update(
     known_states=known_states(),
     default_per_page=DEFAULT_PER_PAGE,
