@@ -28,6 +28,7 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.flows import (
     PUT,
     approve,
+    card_request_id,
     click_approve,
     dms_to,
     file_request,
@@ -303,3 +304,69 @@ async def test_an_incomplete_request_is_retried_from_the_home_tab(bot: BotUnderT
     assert bot.connect.get_local_user("julie2")["user_role"] == "publisher"
     home = json.dumps(home_of(bot, APPROVER_2))
     assert "Your decision was recorded" in home and ids.ACTION_RETRY not in home
+
+
+# -- the whole path, as the issue's "done when" says it ------------------------------------------
+
+
+async def test_a_requester_asks_for_publisher_and_gets_a_publisher_account(
+    bot: BotUnderTest,
+) -> None:
+    """Through signed requests: the form, the card, the confirmation; Connect ends up holding a
+    publisher account, created once and given its role once, and everyone is told."""
+    assert bot.connect.default_user_role == "viewer"
+    view, _ = await open_request_form(bot, "julie2")
+    await submit_request(bot, view, "Publishes the quarterly report.", role="publisher")
+    card = latest_card(bot)
+    request_id = card_request_id(card)
+    assert "Role asked: Publisher" in response_text(card)
+    await approve(bot, request_id)
+
+    account = bot.connect.get_local_user("julie2")
+    assert account is not None and account["user_role"] == "publisher"
+    assert bot.connect.count(**PUT) == 1, "created once"
+    assert bot.connect.count(*SET_ROLE) == 1, "role set once"
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED
+    assert [(s.action.value, s.status.value) for s in request.steps] == [
+        ("create_account", "done"),
+        ("set_role", "done"),
+    ]
+    card_text = response_text(latest_card(bot))
+    assert "Role granted: Publisher" in card_text and "with the role Publisher" in card_text
+    assert "with the role Publisher" in response_text(dms_to(bot, REQUESTER)[-1])
+
+
+async def test_a_failed_role_step_says_so_on_the_card_and_is_retried_there(
+    bot: BotUnderTest,
+) -> None:
+    request_id = await file_request(bot, role="publisher")
+    bot.connect.key_role = "publisher"  # demoted since filing: Connect refuses the role (23)
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.INCOMPLETE
+    card = latest_card(bot)
+    text = response_text(card)
+    assert "setting its role failed" in text and "Set the role to Publisher: failed" in text
+    assert "administrator" in text, "why: the key may not change roles"
+    retry = [
+        e
+        for b in card["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == ids.ACTION_RETRY
+    ]
+    assert [e["value"] for e in retry] == [request_id]
+
+    # The requester may not retry their own request; an approver may, once the key is fixed.
+    _, url = await bot.click(ids.ACTION_RETRY, request_id, user_id=REQUESTER)
+    await bot.settle()
+    assert "your own request" in response_text((await bot.slack.wait_for_response(url))[-1])
+    bot.connect.key_role = "administrator"
+    await bot.click(ids.ACTION_RETRY, request_id, user_id=APPROVER_2)
+    await bot.settle()
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED
+    assert bot.connect.count(**PUT) == 1 and bot.connect.count(*SET_ROLE) == 2
+    assert bot.connect.get_local_user("julie2")["user_role"] == "publisher"
+    assert "Retry" not in json.dumps(latest_card(bot)["blocks"])
