@@ -103,15 +103,15 @@ def status_message(
     total = max(total, len(requests))
     if not requests:
         return message(
-            "You have not requested any accounts",
+            "You have not requested any Connect access",
             [
                 section_md(
-                    "You haven't requested any accounts yet. Find someone with "
+                    "You haven't requested any Connect access yet. Find someone with "
                     "`/connect-user search &lt;prefix&gt;`."
                 )
             ],
         )
-    head = [header("Your account requests")]
+    head = [header("Your Connect requests")]
     rows = (status_row(req, permalinks.get(req.id)) for req in requests)
     blocks, shown = fit_rows(
         head,
@@ -119,5 +119,5 @@ def status_message(
         lambda n: more(total, n, "Older ones are not shown."),
         max_blocks=MAX_MESSAGE_BLOCKS,
     )
-    fallback = f"Your account requests: {shown} of {total}"
+    fallback = f"Your Connect requests: {shown} of {total}"
     return message(fallback, blocks)

@@ -13,6 +13,7 @@ from bot.slack.ui.describe import (
     access_summary,
     decided,
     guid_blocks,
+    kind_words,
     outcome_note,
     permalink_block,
     status_words,
@@ -127,8 +128,8 @@ def duplicate_request_message(
         f"There is already a request for {fallback_value(existing.username)} ({status})",
         [
             section_md(
-                f":repeat: {mention(existing.requester_id)} already asked for an account for "
-                f"this person; that request is {status}:"
+                f":repeat: {mention(existing.requester_id)} already asked for "
+                f"{kind_words(existing.kind)} for this person; that request is {status}:"
             ),
             section_plain(who(existing)),
             *permalink_block(card_permalink),
@@ -181,7 +182,7 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             )
             extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
         case RequestState.PENDING | RequestState.PROVISIONING if req.last_error:
-            fallback = f"Your request for {user} is still pending: creating the account failed"
+            fallback = f"Your request for {user} is still pending: carrying it out failed"
             line = (
                 ":warning: Carrying out your request failed, so it is still pending. "
                 "The approvers can try again; an administrator may need to fix the bot first."
