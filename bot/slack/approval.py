@@ -28,14 +28,16 @@ async def approve_and_answer(
     click: Click,
     *,
     role: str | None = None,
+    seen: str | None = None,
 ) -> None:
     """Approve the request `click.value` names, granting `role` (None: the role asked), and
-    tell the clicker what they are owed."""
+    tell the clicker what they are owed. `seen`: the role asked when the approver's
+    confirmation opened."""
     if not is_request_id(click.value):
         message = approval_refusal(Refusal.NOT_FOUND)
         await respond.to_clicker(client, click, message, home=home)
         return
-    outcome = await requests.approve(click.value, click.user_id, role=role)
+    outcome = await requests.approve(click.value, click.user_id, role=role, seen=seen)
     await answer_approval(client, home, click, outcome)
 
 

@@ -56,6 +56,7 @@ STATE_LABELS: dict[str, str] = {
     RequestState.EXPIRED.value: "Expired",
     RequestState.CANCELLED.value: "Cancelled",
     RequestState.INCOMPLETE.value: "Incomplete",
+    RequestState.CLOSED.value: "Closed incomplete",
 }
 KIND_LABELS: dict[str, str] = {"new_account": "New account", "role_change": "Role change"}
 

@@ -10,9 +10,12 @@ import pytest
 
 from bot.slack.interactions import view_selected
 from bot.slack.listeners.correlation import correlation_id
+from bot.slack.ui.card import approval_card
+from bot.slack.ui.describe import role_lines
 from bot.slack.ui.home import home_view
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
+    ACTION_CLOSE,
     ACTION_RETRY,
     ROLE_BLOCK,
     ROLE_INPUT,
@@ -20,7 +23,12 @@ from bot.slack.ui.ids import (
 )
 from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.lists import pending_message, status_message
-from bot.slack.ui.messages import decision_notice, requester_confirmation, role_raised_message
+from bot.slack.ui.messages import (
+    decision_notice,
+    requester_confirmation,
+    requester_outcome_message,
+    role_raised_message,
+)
 from bot.slack.ui.modals import approve_modal, justification_modal
 from bot.slack.ui.values import (
     ApprovalForm,
@@ -235,7 +243,7 @@ def test_home_offers_a_retry_for_an_incomplete_request() -> None:
         viewer_id="U0OTHER", mine=[], mine_total=0, waiting=[req], waiting_total=1, permalinks={}
     )
     assert_valid_home_view(view)
-    assert [b["action_id"] for b in buttons(view)] == [ACTION_RETRY]
+    assert [b["action_id"] for b in buttons(view)] == [ACTION_RETRY, ACTION_CLOSE]
     assert "Set the role to Publisher failed: Connect refused the role" in json.dumps(view)
 
 
@@ -276,3 +284,81 @@ def test_request_form_says_what_each_role_offered_allows() -> None:
     hint = role_block(view)["hint"]["text"]
     assert "Viewers see" in hint and "Publishers can also publish" in hint
     assert "Administrators" not in hint
+
+
+# -- what the record says, and the confirmation's memory -----------------------------------------
+
+
+def test_the_confirmation_remembers_the_role_it_showed() -> None:
+    form = ApprovalForm(request_id="0123456789abcdef", channel="C1", role_asked="viewer")
+    assert decode_approval_metadata(encode_approval_metadata(form)) == form
+    forged = json.dumps({"i": "0123456789abcdef", "a": ["administrator"]})
+    decoded = decode_approval_metadata(forged)
+    assert decoded is not None and decoded.role_asked is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "want", "never"),
+    [
+        (
+            {
+                "state": RequestState.ALREADY_EXISTS,
+                "role_asked": "publisher",
+                "role_before": "viewer",
+            },
+            "Role in Connect: Viewer (unchanged",
+            "Role granted",
+        ),
+        (
+            {
+                "state": RequestState.INCOMPLETE,
+                "role_asked": "publisher",
+                "role_granted": "publisher",
+            },
+            "Role approved: Publisher (not set yet)",
+            "Role granted",
+        ),
+        (
+            {"state": RequestState.APPROVED, "role_asked": None, "role_before": "viewer"},
+            "Role in Connect: Viewer",
+            "Role granted",
+        ),
+        (
+            {
+                "state": RequestState.APPROVED,
+                "kind": RequestKind.ROLE_CHANGE,
+                "role_asked": "publisher",
+                "role_granted": "publisher",
+                "role_before": "viewer",
+            },
+            "Role granted: Publisher",
+            "Current role",
+        ),
+    ],
+)
+def test_role_lines_say_what_connect_has(overrides: dict, want: str, never: str) -> None:
+    text = role_lines(make_request(**overrides))
+    assert want in text and never not in text
+
+
+def test_a_closed_request_says_who_closed_it_and_what_connect_had() -> None:
+    req = make_request(
+        state=RequestState.CLOSED,
+        decided_by="W0APPROVER",
+        closed_by="U012ABCDEF",
+        role_asked="publisher",
+        role_granted="publisher",
+        outcome_note="Closed with its failed step not done. The account's role in Connect: Viewer.",
+        steps=(
+            Step(StepAction.CREATE_ACCOUNT, StepStatus.DONE),
+            Step(StepAction.SET_ROLE, StepStatus.FAILED, error="refused"),
+        ),
+    )
+    card = approval_card(req, connect_url="https://connect.example.com")
+    assert_valid_message(card)
+    text = json.dumps(card)
+    assert "<@U012ABCDEF> closed the request" in text and "role in Connect: Viewer" in text
+    assert "actions" not in [b["type"] for b in card["blocks"]]
+    told = requester_outcome_message(req, connect_url="https://connect.example.com")
+    assert_valid_message(told)
+    assert "closed it as it stood" in json.dumps(told)

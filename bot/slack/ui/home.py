@@ -87,6 +87,7 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
+            | Refusal.ROLE_CHANGED
         ):
             return []
         case _:

@@ -8,6 +8,7 @@ ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
 ACTION_RETRY = "retry_step"
+ACTION_CLOSE = "close_incomplete"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"

@@ -58,6 +58,8 @@ def status_row(
         RequestState.APPROVED,
         RequestState.ALREADY_EXISTS,
         RequestState.DENIED,
+        RequestState.INCOMPLETE,
+        RequestState.CLOSED,
     ):
         parts.append(f"decided by {decided(req)}")
     view = link(permalink, "View the request")

@@ -174,6 +174,13 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
                 f"instead of {role_label(req.raised_from)}, the role you asked for. That is a "
                 "new question: the request waits for an approval of that role."
             )
+        case RequestState.CLOSED:
+            fallback = f"Your request for {user} was closed incomplete"
+            line = (
+                ":heavy_minus_sign: Your request was approved, but a step failed and an approver "
+                "closed it as it stood:"
+            )
+            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.INCOMPLETE:
             fallback = f"Your request for {user} is incomplete"
             line = (

@@ -108,12 +108,17 @@ class ApprovalForm:
     response_url: str | None = None
     channel: str | None = None
     from_home: bool = False
+    # The role the request asked for when the confirmation opened: an approval of it loses to
+    # a raise made since (the approver did not see that question).
+    role_asked: str | None = None
 
 
 def encode_approval_metadata(form: ApprovalForm) -> str:
     """The confirmation's private_metadata (the response_url is left out when it would not fit:
     the answer then goes ephemeral in the channel, or by DM)."""
     data: dict[str, object] = {"i": form.request_id, "h": int(form.from_home)}
+    if form.role_asked:
+        data["a"] = form.role_asked
     if form.channel:
         data["c"] = form.channel
     if form.response_url:
@@ -132,6 +137,7 @@ def decode_approval_metadata(metadata: str) -> ApprovalForm | None:
         data = json.loads(metadata)
         request_id = data["i"]
         response_url, channel, home = data.get("r"), data.get("c"), data.get("h")
+        asked = data.get("a")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     if not isinstance(request_id, str) or not is_request_id(request_id):
@@ -141,4 +147,5 @@ def decode_approval_metadata(metadata: str) -> ApprovalForm | None:
         response_url=response_url if isinstance(response_url, str) else None,
         channel=channel if isinstance(channel, str) else None,
         from_home=home == 1,
+        role_asked=asked if isinstance(asked, str) else None,
     )

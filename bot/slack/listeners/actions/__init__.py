@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.slack.listeners.actions import (
     approve,
     cancel,
+    close,
     deny,
     options,
     request_account,
@@ -31,6 +32,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_DENY)(deny.listener(deps))
     app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
+    app.action(ids.ACTION_CLOSE)(close.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

@@ -79,6 +79,7 @@ async def click_approve(deps: ListenerDeps, click: Click, trigger_id: str | None
             response_url=click.response_url,
             channel=click.channel,
             from_home=click.from_home,
+            role_asked=checked.role_asked,
         )
         view = approve_modal(
             checked,

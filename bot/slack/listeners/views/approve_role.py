@@ -40,7 +40,9 @@ def listener(deps: ListenerDeps) -> Listener:
         )
         deps.after_click(
             click,
-            approve_and_answer(deps.requests, deps.client, deps.home, click, role=role),
+            approve_and_answer(
+                deps.requests, deps.client, deps.home, click, role=role, seen=form.role_asked
+            ),
             name="approve-role",
             failure=FAILURE,
         )
