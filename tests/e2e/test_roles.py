@@ -370,3 +370,36 @@ async def test_a_failed_role_step_says_so_on_the_card_and_is_retried_there(
     assert bot.connect.count(**PUT) == 1 and bot.connect.count(*SET_ROLE) == 2
     assert bot.connect.get_local_user("julie2")["user_role"] == "publisher"
     assert "Retry" not in json.dumps(latest_card(bot)["blocks"])
+
+
+async def test_a_stale_confirmation_loses_to_a_raise(bot_all_roles: BotUnderTest) -> None:
+    """A opens the confirmation (Viewer asked); B raises to Administrator; A submits Viewer:
+    nothing is approved, and A is told the question changed."""
+    bot = bot_all_roles
+    request_id = await file_request(bot, role="viewer")
+    stale, click_url = await click_approve(bot, request_id, APPROVER)
+    raising, _ = await click_approve(bot, request_id, APPROVER_2)
+    await submit_approval(bot, raising, role="administrator", user_id=APPROVER_2)
+    await submit_approval(bot, stale, role="viewer", user_id=APPROVER)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PENDING and request.role_asked == "administrator"
+    assert bot.connect.count(**PUT) == 0
+    told = response_text((await bot.slack.wait_for_response(click_url))[-1])
+    assert "another role since you opened the confirmation" in told
+
+
+async def test_an_incomplete_request_is_closed_as_it_stands_from_the_card(
+    bot: BotUnderTest,
+) -> None:
+    request_id = await file_request(bot, role="publisher")
+    bot.connect.key_role = "publisher"  # Connect refuses the role (23)
+    await approve(bot, request_id)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.INCOMPLETE
+    await bot.click(ids.ACTION_CLOSE, request_id, user_id=APPROVER_2)
+    await bot.settle()
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.CLOSED and request.closed_by == APPROVER_2
+    card = response_text(latest_card(bot))
+    assert "closed the request as it stood" in card and "role in Connect: Viewer" in card
+    assert "closed it as it stood" in response_text(dms_to(bot, REQUESTER)[-1])
+    assert bot.connect.get_local_user("julie2")["user_role"] == "viewer"
