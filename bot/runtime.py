@@ -265,6 +265,7 @@ def build_runtime(
         approvers=people,
         provisioner=provisioner,
         search_limit=settings.search_limit,
+        requestable_roles=settings.requestable_roles,
         clock=clock,
         on_outbox=notifier.wake,
     )

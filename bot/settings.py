@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.redis_url import parse_redis_url
 from bot.store.urls import normalize_database_url
+from bot.workflow.roles import parse_roles
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     )
     connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     search_limit: Annotated[int, Field(ge=1, le=500)] = 50
+    # The roles people may ask for (comma-separated: viewer, publisher, administrator).
+    requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
 
     database_url: str = ""
     redis_url: SecretStr | None = None
@@ -157,6 +160,16 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("requestable_roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_roles(value)
+            except ValueError as exc:
+                raise PydanticCustomError("roles", str(exc)) from None
         return value
 
     @field_validator("slack_approver_channel", "slack_search_channel")

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from bot.connect import codes
 from bot.connect.capabilities import capabilities
-from bot.connect.client import ConnectClient
+from bot.connect.client import MAX_LIMIT, ConnectClient, is_guid
 from bot.connect.errors import (
     ConnectAPIError,
     ConnectError,
@@ -69,6 +69,30 @@ class ConnectDirectory:
         found = await _translated(lambda: self.client.find_user(username))
         return None if found is None else account(found)
 
+    async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
+        result = await _translated(
+            lambda: self.client.search_users(prefix, limit=min(limit, MAX_LIMIT))
+        )
+        return DirectoryPage(
+            entries=tuple(account_entry(user) for user in result.results),
+            total=max(result.total, len(result.results)),
+        )
+
+    async def get_account(self, guid: str) -> Account | None:
+        if not is_guid(guid):
+            return None  # no account has such a GUID; and it must not reach a URL path
+
+        async def read() -> ConnectUser | None:
+            try:
+                return await self.client.get_user(guid)
+            except ConnectAPIError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        found = await _translated(read)
+        return None if found is None else account(found)
+
     async def capabilities(self) -> DirectoryCapabilities:
         """Read once and kept for CAPABILITIES_TTL (Connect may be reconfigured and restarted);
         a failure is remembered for FAILURE_TTL so a Connect that does not answer slows no more
@@ -99,7 +123,21 @@ def directory_entry(user: RemoteUser) -> DirectoryEntry:
         email=user.email,
         guid=user.guid,
         user_role=user.user_role,
+        locked=user.locked,
         temp_ticket=user.temp_ticket,
+    )
+
+
+def account_entry(user: ConnectUser) -> DirectoryEntry:
+    """An existing account as a search result (no ticket: it has its account)."""
+    return DirectoryEntry(
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        email=user.email,
+        guid=user.guid,
+        user_role=user.user_role,
+        locked=user.locked,
     )
 
 

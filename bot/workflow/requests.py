@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
+    DirectoryCapabilities,
     DirectoryPage,
     NewRequest,
     OutboxItem,
@@ -33,7 +34,11 @@ from bot.workflow.outcomes import (
     NotFiled,
     Refusal,
     Refused,
+    NoRoleForm,
     RequestList,
+    RoleForm,
+    RoleFormOutcome,
+    RoleFormProblem,
     SearchOutcome,
     SearchProblem,
 )
@@ -87,6 +92,7 @@ class Requests:
         approvers: ApproverPolicy,
         provisioner: Provisioner,
         search_limit: int = 50,
+        requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
         clock: Clock = utcnow,
         id_factory: Callable[[], str] = new_request_id,
         on_outbox: Callable[[], None] | None = None,
@@ -96,6 +102,7 @@ class Requests:
         self.approvers = approvers
         self.provisioner = provisioner
         self.search_limit = search_limit
+        self.requestable_roles = requestable_roles
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
@@ -106,29 +113,36 @@ class Requests:
         """Directory entries for a prefix, without their tickets: nothing needs them before a
         request is filed, and filing reads a fresh one.
 
-        When Connect says its login provider has no remote search, nothing is asked of it."""
+        When Connect says its login provider has no remote search, nothing is asked of the
+        directory: existing Connect accounts are searched instead (new ones are made at first
+        login there). Accounts are offered role changes unless the provider owns roles."""
         try:
-            remote_search = (await self.directory.capabilities()).remote_user_search
+            caps: DirectoryCapabilities | None = await self.directory.capabilities()
         except DirectoryError:
-            remote_search = None  # unknown: try, and let the answer say
-        if remote_search is False:
-            return SearchOutcome(problem=SearchProblem.REMOTE_SEARCH_UNSUPPORTED)
+            caps = None  # unknown: try, and let the answer say
+        role_changes = caps is None or caps.provider_owns_roles is not True
+        if caps is not None and caps.remote_user_search is False:
+            return await self._search_accounts(prefix, role_changes=role_changes)
         try:
             page = await self.directory.search(prefix, limit=self.search_limit)
         except DirectoryRefused as exc:
-            problem = _SEARCH_REFUSALS.get(exc.kind, SearchProblem.CONNECT_GARBAGE)
-            if problem is SearchProblem.CONFIGURATION:
-                log.error("remote search refused: %s", exc.explanation)
-            else:
-                log.warning("remote search refused: %s", exc.explanation)
-            return SearchOutcome(problem=problem)
-        except DirectoryUnavailable as exc:
-            log.warning("remote search unavailable: %s", exc.problem)
-            return SearchOutcome(problem=SearchProblem.CONNECT_UNAVAILABLE)
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                # Connect did not say beforehand (an older server), but it has no remote search.
+                log.info("remote search unsupported by the login provider: searching accounts")
+                return await self._search_accounts(prefix, role_changes=role_changes)
+            return SearchOutcome(problem=_search_problem(exc, "remote search"))
         except DirectoryError as exc:
-            log.warning("remote search answered garbage: %s", exc.problem)
-            return SearchOutcome(problem=SearchProblem.CONNECT_GARBAGE)
-        return SearchOutcome(page=_without_tickets(page))
+            return SearchOutcome(problem=_search_problem(exc, "remote search"))
+        return SearchOutcome(page=_without_tickets(page), role_changes=role_changes)
+
+    async def _search_accounts(self, prefix: str, *, role_changes: bool) -> SearchOutcome:
+        try:
+            page = await self.directory.search_accounts(prefix, limit=self.search_limit)
+        except DirectoryError as exc:
+            return SearchOutcome(problem=_search_problem(exc, "account search"))
+        return SearchOutcome(
+            page=_without_tickets(page), accounts_only=True, role_changes=role_changes
+        )
 
     # -- request -------------------------------------------------------------------------------
 
@@ -184,6 +198,45 @@ class Requests:
         log.info("request %s filed by %s", request.id, requester_id)
         self._on_outbox()
         return Filed(request)
+
+    # -- role changes ----------------------------------------------------------------------------
+
+    async def role_form(self, guid: str) -> RoleFormOutcome:
+        """What the role-change form offers for the account `guid` (which came back from a
+        button: it is only looked up). Read from Connect now, so the form shows the role the
+        account has, not the one a search showed."""
+        try:
+            caps: DirectoryCapabilities | None = await self.directory.capabilities()
+        except DirectoryError:
+            caps = None  # unknown: the role change itself will say
+        if caps is not None and caps.provider_owns_roles is True:
+            return NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a role change: %s", exc.problem)
+            return NoRoleForm(RoleFormProblem.CANNOT_READ)
+        if account is None:
+            return NoRoleForm(RoleFormProblem.NO_ACCOUNT)
+        roles = tuple(role for role in self.requestable_roles if role != account.user_role)
+        if not roles:
+            return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
+        return RoleForm(account, roles)
+
+    async def file_role_change(
+        self,
+        *,
+        requester_id: str,
+        guid: str,
+        role: str,
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to give the account `guid` the role `role`.
+
+        Placeholder for the lead's implementation on main (issue 16 core): until it is merged,
+        the role-change form is answered with a failure."""
+        raise NotImplementedError("role change requests are not implemented yet")
 
     # -- decide ----------------------------------------------------------------------------------
 
@@ -330,6 +383,22 @@ class Requests:
         if isinstance(waiting, Refused):
             return HomeContent(mine=mine, waiting=None, waiting_refusal=waiting.reason)
         return HomeContent(mine=mine, waiting=waiting)
+
+
+def _search_problem(exc: DirectoryError, what: str) -> SearchProblem:
+    """A failed search as the searcher is told, logged as the operator needs it."""
+    if isinstance(exc, DirectoryRefused):
+        problem = _SEARCH_REFUSALS.get(exc.kind, SearchProblem.CONNECT_GARBAGE)
+        if problem is SearchProblem.CONFIGURATION:
+            log.error("%s refused: %s", what, exc.explanation)
+        else:
+            log.warning("%s refused: %s", what, exc.explanation)
+        return problem
+    if isinstance(exc, DirectoryUnavailable):
+        log.warning("%s unavailable: %s", what, exc.problem)
+        return SearchProblem.CONNECT_UNAVAILABLE
+    log.warning("%s answered garbage: %s", what, exc.problem)
+    return SearchProblem.CONNECT_GARBAGE
 
 
 def _without_tickets(page: DirectoryPage) -> DirectoryPage:
