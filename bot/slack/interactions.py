@@ -38,3 +38,10 @@ def view_input(view: dict[str, Any], block_id: str, action_id: str) -> str:
     """The text a person typed into a modal's input."""
     values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
     return str((values.get(action_id) or {}).get("value") or "")
+
+
+def view_selection(view: dict[str, Any], block_id: str, action_id: str) -> str:
+    """The value of the option a person chose in a modal's select ("" when none)."""
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    selected = (values.get(action_id) or {}).get("selected_option") or {}
+    return str(selected.get("value") or "") if isinstance(selected, dict) else ""

@@ -94,7 +94,7 @@ KNOWN_BLOCK_TYPES = frozenset(
 # The bot's house rules: stricter than Slack, checked on the bot's own payloads only
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
-HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
+HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input", "static_select"})
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
 # Slack has no whole-payload budget for views; the bot keeps its views under the messages' one.

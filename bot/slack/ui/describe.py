@@ -11,6 +11,7 @@ from bot.slack.ui.text import (
     ERROR,
     GUID,
     NAME,
+    ROLE,
     SAFE_GUID_RE,
     USERNAME,
     clip,
@@ -20,6 +21,7 @@ from bot.slack.ui.text import (
     slack_date,
 )
 from bot.workflow.models import ProvisioningRequest
+from bot.workflow.roles import ROLES, role_label
 from bot.workflow.states import RequestState
 
 
@@ -51,6 +53,20 @@ def person_text(full_name: str, username: str, email: str) -> str:
     mail = clip(email, EMAIL) or "email hidden"
     first = name or user
     return f"{first}\n{user} · {mail}"
+
+
+def account_role(role: str | None) -> str:
+    """An account's role as people read it ("Publisher"); a role the bot does not know is shown
+    as Connect names it; "role unknown" when Connect did not say (plain text)."""
+    if not role:
+        return "role unknown"
+    return role_label(role) if role in ROLES else clip(role, ROLE) or "role unknown"
+
+
+def account_standing(role: str | None, locked: bool) -> str:
+    """`Role: Publisher` or `Role: Publisher · locked` (plain text)."""
+    text = f"Role: {account_role(role)}"
+    return f"{text} · locked" if locked else text
 
 
 def person_fields(full_name: str, username: str, email: str) -> Block:

@@ -7,16 +7,22 @@ ACTION_REQUEST_ACCOUNT = "request_account"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
+ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
+VIEW_ROLE_CHANGE = "role_change_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
 JUSTIFICATION_INPUT = "justification_input"
 DENY_REASON_BLOCK = "deny_reason_block"
 DENY_REASON_INPUT = "deny_reason_input"
+# The role-change form: the new role (a static_select's selected_option) and the justification
+# (JUSTIFICATION_BLOCK / JUSTIFICATION_INPUT, as in the request form).
+ROLE_BLOCK = "role_block"
+ROLE_INPUT = "role_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"
