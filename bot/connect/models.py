@@ -73,6 +73,12 @@ class RemoteUser(_ConnectModel):
 
     _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
 
+    @field_validator("locked", mode="before")
+    @classmethod
+    def _unlocked_if_none(cls, value: object) -> object:
+        # People without an account may carry null here: nothing to lock.
+        return False if value is None else value
+
     @property
     def has_account(self) -> bool:
         return bool(self.guid)

@@ -94,7 +94,9 @@ KNOWN_BLOCK_TYPES = frozenset(
 # The bot's house rules: stricter than Slack, checked on the bot's own payloads only
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
-HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input", "static_select"})
+HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
+# A modal's input may also be a select (the role-change form's new role); messages have none.
+HOUSE_INPUT_ELEMENT_TYPES = frozenset({"plain_text_input", "static_select"})
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
 # Slack has no whole-payload budget for views; the bot keeps its views under the messages' one.
@@ -432,11 +434,13 @@ def view_problems(view: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Slack's rules plus the house rules: the checks tests make on the bot's own payloads
 # ---------------------------------------------------------------------------------------------
-def _house_element_problems(el: Any, path: str) -> list[str]:
+def _house_element_problems(
+    el: Any, path: str, allowed: frozenset[str] = HOUSE_ELEMENT_TYPES
+) -> list[str]:
     if not isinstance(el, dict):
         return []  # Slack's rules already said so
     kind = el.get("type")
-    if kind not in HOUSE_ELEMENT_TYPES:
+    if kind not in allowed:
         return [problem(f"the bot uses no {kind!r} elements", f"{path}/type")]
     if not el.get("action_id"):
         return [problem("the bot names every interactive element", f"{path}/action_id")]
@@ -470,7 +474,9 @@ def _house_blocks_problems(blocks: Any, *, path: str, inputs: bool) -> list[str]
             for j, el in enumerate(block.get("elements") or []):
                 problems += _house_element_problems(el, f"{block_path}/elements/{j}")
         elif kind == "input" and block.get("element") is not None:
-            problems += _house_element_problems(block["element"], f"{block_path}/element")
+            problems += _house_element_problems(
+                block["element"], f"{block_path}/element", HOUSE_INPUT_ELEMENT_TYPES
+            )
     return problems
 
 
