@@ -89,8 +89,6 @@ class Settings(BaseSettings):
     )
     connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     search_limit: Annotated[int, Field(ge=1, le=500)] = 50
-    # The roles people may ask for (comma-separated: viewer, publisher, administrator).
-    requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
 
     database_url: str = ""
     redis_url: SecretStr | None = None
@@ -112,6 +110,8 @@ class Settings(BaseSettings):
     request_expiry_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 7 * 24.0
     reminder_after_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
     timers_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # The roles people may ask for, and approvers grant, through the bot (lowest first).
+    requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
 
     # -- hosted on Posit Connect: visitor identity and the audit page ---------------------------
     # Only believe RStudio-Connect-Credentials when the app runs behind Connect: elsewhere anyone
@@ -166,10 +166,9 @@ class Settings(BaseSettings):
     @classmethod
     def _roles(cls, value: object) -> object:
         if isinstance(value, str):
-            try:
-                return parse_roles(value)
-            except ValueError as exc:
-                raise PydanticCustomError("roles", str(exc)) from None
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return parse_roles(str(part) for part in value)
         return value
 
     @field_validator("slack_approver_channel", "slack_search_channel")

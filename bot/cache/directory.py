@@ -53,11 +53,17 @@ class CachedDirectory:
             load=load_page,
         )
 
+    async def capabilities(self) -> DirectoryCapabilities:
+        return await self.directory.capabilities()
+
+    async def key_role(self) -> str | None:
+        return await self.directory.key_role()
+
     async def get_account(self, guid: str) -> Account | None:
         return await self.directory.get_account(guid)
 
-    async def capabilities(self) -> DirectoryCapabilities:
-        return await self.directory.capabilities()
+    async def set_role(self, guid: str, role: str) -> Account:
+        return await self.directory.set_role(guid, role)
 
 
 _ENTRY_FIELDS = ("username", "first_name", "last_name", "email", "guid", "user_role", "locked")

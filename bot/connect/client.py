@@ -41,6 +41,7 @@ from bot.connect.errors import (
 from bot.connect.models import (
     ConnectGroup,
     ConnectUser,
+    EditedUser,
     RemoteSearchResult,
     RemoteUser,
     ServerSettings,
@@ -192,6 +193,17 @@ class ConnectClient:
         _check_guid(guid)
         response = await self._get(f"v1/users/{guid}", log_path="v1/users/{guid}")
         return self._parse(response, ConnectUser, "GET", "v1/users/{guid}")
+
+    async def set_role(self, guid: str, role: str) -> EditedUser:
+        """Give an account another role (an administrator's key). Never retried here: a
+        ConnectUnavailable means the outcome is unknown (look at the account to know)."""
+        _check_guid(guid)
+        if role not in ("viewer", "publisher", "administrator"):
+            raise ValueError("role must be viewer, publisher or administrator")
+        response = await self._send(
+            "PUT", f"v1/users/{guid}", json={"user_role": role}, log_path="v1/users/{guid}"
+        )
+        return self._parse(response, EditedUser, "PUT", "v1/users/{guid}")
 
     async def get_group(self, guid: str) -> ConnectGroup:
         _check_guid(guid)

@@ -50,6 +50,9 @@ class ConnectDirectory:
         self._capabilities_failure: str | None = None
         self._capabilities_until = 0.0
         self._capabilities_lock = asyncio.Lock()
+        self._key_role: str | None = None
+        self._key_role_until = 0.0
+        self._key_lock = asyncio.Lock()
 
     async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
         result = await _translated(lambda: self.client.search_remote(prefix, limit=limit))
@@ -78,20 +81,42 @@ class ConnectDirectory:
             total=max(result.total, len(result.results)),
         )
 
+    async def key_role(self) -> str | None:
+        """Kept like the capabilities: a key's owner changes role only by an administrator's
+        hand, and a stale answer only offers a choice Connect then refuses in words (code 23)."""
+        async with self._key_lock:
+            now = time.monotonic()
+            if self._key_role_until > now:
+                return self._key_role
+            owner = await _translated(self.client.current_user)
+            self._key_role = owner.user_role
+            self._key_role_until = time.monotonic() + CAPABILITIES_TTL
+            return self._key_role
+
     async def get_account(self, guid: str) -> Account | None:
         if not is_guid(guid):
             return None  # no account has such a GUID; and it must not reach a URL path
-
-        async def read() -> ConnectUser | None:
-            try:
-                return await self.client.get_user(guid)
-            except ConnectAPIError as exc:
-                if exc.status == 404:
-                    return None
-                raise
-
-        found = await _translated(read)
+        found = await _translated(lambda: self._user_or_none(guid))
         return None if found is None else account(found)
+
+    async def _user_or_none(self, guid: str) -> ConnectUser | None:
+        try:
+            return await self.client.get_user(guid)
+        except ConnectAPIError as exc:
+            if exc.status == 404:  # code 4 (no such object) or 9 (no such user)
+                return None
+            raise
+
+    async def set_role(self, guid: str, role: str) -> Account:
+        edited = await _translated(lambda: self.client.set_role(guid, role))
+        return Account(
+            guid=guid,
+            username=edited.username,
+            first_name=edited.first_name,
+            last_name=edited.last_name,
+            email=edited.email,
+            user_role=edited.user_role,
+        )
 
     async def capabilities(self) -> DirectoryCapabilities:
         """Read once and kept for CAPABILITIES_TTL (Connect may be reconfigured and restarted);

@@ -132,6 +132,18 @@ class UserSearchResult(_ConnectModel):
         return 0 if value is None else value
 
 
+class EditedUser(_ConnectModel):
+    """What `PUT /v1/users/{guid}` answers: the editable fields only (no guid, no times)."""
+
+    username: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    user_role: str | None = None
+
+    _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
+
+
 class ConnectGroup(_ConnectModel):
     guid: str
     name: str

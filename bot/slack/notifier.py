@@ -35,7 +35,7 @@ from bot.slack.ui.messages import (
     welcome_message,
 )
 from bot.workflow.clock import utcnow
-from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest
+from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest, RequestKind
 from bot.workflow.ports import RequestStore
 from bot.workflow.states import RequestState
 
@@ -457,7 +457,12 @@ class SlackNotifier:
         user = found.get("user") or {}
         if not user.get("id") or user.get("deleted") or user.get("is_bot"):
             return
-        message = welcome_message(connect_url=self.connect_url, username=request.username)
+        message = welcome_message(
+            connect_url=self.connect_url,
+            username=request.username,
+            role=request.role_granted,
+            role_change=request.kind is RequestKind.ROLE_CHANGE,
+        )
         await self._direct_message(user["id"], message)
 
     async def _direct_message(self, user_id: str, message: dict[str, Any]) -> None:

@@ -31,6 +31,9 @@ from bot.workflow.models import (
     NewRequest,
     OutboxItem,
     ProvisioningRequest,
+    RequestKind,
+    Step,
+    steps_for,
 )
 from bot.workflow.ports import DuplicateRequestError
 from bot.workflow.states import RequestState
@@ -69,6 +72,11 @@ class SqlRequestStore(SqlOutbox):
             "justification": new.justification,
             "created_at": new.created_at,
             "updated_at": new.created_at,
+            "kind": new.kind.value,
+            "role_asked": new.role_asked,
+            "role_before": new.role_before,
+            "connect_guid": new.connect_guid,
+            "steps": _step_records(steps_for(new.kind, new.role_asked)),
         }
         for _ in range(_CREATE_ATTEMPTS):
             try:
@@ -122,8 +130,11 @@ class SqlRequestStore(SqlOutbox):
         lease_owner: str | None = None,
         lease_seconds: float | None = None,
         lease_expired: bool = False,
+        expect: Mapping[str, Any] | None = None,
     ) -> ProvisioningRequest | None:
         values = _validated_changes(changes)
+        if "steps" in values:
+            values["steps"] = _step_records(values["steps"])
         if "temp_ticket" in values:
             _check_ticket(values["temp_ticket"])
         if lease_seconds is not None:
@@ -141,6 +152,10 @@ class SqlRequestStore(SqlOutbox):
             conditions.append(_requests.c.lease_owner == lease_owner)
         if lease_expired:
             conditions.append(_requests.c.lease_expires_at < self._db_now())
+        for column, value in _validated_changes(expect).items():
+            conditions.append(
+                _requests.c[column].is_(None) if value is None else _requests.c[column] == value
+            )
         # One statement decides the winner: the row count is the answer, so there is no window
         # between checking the state and changing it (PostgreSQL re-checks the WHERE clause
         # against the committed row after waiting on a concurrent update; SQLite serialises).
@@ -369,4 +384,15 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         put_sent_at=m["put_sent_at"],
         unknown_put_at=m["unknown_put_at"],
         outcome_note=m["outcome_note"],
+        kind=RequestKind(m["kind"]),
+        role_asked=m["role_asked"],
+        role_granted=m["role_granted"],
+        role_before=m["role_before"],
+        raised_by=m["raised_by"],
+        raised_from=m["raised_from"],
+        steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
     )
+
+
+def _step_records(steps: Sequence[Step]) -> list[dict[str, Any]]:
+    return [step.to_record() for step in steps]

@@ -54,6 +54,13 @@ class JSONPayload(sa.TypeDecorator[dict[str, Any]]):
     cache_ok = True
 
 
+class JSONList(sa.TypeDecorator[list[Any]]):
+    """A JSON array; stored as text on SQLite and as json on PostgreSQL."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -97,6 +104,15 @@ provisioning_requests = sa.Table(
     # What settling found, when the record alone would not say it (e.g. Connect answered "in
     # use" for the account this very approval had created).
     sa.Column("outcome_note", sa.Text, nullable=True),
+    # What the request asks for (a new account, a role change) and the steps that carry it out,
+    # each with its own status, so a crash between two steps never repeats a done one.
+    sa.Column("kind", sa.String(20), nullable=False, server_default="new_account"),
+    sa.Column("role_asked", sa.String(20), nullable=True),
+    sa.Column("role_granted", sa.String(20), nullable=True),
+    sa.Column("role_before", sa.String(20), nullable=True),
+    sa.Column("raised_by", sa.String(64), nullable=True),
+    sa.Column("raised_from", sa.String(20), nullable=True),
+    sa.Column("steps", JSONList, nullable=False, server_default="[]"),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.
     sa.Index(

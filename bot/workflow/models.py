@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -88,6 +89,66 @@ class Person:
     temp_ticket: str = field(repr=False)
 
 
+class RequestKind(StrEnum):
+    """What a request asks for; its steps say how it is carried out."""
+
+    NEW_ACCOUNT = "new_account"  # create the account from the directory (and set its role)
+    ROLE_CHANGE = "role_change"  # give an existing account another role
+
+
+class StepAction(StrEnum):
+    CREATE_ACCOUNT = "create_account"  # PUT /v1/users {temp_ticket}
+    SET_ROLE = "set_role"  # PUT /v1/users/{guid} {user_role}
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not needed in the end (the account was there before the request)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One change a request makes in Connect, recorded on its own so that a crash or a failure
+    between two steps never repeats a done one."""
+
+    action: StepAction
+    status: StepStatus = StepStatus.PENDING
+    error: str | None = None  # why it failed, for the approver
+    note: str | None = None  # what doing it found (e.g. Connect had given that role already)
+    done_at: datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "status": self.status.value,
+            "error": self.error,
+            "note": self.note,
+            "done_at": self.done_at.isoformat() if self.done_at else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Step:
+        done_at = record.get("done_at")
+        return cls(
+            action=StepAction(record["action"]),
+            status=StepStatus(record.get("status", StepStatus.PENDING)),
+            error=record.get("error"),
+            note=record.get("note"),
+            done_at=datetime.fromisoformat(done_at) if done_at else None,
+        )
+
+
+def steps_for(kind: RequestKind, role: str | None) -> tuple[Step, ...]:
+    """What carrying out a request of this kind takes: a new account with a role chosen is
+    created first and given the role after (Connect's create call takes no role)."""
+    if kind is RequestKind.ROLE_CHANGE:
+        return (Step(StepAction.SET_ROLE),)
+    create = Step(StepAction.CREATE_ACCOUNT)
+    return (create,) if role is None else (create, Step(StepAction.SET_ROLE))
+
+
 @dataclass(frozen=True, slots=True)
 class NewRequest:
     request_id: str
@@ -95,6 +156,10 @@ class NewRequest:
     person: Person
     justification: str
     created_at: datetime
+    kind: RequestKind = RequestKind.NEW_ACCOUNT
+    role_asked: str | None = None  # None: no choice was offered (Connect's default role)
+    role_before: str | None = None  # a role change: the account's role at filing
+    connect_guid: str | None = None  # a role change: the account it changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +191,31 @@ class ProvisioningRequest:
     # an account Connect created after it may be this request's.
     unknown_put_at: datetime | None = None
     outcome_note: str | None = None  # what settling an unclear answer from Connect found
+    kind: RequestKind = RequestKind.NEW_ACCOUNT
+    # The role the request asks for (None: Connect's default role, no choice was offered).
+    role_asked: str | None = None
+    # The role approved, set when an approver approves (may be lower than the one asked).
+    role_granted: str | None = None
+    # A role change: the account's role at filing; a new account: the role Connect gave it.
+    role_before: str | None = None
+    # An approver who raised the role asked for (a new question: approved by a later click).
+    raised_by: str | None = None
+    raised_from: str | None = None
+    steps: tuple[Step, ...] = ()
+
+    def step(self, action: StepAction) -> Step | None:
+        return next((step for step in self.steps if step.action is action), None)
+
+    @property
+    def failed_step(self) -> Step | None:
+        return next((step for step in self.steps if step.status is StepStatus.FAILED), None)
+
+    def with_step(self, action: StepAction, **changes: Any) -> tuple[Step, ...]:
+        """The steps with one of them changed (for a store update)."""
+        return tuple(
+            dataclasses.replace(step, **changes) if step.action is action else step
+            for step in self.steps
+        )
 
 
 class OutboxKind(StrEnum):

@@ -45,12 +45,22 @@ class Refusal(StrEnum):
     ALREADY_DECIDED = "already_decided"
     CANNOT_CHECK = "cannot_check"
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
+    ROLE_NOT_REQUESTABLE = "role_not_requestable"  # a role outside REQUESTABLE_ROLES, or none
+    NOTHING_TO_RETRY = "nothing_to_retry"  # no step failed (someone else retried already)
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
     reason: Refusal
     request: ProvisioningRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRaised:
+    """The approver chose a role above the one asked: that is a new question, not an approval.
+    The request now asks for that role and waits, pending, for an approval of it."""
+
+    request: ProvisioningRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,10 @@ class FileProblem(StrEnum):
     ALREADY_HAS_ACCOUNT = "already_has_account"
     NOT_IN_DIRECTORY = "not_in_directory"
     CANNOT_VERIFY = "cannot_verify"
+    ROLE_NOT_REQUESTABLE = "role_not_requestable"  # a role outside REQUESTABLE_ROLES
+    ROLES_NOT_MANAGED = "roles_not_managed"  # the bot cannot set roles here (provider, key)
+    NO_ACCOUNT = "no_account"  # a role change for an account Connect does not have
+    SAME_ROLE = "same_role"  # a role change to the role the account has
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +104,7 @@ class RoleFormProblem(StrEnum):
     """Why the role-change form cannot be offered for an account."""
 
     NO_ACCOUNT = "no_account"  # no account has this GUID (any more)
-    ROLES_NOT_MANAGED = "roles_not_managed"  # the login provider owns roles
+    ROLES_NOT_MANAGED = "roles_not_managed"  # the bot cannot set roles here (provider, key)
     NO_OTHER_ROLE = "no_other_role"  # no requestable role differs from the current one
     CANNOT_READ = "cannot_read"  # Connect did not give the account now (down, refused)
 
@@ -111,7 +125,7 @@ class NoRoleForm:
 
 
 RoleFormOutcome = RoleForm | NoRoleForm
-DecisionOutcome = Decided | Refused
+DecisionOutcome = Decided | Refused | RoleRaised
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,11 +69,13 @@ class RequestStore(Protocol):
         lease_owner: str | None = None,
         lease_seconds: float | None = None,
         lease_expired: bool = False,
+        expect: Mapping[str, Any] | None = None,
     ) -> ProvisioningRequest | None:
         """One conditional UPDATE: move the request if it is in one of `from_states`.
 
         Optional guards: `lease_owner` (the row's lease must belong to this owner) and
-        `lease_expired` (the row's lease has run out by the database's clock). `lease_seconds`
+        `lease_expired` (the row's lease has run out by the database's clock), and `expect`
+        (columns that must still hold these values, e.g. the role the approver saw). `lease_seconds`
         sets the lease's expiry to the database's clock plus that many seconds.
         Returns the updated request, or None when the guard failed (someone else won). The owed
         messages are inserted in the same transaction, only when the update won.
@@ -232,11 +234,19 @@ class Directory(Protocol):
         """Existing Connect accounts matching a prefix of a username, first or last name (for
         login providers without directory search); the entries carry no ticket."""
 
-    async def get_account(self, guid: str) -> Account | None:
-        """The Connect account with this GUID; None when there is none."""
-
     async def capabilities(self) -> DirectoryCapabilities:
         """What the login provider lets Connect do, as Connect says (read once, then kept)."""
+
+    async def key_role(self) -> str | None:
+        """The role of the user whose key the bot holds (read once, then kept); None when
+        Connect did not say."""
+
+    async def get_account(self, guid: str) -> Account | None:
+        """The Connect account `guid`, None when there is none."""
+
+    async def set_role(self, guid: str, role: str) -> Account:
+        """Give the account `guid` the role `role`. Never retried: on DirectoryUnavailable or
+        DirectoryUnreadable the outcome is unknown (look at the account)."""
 
 
 class ApproverVerdict(StrEnum):

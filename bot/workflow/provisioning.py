@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.workflow.clock import Clock, utcnow
-from bot.workflow.models import Account, OutboxItem, OutboxKind, ProvisioningRequest
+from bot.workflow.models import (
+    Account,
+    OutboxItem,
+    OutboxKind,
+    ProvisioningRequest,
+    RequestKind,
+    Step,
+    StepAction,
+    StepStatus,
+)
 from bot.workflow.ports import (
     Directory,
     DirectoryError,
@@ -36,6 +46,8 @@ UNSETTLED_NOTE = "The bot could not check the outcome yet and will look again sh
 CHECKING_NOTE = (
     "The bot is checking whether Connect created the account; Approve comes back if it did not."
 )
+# Appended to the card's error while the bot looks at the account after an unanswered role call.
+ROLE_CHECKING_NOTE = "The bot is checking whether Connect changed the role."
 # Connect's clock is not the database's (the PUT's times are the database's). An account whose
 # created_time is at most this much earlier than the first PUT whose answer never came still
 # counts as created by it. Servers kept by NTP agree within a second; two minutes also covers a
@@ -59,9 +71,40 @@ def not_created(problem: str) -> str:
     return f"{problem}, and no account was created. Press Approve to try again."
 
 
+def _role_step_due(request: ProvisioningRequest) -> bool:
+    step = request.step(StepAction.SET_ROLE)
+    return step is not None and step.status is not StepStatus.DONE and bool(request.role_granted)
+
+
+def _account_settled(request: ProvisioningRequest) -> bool:
+    """Whether the request's account exists (created by its first step, or changed by it)."""
+    if request.kind is RequestKind.ROLE_CHANGE:
+        return True
+    create = request.step(StepAction.CREATE_ACCOUNT)
+    return create is not None and create.status is StepStatus.DONE and bool(request.connect_guid)
+
+
+def _settled_steps(
+    request: ProvisioningRequest, *, created: bool, now: datetime
+) -> tuple[Step, ...]:
+    """The steps once the account step is settled: done when this request created the account;
+    skipped, with the role step, when the account was there already."""
+    if created:
+        return request.with_step(
+            StepAction.CREATE_ACCOUNT, status=StepStatus.DONE, error=None, done_at=now
+        )
+    steps = request.with_step(
+        StepAction.CREATE_ACCOUNT, status=StepStatus.SKIPPED, note="The account existed already."
+    )
+    skipped = dataclasses.replace(request, steps=steps).with_step(
+        StepAction.SET_ROLE, status=StepStatus.SKIPPED, note="Not set: the account existed already."
+    )
+    return skipped
+
+
 def _problem_of(note: str | None) -> str | None:
     """The problem a checking or unsettled note starts with (see DirectoryError.problem)."""
-    for suffix in (CHECKING_NOTE, UNSETTLED_NOTE):
+    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, UNSETTLED_NOTE):
         if note and note.endswith(f". {suffix}"):
             return note.removesuffix(f". {suffix}")
     return None
@@ -97,7 +140,22 @@ class Provisioner:
         """Create the account of a request this process has just claimed (its lease is ours);
         returns the request as it ended up (approved, already there, pending again, …)."""
         async with self._holding(claimed.id):
+            if claimed.kind is RequestKind.ROLE_CHANGE:
+                return await self._set_role(claimed, known_role=None, look_first=False)
             return await self._provision(claimed)
+
+    async def carry_on(self, claimed: ProvisioningRequest) -> ProvisioningRequest:
+        """Carry out the steps a request claimed for a retry has left (its lease is ours). The
+        account is looked at before a role is set again: a step that failed or went unanswered
+        may have happened after all."""
+        async with self._holding(claimed.id):
+            return await self._remaining_steps(claimed)
+
+    async def _remaining_steps(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        role_step = request.step(StepAction.SET_ROLE)
+        if role_step is not None and role_step.status is not StepStatus.DONE:
+            return await self._set_role(request, known_role=None, look_first=True)
+        return await self._complete(request)
 
     @contextlib.asynccontextmanager
     async def _holding(self, request_id: str) -> AsyncIterator[None]:
@@ -171,7 +229,7 @@ class Provisioner:
                     user.username,
                     request.username,
                 )
-            return await self._finish(request, RequestState.APPROVED, user.guid)
+            return await self._finish(request, RequestState.APPROVED, user)
         raise AssertionError("unreachable: the loop returns on its second attempt")
 
     async def _put_answered(self, request: ProvisioningRequest) -> ProvisioningRequest | None:
@@ -259,7 +317,7 @@ class Provisioner:
                 "use, but the account appeared only after the bot had asked Connect to create "
                 "it (an earlier, unanswered request went through)."
             )
-            return await self._finish(request, RequestState.APPROVED, user.guid, note=note)
+            return await self._finish(request, RequestState.APPROVED, user, note=note)
         earlier = None
         if since is not None and created is not None and created > since + window:
             earlier = (
@@ -271,7 +329,7 @@ class Provisioner:
                 f"The account was created on {created:%Y-%m-%d at %H:%M} UTC, before this "
                 "approval asked Connect for it."
             )
-        return await self._finish(request, RequestState.ALREADY_EXISTS, user.guid, note=earlier)
+        return await self._finish(request, RequestState.ALREADY_EXISTS, user, note=earlier)
 
     async def _settle_unknown(
         self,
@@ -356,37 +414,189 @@ class Provisioner:
         self,
         request: ProvisioningRequest,
         state: RequestState,
-        guid: str,
+        user: Account,
         *,
         note: str | None = None,
     ) -> ProvisioningRequest:
+        """The account step is settled: created by this request (APPROVED) or there before it
+        (ALREADY_EXISTS). A created account then gets the role granted, as a step of its own;
+        an account that was there already keeps its role (a role change is another request)."""
+        created = state is RequestState.APPROVED
+        changes: dict[str, object] = {
+            "connect_guid": user.guid,
+            "temp_ticket": "",  # a credential with no further use: do not keep it
+            "last_error": None,
+            "outcome_note": note,
+            "role_before": user.user_role,
+            "steps": _settled_steps(request, created=created, now=self.clock()),
+        }
+        if created and _role_step_due(request):
+            # Recorded before the role is set: a crash from here on never creates it twice.
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={**changes, "put_sent_at": None},
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            log.info(
+                "request %s: account created (guid %s); setting its role", request.id, user.guid
+            )
+            return await self._set_role(recorded, known_role=user.user_role, look_first=False)
+        return await self._end(request, state, changes)
+
+    async def _end(
+        self, request: ProvisioningRequest, state: RequestState, changes: dict[str, object]
+    ) -> ProvisioningRequest:
         outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
         if state is RequestState.APPROVED and request.email:
+            # A new account's welcome, or a role change's news, for the person it is for.
             outbox.append(OutboxItem(OutboxKind.WELCOME))
         finished = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
             to_state=state,
             now=self.clock(),
-            changes={
-                "connect_guid": guid,
-                "temp_ticket": "",  # a credential with no further use: do not keep it
-                "last_error": None,
-                "outcome_note": note,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
+            changes={**changes, "lease_owner": None, "lease_expires_at": None},
             outbox=outbox,
             lease_owner=self.instance_id,
         )
         if finished is None:
             return await self._reload(request)
-        log.info("request %s ended %s (guid %s)", request.id, state, guid)
+        log.info("request %s ended %s (guid %s)", request.id, state, finished.connect_guid)
         self._on_outbox()
         return finished
 
+    # -- the role step -------------------------------------------------------------------------
+
+    async def _set_role(
+        self, request: ProvisioningRequest, *, known_role: str | None, look_first: bool
+    ) -> ProvisioningRequest:
+        """Give the account the role granted, at most once: after a crash, a failure or an
+        unanswered call (`look_first`) the account is looked at first, and a role it has already
+        is not set again. `known_role` is the account's role when this process just saw it."""
+        role, guid = request.role_granted, request.connect_guid
+        if role is None or guid is None:  # nothing to set (no role was chosen)
+            return await self._complete(request)
+        if look_first:
+            try:
+                found = await self.directory.get_account(guid)
+            except DirectoryRefused as exc:
+                return await self._role_failed(request, exc.explanation)
+            except DirectoryError as exc:
+                return await self._keep_unsettled(request, exc.problem)
+            if found is None:
+                return await self._role_failed(
+                    request, f"The account {request.username} is no longer in Connect."
+                )
+            known_role = found.user_role
+        if known_role == role:
+            return await self._complete(request, note=f"The account had the role {role} already.")
+        # Only the holder of a live lease sends: one whose lease ran out may be replaced by now.
+        held = await self.store.renew_lease(
+            request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
+        )
+        if not held:
+            log.warning("request %s: the lease ran out before the role was set", request.id)
+            return await self._reload(request)
+        try:
+            await self.directory.set_role(guid, role)
+        except DirectoryRefused as exc:
+            log.warning("request %s: Connect refused the role: %s", request.id, exc.problem)
+            return await self._role_failed(request, exc.explanation)
+        except DirectoryError as exc:
+            log.warning(
+                "request %s: outcome of the role change unknown: %s", request.id, exc.problem
+            )
+            return await self._settle_role(request, exc.problem)
+        return await self._complete(request)
+
+    async def _settle_role(self, request: ProvisioningRequest, problem: str) -> ProvisioningRequest:
+        """The role call went unanswered: look at the account over the settle delays (Connect
+        may still carry the call out) before anything is retried."""
+        checking = await self._note_on_card(request, f"{problem}. {ROLE_CHECKING_NOTE}")
+        if checking is None:
+            return await self._reload(request)
+        request = checking
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seen: Account | None = None
+        unanswered: DirectoryError | None = None
+        for delay in self.settle_delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                seen = await self.directory.get_account(request.connect_guid or "")
+            except DirectoryError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if seen is not None and seen.user_role == request.role_granted:
+                return await self._complete(request)
+        if unanswered is not None or seen is None:
+            return await self._keep_unsettled(request, problem)
+        return await self._role_failed(
+            request,
+            f"{problem}, and the account still has the role {seen.user_role}: the role was "
+            "not changed.",
+        )
+
+    async def _role_failed(self, request: ProvisioningRequest, why: str) -> ProvisioningRequest:
+        """The role was not set. A new account stays created (its step is done) and the request
+        waits, incomplete, for an approver's retry of the role step alone; a role change goes
+        back to pending (Approve is its retry)."""
+        steps = request.with_step(StepAction.SET_ROLE, status=StepStatus.FAILED, error=why)
+        if request.kind is RequestKind.ROLE_CHANGE:
+            return await self._back_to_pending(
+                request, f"The role was not changed: {why}", steps=steps
+            )
+        failed = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.INCOMPLETE,
+            now=self.clock(),
+            changes={
+                "steps": steps,
+                "last_error": f"The account was created, but setting its role failed: {why}",
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+        )
+        if failed is None:
+            return await self._reload(request)
+        log.warning("request %s: the role step failed; waiting for a retry", request.id)
+        self._on_outbox()
+        return failed
+
+    async def _complete(
+        self, request: ProvisioningRequest, *, note: str | None = None
+    ) -> ProvisioningRequest:
+        """Every step is done: the request is approved."""
+        steps = request.steps
+        if request.step(StepAction.SET_ROLE) is not None:
+            steps = request.with_step(
+                StepAction.SET_ROLE,
+                status=StepStatus.DONE,
+                error=None,
+                note=note,
+                done_at=self.clock(),
+            )
+        return await self._end(
+            request,
+            RequestState.APPROVED,
+            {"steps": steps, "last_error": None, "put_sent_at": None},
+        )
+
     async def _back_to_pending(
-        self, request: ProvisioningRequest, error: str
+        self,
+        request: ProvisioningRequest,
+        error: str,
+        *,
+        steps: tuple[Step, ...] | None = None,
     ) -> ProvisioningRequest:
         """Approve is live again. This approval's PUT is over (put_sent_at cleared); a PUT whose
         answer never came stays on record (unknown_put_at), so that a "username in use" at the
@@ -398,7 +608,10 @@ class Provisioner:
             "lease_owner": None,
             "lease_expires_at": None,
             "put_sent_at": None,
+            "role_granted": None,
         }
+        if steps is not None:
+            changes["steps"] = steps
         pending = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
@@ -475,6 +688,10 @@ class Provisioner:
             return None
         log.info("request %s: settling an interrupted approval", stuck.id)
         async with self._holding(taken.id):
+            if _account_settled(taken):
+                # The account is there (or the request changes an existing one): carry on with
+                # the steps left, looking before setting a role again.
+                return await self._remaining_steps(taken)
             if taken.put_sent_at is None:
                 return await self._recover_unsent(taken)
             problem = _problem_of(stuck.last_error) or (

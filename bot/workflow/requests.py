@@ -22,6 +22,8 @@ from bot.workflow.models import (
     OutboxKind,
     Person,
     ProvisioningRequest,
+    RequestKind,
+    StepAction,
 )
 from bot.workflow.outcomes import (
     Decided,
@@ -39,6 +41,7 @@ from bot.workflow.outcomes import (
     RoleForm,
     RoleFormOutcome,
     RoleFormProblem,
+    RoleRaised,
     SearchOutcome,
     SearchProblem,
 )
@@ -55,6 +58,7 @@ from bot.workflow.ports import (
     RequestStore,
 )
 from bot.workflow.provisioning import Provisioner
+from bot.workflow.roles import ROLES, outranks
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -102,7 +106,7 @@ class Requests:
         self.approvers = approvers
         self.provisioner = provisioner
         self.search_limit = search_limit
-        self.requestable_roles = requestable_roles
+        self.requestable_roles = tuple(role for role in ROLES if role in requestable_roles)
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
@@ -115,12 +119,13 @@ class Requests:
 
         When Connect says its login provider has no remote search, nothing is asked of the
         directory: existing Connect accounts are searched instead (new ones are made at first
-        login there). Accounts are offered role changes unless the provider owns roles."""
+        login there). Accounts are offered role changes where the bot can set roles
+        (`roles_offered`)."""
         try:
             caps: DirectoryCapabilities | None = await self.directory.capabilities()
         except DirectoryError:
             caps = None  # unknown: try, and let the answer say
-        role_changes = caps is None or caps.provider_owns_roles is not True
+        role_changes = bool(await self.roles_offered())
         if caps is not None and caps.remote_user_search is False:
             return await self._search_accounts(prefix, role_changes=role_changes)
         try:
@@ -144,6 +149,24 @@ class Requests:
             page=_without_tickets(page), accounts_only=True, role_changes=role_changes
         )
 
+    # -- roles ---------------------------------------------------------------------------------
+
+    async def roles_offered(self) -> tuple[str, ...]:
+        """The roles a request may ask for: REQUESTABLE_ROLES when Connect manages roles and the
+        bot's key is an administrator's (only such a key can set one); none otherwise, and the
+        account gets Connect's default role. Unknown counts as no: a choice the bot cannot
+        carry out would only fail after the approval."""
+        try:
+            caps = await self.directory.capabilities()
+            if caps.provider_owns_roles is not False:
+                return ()
+            if await self.directory.key_role() != "administrator":
+                return ()
+        except DirectoryError as exc:
+            log.warning("cannot tell whether roles can be set: %s", exc.problem)
+            return ()
+        return self.requestable_roles
+
     # -- request -------------------------------------------------------------------------------
 
     async def file_request(
@@ -152,6 +175,7 @@ class Requests:
         requester_id: str,
         username: str,
         justification: str,
+        role: str | None = None,
         response_url: str | None = None,
     ) -> FileOutcome:
         """File a request for the directory entry `username`.
@@ -163,6 +187,12 @@ class Requests:
         justification = justification.strip()[:MAX_JUSTIFICATION]
         if not justification:
             return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        # The role comes back from the requester's client: only an offered one is taken.
+        offered = await self.roles_offered()
+        if role is not None and role not in offered:
+            return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
+        if role is None and offered:
+            role = offered[0]  # the form preselects the first; a missing choice is that one
         existing = await self.store.find_active(username)
         if existing is not None:
             return Duplicate(existing)
@@ -190,38 +220,9 @@ class Requests:
             person=person,
             justification=justification,
             created_at=self.clock(),
+            role_asked=role,
         )
-        try:
-            request = await self.store.create(new, outbox=outbox)
-        except DuplicateRequestError as exc:
-            return Duplicate(exc.existing)
-        log.info("request %s filed by %s", request.id, requester_id)
-        self._on_outbox()
-        return Filed(request)
-
-    # -- role changes ----------------------------------------------------------------------------
-
-    async def role_form(self, guid: str) -> RoleFormOutcome:
-        """What the role-change form offers for the account `guid` (which came back from a
-        button: it is only looked up). Read from Connect now, so the form shows the role the
-        account has, not the one a search showed."""
-        try:
-            caps: DirectoryCapabilities | None = await self.directory.capabilities()
-        except DirectoryError:
-            caps = None  # unknown: the role change itself will say
-        if caps is not None and caps.provider_owns_roles is True:
-            return NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
-        try:
-            account = await self.directory.get_account(guid)
-        except DirectoryError as exc:
-            log.warning("could not read the account for a role change: %s", exc.problem)
-            return NoRoleForm(RoleFormProblem.CANNOT_READ)
-        if account is None:
-            return NoRoleForm(RoleFormProblem.NO_ACCOUNT)
-        roles = tuple(role for role in self.requestable_roles if role != account.user_role)
-        if not roles:
-            return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
-        return RoleForm(account, roles)
+        return await self._create(new, outbox)
 
     async def file_role_change(
         self,
@@ -232,11 +233,83 @@ class Requests:
         justification: str,
         response_url: str | None = None,
     ) -> FileOutcome:
-        """File a request to give the account `guid` the role `role`.
+        """File a request to give the existing account `guid` the role `role`.
 
-        Placeholder for the lead's implementation on main (issue 16 core): until it is merged,
-        the role-change form is answered with a failure."""
-        raise NotImplementedError("role change requests are not implemented yet")
+        Both come back from the requester's client, so the account is read from Connect now
+        (who the approvers see, and the role it has) and the role must be one offered."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        offered = await self.roles_offered()
+        if not offered:
+            return NotFiled(FileProblem.ROLES_NOT_MANAGED)
+        if role not in offered:
+            return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a role change: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if account is None:
+            return NotFiled(FileProblem.NO_ACCOUNT)
+        if account.user_role == role:
+            return NotFiled(FileProblem.SAME_ROLE, guid=guid)
+        existing = await self.store.find_active(account.username)
+        if existing is not None:
+            return Duplicate(existing)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=Person(
+                username=account.username,
+                full_name=account.full_name,
+                email=account.email,
+                temp_ticket="",
+            ),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.ROLE_CHANGE,
+            role_asked=role,
+            role_before=account.user_role,
+            connect_guid=account.guid,
+        )
+        return await self._create(new, outbox)
+
+    async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
+        try:
+            request = await self.store.create(new, outbox=outbox)
+        except DuplicateRequestError as exc:
+            return Duplicate(exc.existing)
+        log.info("request %s (%s) filed by %s", request.id, request.kind, new.requester_id)
+        self._on_outbox()
+        return Filed(request)
+
+    # -- role changes ----------------------------------------------------------------------------
+
+    async def role_form(self, guid: str) -> RoleFormOutcome:
+        """What the role-change form offers for the account `guid` (which came back from a
+        button: it is only looked up). Read from Connect now, so the form shows the role the
+        account has, not the one a search showed. The roles offered are those a role change
+        may ask for (`roles_offered`) but the account's own."""
+        # The account first: when Connect does not answer, that is what the person is told
+        # (`roles_offered` cannot tell "no" from "unknown").
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a role change: %s", exc.problem)
+            return NoRoleForm(RoleFormProblem.CANNOT_READ)
+        if account is None:
+            return NoRoleForm(RoleFormProblem.NO_ACCOUNT)
+        offered = await self.roles_offered()
+        if not offered:
+            return NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+        roles = tuple(role for role in offered if role != account.user_role)
+        if not roles:
+            return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
+        return RoleForm(account, roles)
 
     # -- decide ----------------------------------------------------------------------------------
 
@@ -257,10 +330,25 @@ class Requests:
             return Refused(Refusal.ALREADY_DECIDED, request)
         return request
 
-    async def approve(self, request_id: str, approver_id: str) -> DecisionOutcome:
+    async def approve(
+        self, request_id: str, approver_id: str, role: str | None = None
+    ) -> DecisionOutcome:
+        """Approve, granting `role` (default: the role asked). The role comes back from the
+        approver's client: it must be one REQUESTABLE_ROLES allows, and a role above the one
+        asked is a new question (RoleRaised), never a silent change."""
         allowed = await self.check_can_decide(request_id, approver_id)
         if isinstance(allowed, Refused):
             return allowed
+        granted = allowed.role_asked if role is None else role
+        if allowed.step(StepAction.SET_ROLE) is None:
+            if role is not None:  # no role is set for this request (none was offered)
+                return Refused(Refusal.ROLE_NOT_REQUESTABLE, allowed)
+        elif granted not in self.requestable_roles or (
+            allowed.kind is RequestKind.ROLE_CHANGE and granted == allowed.role_before
+        ):
+            return Refused(Refusal.ROLE_NOT_REQUESTABLE, allowed)
+        if granted is not None and outranks(granted, allowed.role_asked):
+            return await self._raise_role(allowed, approver_id, granted)
         now = self.clock()
         claimed = await self._move_pending(
             request_id,
@@ -271,15 +359,79 @@ class Requests:
                 "lease_owner": self.provisioner.instance_id,
                 "last_error": None,
                 "outcome_note": None,
+                "role_granted": granted,
             },
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
             # By the database's clock, which every replica shares.
             lease_seconds=self.provisioner.lease.total_seconds(),
+            # The role shown when the approver chose is the role approved: a raise in between
+            # (another approver's) makes this click lose.
+            expect_role=allowed.role_asked,
         )
         if isinstance(claimed, Refused):
             return claimed
-        log.info("request %s approved by %s; creating the account", request_id, approver_id)
+        log.info("request %s approved by %s; carrying it out", request_id, approver_id)
         return Decided(await self.provisioner.carry_out(claimed))
+
+    def _grantable(
+        self, request: ProvisioningRequest, chosen: str | None, granted: str | None
+    ) -> bool:
+        if request.step(StepAction.SET_ROLE) is None:
+            return chosen is None  # no role is set for this request (none was offered)
+        if granted not in self.requestable_roles:
+            return False
+        # A role change to the role the account had is no change.
+        return not (request.kind is RequestKind.ROLE_CHANGE and granted == request.role_before)
+
+    async def _raise_role(
+        self, request: ProvisioningRequest, approver_id: str, role: str
+    ) -> DecisionOutcome:
+        raised = await self.store.transition(
+            request.id,
+            from_states={RequestState.PENDING},
+            to_state=RequestState.PENDING,
+            now=self.clock(),
+            changes={
+                "role_asked": role,
+                "raised_by": approver_id,
+                "raised_from": request.role_asked,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
+            expect={"role_asked": request.role_asked},
+        )
+        if raised is None:
+            return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request.id))
+        log.info("request %s: %s raised the role to %s", request.id, approver_id, role)
+        self._on_outbox()
+        return RoleRaised(raised)
+
+    async def retry(self, request_id: str, user_id: str) -> DecisionOutcome:
+        """Retry the step that failed (an incomplete request's role), alone: the same
+        click-time checks as a decision."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id == request.requester_id:
+            return Refused(Refusal.SELF_APPROVAL, request)
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused, request)
+        if request.state is not RequestState.INCOMPLETE:
+            return Refused(Refusal.NOTHING_TO_RETRY, request)
+        claimed = await self.store.transition(
+            request_id,
+            from_states={RequestState.INCOMPLETE},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"lease_owner": self.provisioner.instance_id, "last_error": None},
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_seconds=self.provisioner.lease.total_seconds(),
+        )
+        if claimed is None:
+            return Refused(Refusal.NOTHING_TO_RETRY, await self.store.get(request_id))
+        self._on_outbox()
+        log.info("request %s: %s retries the failed step", request_id, user_id)
+        return Decided(await self.provisioner.carry_on(claimed))
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
         allowed = await self.check_can_decide(request_id, approver_id)
@@ -330,6 +482,7 @@ class Requests:
         changes: dict[str, object],
         outbox: list[OutboxItem],
         lease_seconds: float | None = None,
+        expect_role: str | None = None,
     ) -> ProvisioningRequest | Refused:
         """One conditional UPDATE out of `pending`; whoever loses the race is told who won."""
         moved = await self.store.transition(
@@ -340,6 +493,7 @@ class Requests:
             changes=changes,
             outbox=outbox,
             lease_seconds=lease_seconds,
+            expect=None if expect_role is None else {"role_asked": expect_role},
         )
         if moved is None:
             return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))
@@ -364,7 +518,8 @@ class Requests:
         refused = await self._approver_refusal(user_id)
         if refused is not None:
             return Refused(refused)
-        states = {RequestState.PENDING}
+        # An incomplete request waits for an approver too (a retry of its failed step).
+        states = {RequestState.PENDING, RequestState.INCOMPLETE}
         requests = await self.store.list_requests(states=states, limit=limit)
         total = await self.store.count_requests(states=states)
         return RequestList(tuple(requests), max(total, len(requests)))

@@ -1,35 +1,44 @@
-"""Connect's roles, in rank order, and how people read them."""
+"""Connect's user roles, in the order of what they allow, and how people read them."""
 
 from __future__ import annotations
 
-ROLES: tuple[str, ...] = ("viewer", "publisher", "administrator")
+from collections.abc import Iterable
 
+# Lowest first: each role can do what the ones before it can.
+ROLES = ("viewer", "publisher", "administrator")
+DEFAULT_ROLE_LABEL = "Connect's default role"
 _LABELS = {"viewer": "Viewer", "publisher": "Publisher", "administrator": "Administrator"}
 
 
 def role_label(role: str | None) -> str:
-    """A role as people read it; None is the role Connect gives by default (never assumed)."""
+    """ "Publisher"; None (no role was chosen) reads as Connect's default role, whichever that is:
+    the server's default is not exposed, so it is never guessed."""
     if role is None:
-        return "Connect's default role"
+        return DEFAULT_ROLE_LABEL
     return _LABELS.get(role, role)
 
 
-def outranks(a: str, b: str) -> bool:
-    """Whether role `a` is above role `b` (unknown roles rank below every known one)."""
-    return _rank(a) > _rank(b)
+def is_role(value: object) -> bool:
+    return isinstance(value, str) and value in ROLES
 
 
-def _rank(role: str) -> int:
-    return ROLES.index(role) if role in ROLES else -1
+def outranks(role: str, other: str | None) -> bool:
+    """Whether `role` allows more than `other` (None: Connect's default, taken as the lowest a
+    request can ask for, so any chosen role above viewer raises it)."""
+    if other is None:
+        return ROLES.index(role) > 0
+    return ROLES.index(role) > ROLES.index(other)
 
 
-def parse_roles(text: str) -> tuple[str, ...]:
-    """Comma-separated role names, in rank order without repeats; ValueError for an unknown one
-    or none at all."""
-    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
-    unknown = sorted(wanted - set(ROLES))
+def parse_roles(values: Iterable[str]) -> tuple[str, ...]:
+    """Roles named in configuration, lowest first, each once; raises ValueError naming an unknown
+    one."""
+    chosen = {value.strip().lower() for value in values if value.strip()}
+    unknown = sorted(chosen - set(ROLES))
     if unknown:
-        raise ValueError(f"unknown role(s) {', '.join(unknown)}: use {', '.join(ROLES)}")
-    if not wanted:
-        raise ValueError(f"names no role: use {', '.join(ROLES)}")
-    return tuple(role for role in ROLES if role in wanted)
+        raise ValueError(
+            f"unknown role(s) {', '.join(unknown)}: use {', '.join(ROLES)} (comma-separated)"
+        )
+    if not chosen:
+        raise ValueError(f"name at least one role of {', '.join(ROLES)}")
+    return tuple(role for role in ROLES if role in chosen)

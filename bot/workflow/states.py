@@ -10,8 +10,11 @@ class RequestState(StrEnum):
     PROVISIONING = (
         "provisioning"  # one approver won the click; the PUT is in flight (under a lease)
     )
-    APPROVED = "approved"  # the account was created (connect_guid holds it)
+    APPROVED = "approved"  # every step was carried out (connect_guid holds the account)
     ALREADY_EXISTS = "already_exists"  # Connect already had the username (connect_guid holds it)
+    # A later step (setting the role) failed after the earlier ones were done: the card says
+    # which and why, and approvers may retry that step alone.
+    INCOMPLETE = "incomplete"
     DENIED = "denied"
     EXPIRED = "expired"
     CANCELLED = "cancelled"

@@ -19,7 +19,7 @@ from alembic import command
 
 from bot.slack.ui import ids
 from bot.slack.ui.values import decode_person_value
-from bot.store.migrate import _alembic_config, current_revision, upgrade
+from bot.store.migrate import _alembic_config, current_revision
 from bot.store.tables import outbox, provisioning_requests
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from tests.support.bot_under_test import (
@@ -32,6 +32,7 @@ from tests.support.bot_under_test import (
     start_bot,
 )
 from tests.support.flows import approve, open_request_form, submit_request
+from tests.support.old_rows import insert_old_request
 from tests.support.services import require_redis, unique_namespace
 from tests.support.store_backends import BACKENDS, StoreBackend, open_store_backend, store_backend
 
@@ -209,16 +210,24 @@ async def test_migration_0004_forgets_payloads_delivered_before_it(
     async with open_store_backend(backend_name, tmp_path, migrate=False) as old:
         async with old.engine.begin() as conn:
             await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "0003"))
-        for request_id in ("delivered", "given-up", "waiting"):
-            await old.store.create(new_request(request_id, request_id), outbox=[confirmation()])
         async with old.engine.begin() as conn:
+            for request_id in ("delivered", "given-up", "waiting"):
+                confirm = confirmation()
+                await insert_old_request(
+                    conn,
+                    request_id,
+                    request_id,
+                    created_at=T0,
+                    outbox=[(confirm.kind.value, confirm.payload)],
+                )
             await conn.execute(
                 sa.update(outbox).where(outbox.c.request_id == "delivered").values(delivered_at=T0)
             )
             await conn.execute(
                 sa.update(outbox).where(outbox.c.request_id == "given-up").values(failed_at=T0)
             )
-        await upgrade(old.engine)
+        async with old.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "0004"))
         assert await current_revision(old.engine) == "0004"
         stored = await payloads(old)
     assert stored == {

@@ -13,6 +13,7 @@ from bot.slack.ui.ids import (
     ACTION_APPROVE,
     ACTION_DENY,
     ACTION_REQUEST_ACCOUNT,
+    ACTION_RETRY,
     DENY_REASON_BLOCK,
     DENY_REASON_INPUT,
     JUSTIFICATION_BLOCK,
@@ -484,7 +485,11 @@ def test_file_problems_each_get_their_words(problem: FileProblem) -> None:
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
     assert all("<!channel>" not in t for t in mrkdwn_texts(msg))
-    if problem is not FileProblem.EMPTY_JUSTIFICATION:
+    if problem not in (
+        FileProblem.EMPTY_JUSTIFICATION,
+        FileProblem.ROLE_NOT_REQUESTABLE,
+        FileProblem.ROLES_NOT_MANAGED,
+    ):
         assert "jdoe" in msg["text"]
     texts = {file_problem_message(p, username="jdoe")["text"] for p in FileProblem}
     assert len(texts) == len(FileProblem)
@@ -605,7 +610,9 @@ def test_provisioning_card() -> None:
     )
     assert_valid_message(msg)
     assert not card_buttons(msg)
-    assert any("Creating the account" in t and "<@W0APPROVER>" in t for t in mrkdwn_texts(msg))
+    assert any(
+        "Carrying it out in Connect" in t and "<@W0APPROVER>" in t for t in mrkdwn_texts(msg)
+    )
 
 
 def test_provisioning_card_while_the_outcome_is_checked() -> None:
@@ -616,7 +623,7 @@ def test_provisioning_card_while_the_outcome_is_checked() -> None:
     )
     assert_valid_message(msg)
     assert not card_buttons(msg), "no Approve until the outcome is known"
-    assert any("Checking whether the account was created" in t for t in mrkdwn_texts(msg))
+    assert any("Checking what Connect did" in t for t in mrkdwn_texts(msg))
     assert note in plain_texts(msg)
 
 
@@ -738,6 +745,8 @@ def test_approval_card_always_valid(req: ProvisioningRequest) -> None:
     if req.state is RequestState.PENDING:
         assert [x["action_id"] for x in found] == [ACTION_APPROVE, ACTION_DENY]
         assert all(x["value"] == req.id for x in found)
+    elif req.state is RequestState.INCOMPLETE:
+        assert [(x["action_id"], x["value"]) for x in found] == [(ACTION_RETRY, req.id)]
     else:
         assert found == []
 

@@ -80,6 +80,10 @@ class Directory:
     account_searches: int = 0
     account_search_answer: DirectoryError | None = None
     get_account_error: DirectoryError | None = None
+    key: str | None = "administrator"  # the role of the key's owner
+
+    async def key_role(self) -> str | None:
+        return self.key
 
     async def capabilities(self) -> DirectoryCapabilities:
         if isinstance(self.caps, DirectoryError):
@@ -218,6 +222,7 @@ async def test_each_directory_failure_is_a_search_problem(
 
 
 SAML = DirectoryCapabilities("SAML", remote_user_search=False, provider_owns_roles=False)
+LDAP = DirectoryCapabilities("LDAP", remote_user_search=True, provider_owns_roles=False)
 
 
 def julies_account(**overrides: object) -> Account:
@@ -274,12 +279,21 @@ async def test_each_account_search_failure_is_a_search_problem(
     assert outcome.page is None and outcome.problem is problem
 
 
-@pytest.mark.parametrize(("owns_roles", "offered"), [(True, False), (False, True), (None, True)])
-async def test_role_changes_are_offered_unless_the_provider_owns_roles(
-    store: SqlRequestStore, owns_roles: bool | None, offered: bool
+@pytest.mark.parametrize(
+    ("owns_roles", "key", "offered"),
+    [
+        (True, "administrator", False),
+        (False, "administrator", True),
+        (None, "administrator", False),  # unknown counts as no
+        (False, "publisher", False),  # only an administrator's key can set roles
+    ],
+)
+async def test_role_changes_are_offered_where_the_bot_can_set_roles(
+    store: SqlRequestStore, owns_roles: bool | None, key: str, offered: bool
 ) -> None:
     caps = DirectoryCapabilities("LDAP", remote_user_search=True, provider_owns_roles=owns_roles)
-    outcome = await workflow(store, Directory(entries={"julie": julie()}, caps=caps)).search("j")
+    directory = Directory(entries={"julie": julie()}, caps=caps, key=key)
+    outcome = await workflow(store, directory).search("j")
     assert outcome.page is not None and not outcome.accounts_only
     assert outcome.role_changes is offered
 
@@ -311,7 +325,7 @@ async def test_when_connect_does_not_say_the_search_is_tried(
 async def test_the_role_form_offers_the_requestable_roles_but_the_current_one(
     store: SqlRequestStore, current: str, requestable: tuple[str, ...], offered: tuple[str, ...]
 ) -> None:
-    directory = Directory(accounts={"julie": julies_account(user_role=current)})
+    directory = Directory(accounts={"julie": julies_account(user_role=current)}, caps=LDAP)
     requests = workflow(store, directory, requestable_roles=requestable)
     form = await requests.role_form("guid-julie")
     assert isinstance(form, RoleForm), form
@@ -320,24 +334,26 @@ async def test_the_role_form_offers_the_requestable_roles_but_the_current_one(
 
 
 async def test_no_role_form_when_no_other_role_may_be_asked(store: SqlRequestStore) -> None:
-    directory = Directory(accounts={"julie": julies_account(user_role="viewer")})
+    directory = Directory(accounts={"julie": julies_account(user_role="viewer")}, caps=LDAP)
     form = await workflow(store, directory, requestable_roles=("viewer",)).role_form("guid-julie")
     assert form == NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, julies_account(user_role="viewer"))
 
 
 async def test_no_role_form_when_the_provider_owns_roles(store: SqlRequestStore) -> None:
     caps = DirectoryCapabilities("OAuth2", remote_user_search=False, provider_owns_roles=True)
-    directory = Directory(
-        accounts={"julie": julies_account()},
-        caps=caps,
-        get_account_error=DirectoryUnavailable("not to be asked"),
-    )
+    directory = Directory(accounts={"julie": julies_account()}, caps=caps)
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+
+
+async def test_no_role_form_when_the_key_cannot_set_roles(store: SqlRequestStore) -> None:
+    directory = Directory(accounts={"julie": julies_account()}, caps=LDAP, key="publisher")
     form = await workflow(store, directory).role_form("guid-julie")
     assert form == NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
 
 
 async def test_no_role_form_for_an_unknown_account(store: SqlRequestStore) -> None:
-    form = await workflow(store, Directory()).role_form("guid-nobody")
+    form = await workflow(store, Directory(caps=LDAP)).role_form("guid-nobody")
     assert form == NoRoleForm(RoleFormProblem.NO_ACCOUNT)
 
 
@@ -348,7 +364,7 @@ async def test_no_role_form_for_an_unknown_account(store: SqlRequestStore) -> No
 async def test_no_role_form_when_connect_does_not_give_the_account(
     store: SqlRequestStore, error: DirectoryError
 ) -> None:
-    directory = Directory(accounts={"julie": julies_account()}, get_account_error=error)
+    directory = Directory(accounts={"julie": julies_account()}, caps=LDAP, get_account_error=error)
     form = await workflow(store, directory).role_form("guid-julie")
     assert form == NoRoleForm(RoleFormProblem.CANNOT_READ)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY
+from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY, ACTION_RETRY
 from bot.slack.ui.kit import Block, button
 from bot.slack.ui.limits import MAX_ID
 from bot.workflow.models import ProvisioningRequest
@@ -19,6 +19,17 @@ def decision_actions(request_id: str, *, block_id: str) -> Block:
         "elements": [
             button("Approve", action_id=ACTION_APPROVE, value=request_id, style="primary"),
             button("Deny", action_id=ACTION_DENY, value=request_id, style="danger"),
+        ],
+    }
+
+
+def retry_actions(request_id: str, *, block_id: str) -> Block:
+    """Retry of the step that failed, alone (the steps done stay done)."""
+    return {
+        "type": "actions",
+        "block_id": block_id[:MAX_ID],
+        "elements": [
+            button("Retry the failed step", action_id=ACTION_RETRY, value=request_id),
         ],
     }
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from bot.slack.ui.buttons import decision_actions
-from bot.slack.ui.describe import decided, guid_blocks, outcome_note, person_fields, status_words
-from bot.slack.ui.ids import APPROVAL_ACTIONS_BLOCK
+from bot.slack.ui.buttons import decision_actions, retry_actions
+from bot.slack.ui.describe import (
+    decided,
+    guid_blocks,
+    outcome_note,
+    person_fields,
+    role_lines,
+    status_words,
+    step_blocks,
+)
+from bot.slack.ui.ids import APPROVAL_ACTIONS_BLOCK, RETRY_ACTIONS_BLOCK
 from bot.slack.ui.kit import (
     Block,
     Message,
@@ -30,17 +38,24 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
 
 def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
     """The approver-channel card, rendered from the request's state (re-render to update)."""
-    asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
+    if req.kind is RequestKind.ROLE_CHANGE:
+        title = "Connect role change request"
+        asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
+    else:
+        title = "Connect account request"
+        asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
     blocks: list[Block] = [
-        header("Connect account request"),
+        header(title),
         section_md(asked),
         person_fields(req.full_name, req.username, req.email),
+        section_plain(role_lines(req)),
         section_plain(
             "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
         ),
@@ -50,10 +65,9 @@ def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
         meta.append(md(f"Requested {slack_date(req.created_at)}"))
     meta.append(plain(f"Request {clip(req.id, GUID)}"))
     blocks.append(context(*meta))
+    blocks.extend(step_blocks(req))
     blocks.extend(_state_blocks(req, connect_url))
-    fallback = (
-        f"Connect account request for {fallback_value(req.username)}: {status_words(req.state)}"
-    )
+    fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
 
 
@@ -66,8 +80,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             if req.last_error:
                 blocks.append(
                     section_plain(
-                        "⚠ The last attempt to create the account failed: "
-                        + clip(req.last_error, ERROR, multiline=True)
+                        "⚠ The last attempt failed: " + clip(req.last_error, ERROR, multiline=True)
                     )
                 )
             blocks.append(decision_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
@@ -76,23 +89,26 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
             return [
                 section_md(
-                    f":mag: Checking whether the account was created… "
-                    f"(approved by {mention(req.decided_by)})"
+                    f":mag: Checking what Connect did… (approved by {mention(req.decided_by)})"
                 ),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
             ]
         case RequestState.PROVISIONING:
             return [
                 section_md(
-                    f":hourglass_flowing_sand: Creating the account… "
+                    f":hourglass_flowing_sand: Carrying it out in Connect… "
                     f"(approved by {mention(req.decided_by)})"
                 )
             ]
         case RequestState.APPROVED:
+            done = (
+                f"the role is now {role_label(req.role_granted)}"
+                if req.kind is RequestKind.ROLE_CHANGE
+                else "the account was created"
+                + (f" with the role {role_label(req.role_granted)}" if req.role_granted else "")
+            )
             return [
-                section_md(
-                    f":white_check_mark: Approved by {decided(req)}; the account was created."
-                ),
+                section_md(f":white_check_mark: Approved by {decided(req)}; {done}."),
                 *outcome_note(req),
                 *guid_blocks(req.connect_guid, connect_url),
             ]
@@ -126,6 +142,13 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                     f":heavy_multiplication_x: Cancelled by {decided(req)}; "
                     "there is nothing left to decide."
                 )
+            ]
+        case RequestState.INCOMPLETE:
+            return [
+                section_md(f":warning: Approved by {decided(req)}, but a step failed."),
+                section_plain(clip(req.last_error, ERROR, multiline=True)),
+                retry_actions(req.id, block_id=RETRY_ACTIONS_BLOCK),
+                *guid_blocks(req.connect_guid, connect_url),
             ]
         case _:
             assert_never(state)

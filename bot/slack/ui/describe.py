@@ -10,6 +10,7 @@ from bot.slack.ui.text import (
     EMAIL,
     ERROR,
     GUID,
+    LONG_TEXT,
     NAME,
     ROLE,
     SAFE_GUID_RE,
@@ -20,7 +21,7 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction, StepStatus
 from bot.workflow.roles import ROLES, role_label
 from bot.workflow.states import RequestState
 
@@ -31,7 +32,7 @@ def status_words(state: RequestState) -> str:
         case RequestState.PENDING:
             return "waiting for an approver"
         case RequestState.PROVISIONING:
-            return "creating the account"
+            return "being carried out in Connect"
         case RequestState.APPROVED:
             return "approved"
         case RequestState.ALREADY_EXISTS:
@@ -42,8 +43,67 @@ def status_words(state: RequestState) -> str:
             return "expired"
         case RequestState.CANCELLED:
             return "cancelled"
+        case RequestState.INCOMPLETE:
+            return "incomplete: a step failed and waits for a retry"
         case _:
             assert_never(state)
+
+
+def kind_words(kind: RequestKind) -> str:
+    match kind:
+        case RequestKind.NEW_ACCOUNT:
+            return "a new account"
+        case RequestKind.ROLE_CHANGE:
+            return "a role change"
+        case _:
+            assert_never(kind)
+
+
+def step_words(action: StepAction, req: ProvisioningRequest) -> str:
+    match action:
+        case StepAction.CREATE_ACCOUNT:
+            return "Create the account"
+        case StepAction.SET_ROLE:
+            return f"Set the role to {role_label(req.role_granted or req.role_asked)}"
+        case _:
+            assert_never(action)
+
+
+_STEP_MARKS = {
+    StepStatus.PENDING: "○",
+    StepStatus.DONE: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.SKIPPED: "-",
+}
+
+
+def role_lines(req: ProvisioningRequest) -> str:
+    """The roles a request is about, as plain text: asked, granted, and before (a change)."""
+    lines = []
+    if req.kind is RequestKind.ROLE_CHANGE:
+        lines.append(f"Current role: {role_label(req.role_before)}")
+    lines.append(f"Role asked: {role_label(req.role_asked)}")
+    if req.raised_by and req.raised_from is not None:
+        lines.append(f"(raised from {role_label(req.raised_from)} by an approver)")
+    elif req.raised_by:
+        lines.append("(raised by an approver)")
+    if req.role_granted and req.state is not RequestState.PENDING:
+        lines.append(f"Role granted: {role_label(req.role_granted)}")
+    return "\n".join(lines)
+
+
+def step_blocks(req: ProvisioningRequest) -> list[Block]:
+    """Each step with its status (only for requests of more than one step, or a failed one)."""
+    if len(req.steps) < 2 and req.failed_step is None:
+        return []
+    lines = []
+    for step in req.steps:
+        line = f"{_STEP_MARKS[step.status]} {step_words(step.action, req)}: {step.status.value}"
+        detail = step.error or step.note
+        if detail:
+            line += f" — {clip(detail, ERROR, multiline=True)}"
+        lines.append(line)
+    return [context(plain(clip("\n".join(lines), LONG_TEXT, multiline=True)))]
 
 
 def person_text(full_name: str, username: str, email: str) -> str:

@@ -69,6 +69,8 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             | Refusal.SELF_APPROVAL
             | Refusal.ALREADY_DECIDED
             | Refusal.NOT_REQUESTER
+            | Refusal.ROLE_NOT_REQUESTABLE
+            | Refusal.NOTHING_TO_RETRY
         ):
             return []
         case _:

@@ -8,6 +8,7 @@ ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
+ACTION_RETRY = "retry_step"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -26,6 +27,8 @@ ROLE_INPUT = "role_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"
+# block_id of the card's Retry button (an incomplete request)
+RETRY_ACTIONS_BLOCK = "retry_actions"
 # block_id of the requester's Cancel button under their confirmation
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)

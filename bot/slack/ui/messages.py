@@ -30,7 +30,8 @@ from bot.slack.ui.text import (
     link_url,
     mention,
 )
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
 _USAGE_MD = (
@@ -138,10 +139,19 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
     state = req.state
     extra: list[Block] = []
     match state:
+        case RequestState.APPROVED if req.kind is RequestKind.ROLE_CHANGE:
+            fallback = f"Your role change for {user} was approved"
+            line = (
+                f":white_check_mark: Your request was approved by {decided(req)}. The role is now "
+                f"{role_label(req.role_granted)}:"
+            )
+            extra = [*guid_blocks(req.connect_guid, connect_url)]
         case RequestState.APPROVED:
             fallback = f"Your request for {user} was approved"
+            role = f" with the role {role_label(req.role_granted)}" if req.role_granted else ""
             line = (
-                f":white_check_mark: Your request was approved by {decided(req)}. Account created:"
+                f":white_check_mark: Your request was approved by {decided(req)}. "
+                f"Account created{role}:"
             )
             extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.ALREADY_EXISTS:
@@ -153,10 +163,24 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             line = f":no_entry_sign: Your request was denied by {decided(req)}:"
             reason = clip(req.deny_reason, REASON, multiline=True) or "(none given)"
             extra = [section_plain(f"Reason: {reason}")]
+        case RequestState.PENDING if req.raised_by:
+            fallback = f"Your request for {user} now asks for {role_label(req.role_asked)}"
+            line = (
+                f":arrow_up: {mention(req.raised_by)} would grant {role_label(req.role_asked)} "
+                f"instead of {role_label(req.raised_from)}, the role you asked for. That is a "
+                "new question: the request waits for an approval of that role."
+            )
+        case RequestState.INCOMPLETE:
+            fallback = f"Your request for {user} is incomplete"
+            line = (
+                ":warning: Your request was approved, but a step failed; the approvers can "
+                "retry it."
+            )
+            extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
         case RequestState.PENDING | RequestState.PROVISIONING if req.last_error:
             fallback = f"Your request for {user} is still pending: creating the account failed"
             line = (
-                ":warning: Creating the account failed, so your request is still pending. "
+                ":warning: Carrying out your request failed, so it is still pending. "
                 "The approvers can try again; an administrator may need to fix the bot first."
             )
             extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
@@ -181,17 +205,24 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
     return message(fallback, [section_md(line), section_plain(who(req)), *extra])
 
 
-def welcome_message(*, connect_url: str, username: str) -> Message:
+def welcome_message(
+    *, connect_url: str, username: str, role: str | None = None, role_change: bool = False
+) -> Message:
+    """The DM to the person a request was for: their new account, or their new role."""
     url = link_url(connect_url.rstrip("/") + "/connect/")
-    return message(
-        "Your Posit Connect account is ready",
-        [
-            section_md(
-                f":wave: Welcome! Your Posit Connect account is ready: <{url}|Open Connect>"
-            ),
-            context(plain(f"Username: {clip(username, USERNAME)}")),
-        ],
-    )
+    details = f"Username: {clip(username, USERNAME)}"
+    if role:
+        details += f" · Role: {role_label(role)}"
+    if role_change:
+        fallback = f"Your Posit Connect role is now {role_label(role)}"
+        line = (
+            f":arrow_up_down: Your Posit Connect role is now {role_label(role)}: "
+            f"<{url}|Open Connect>"
+        )
+    else:
+        fallback = "Your Posit Connect account is ready"
+        line = f":wave: Welcome! Your Posit Connect account is ready: <{url}|Open Connect>"
+    return message(fallback, [section_md(line), context(plain(details))])
 
 
 def approver_reminder(req: ProvisioningRequest, *, now: datetime) -> Message:

@@ -145,8 +145,9 @@ def role_form_problem_view(problem: RoleFormProblem, *, role: str | None = None)
             )
         case RoleFormProblem.ROLES_NOT_MANAGED:
             text = (
-                "Roles on this Posit Connect server come from its login provider, so the bot "
-                "cannot change them. Ask whoever manages your organisation's login groups."
+                "The bot cannot change roles on this Posit Connect server: roles come from its "
+                "login provider, or the bot's API key is not an administrator's. Ask a Posit "
+                "Connect administrator."
             )
         case RoleFormProblem.NO_OTHER_ROLE:
             current = account_role(role)

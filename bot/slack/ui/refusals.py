@@ -107,6 +107,14 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
             )
         case Refusal.NOT_FOUND:
             text = "That request no longer exists."
+        case Refusal.ROLE_NOT_REQUESTABLE:
+            text = (
+                "That role cannot be granted through the bot (only the roles the bot is "
+                "configured to grant can). Nothing was changed; choose another role."
+            )
+        case Refusal.NOTHING_TO_RETRY:
+            status = f" ({status_words(state)})" if state else ""
+            text = f"There is no failed step left to retry{status}."
         case Refusal.NOT_REQUESTER:  # a cancellation's reason: never the answer to a decision
             text = _GENERIC
         case _:
@@ -140,6 +148,8 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
             | Refusal.DEACTIVATED
             | Refusal.UNSAFE_CHANNEL
             | Refusal.CANNOT_CHECK
+            | Refusal.ROLE_NOT_REQUESTABLE
+            | Refusal.NOTHING_TO_RETRY
         ):  # a decision's reasons: cancelling asks nothing of who the requester is
             text = _GENERIC
         case _:
@@ -170,6 +180,8 @@ def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
             | Refusal.SELF_APPROVAL
             | Refusal.ALREADY_DECIDED
             | Refusal.NOT_REQUESTER
+            | Refusal.ROLE_NOT_REQUESTABLE
+            | Refusal.NOTHING_TO_RETRY
         ):
             fallback = "Only approvers can see the requests waiting for approval"
             text = (
@@ -197,6 +209,17 @@ def file_problem_message(problem: FileProblem, *, username: str) -> Message:
                 f"Connect could not confirm {who} in the directory just now, so nothing was "
                 "filed. Please try again in a minute."
             )
+        case FileProblem.ROLE_NOT_REQUESTABLE:
+            text = "That role cannot be asked for here. Please choose one of the roles offered."
+        case FileProblem.ROLES_NOT_MANAGED:
+            text = (
+                "Roles cannot be changed through the bot on this server (the login provider "
+                "manages them, or the bot's Connect key is not an administrator's)."
+            )
+        case FileProblem.NO_ACCOUNT:
+            text = f"{who} has no Connect account any more."
+        case FileProblem.SAME_ROLE:
+            text = f"{who} already has that role."
         case _:
             assert_never(problem)
     return refusal_message(text)

@@ -19,6 +19,7 @@ from bot.slack.listeners.actions import (
     deny,
     options,
     request_account,
+    retry,
     unknown,
 )
 from bot.slack.listeners.deps import ListenerDeps
@@ -31,6 +32,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_DENY)(deny.listener(deps))
     app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
+    app.action(ids.ACTION_RETRY)(retry.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

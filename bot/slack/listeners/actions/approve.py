@@ -13,7 +13,7 @@ from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.messages import decision_notice
 from bot.slack.ui.refusals import approval_refusal, decision_refusal, refusal_message
 from bot.slack.ui.values import is_request_id
-from bot.workflow.outcomes import Decided, Refusal, Refused
+from bot.workflow.outcomes import Decided, Refusal, Refused, RoleRaised
 from bot.workflow.states import RequestState
 
 FAILURE = (
@@ -39,6 +39,13 @@ async def run_approve(deps: ListenerDeps, click: Click) -> None:
     outcome = await deps.requests.approve(click.value, click.user_id)
     if isinstance(outcome, Refused):
         await respond.to_clicker(deps.client, click, decision_refusal(outcome), home=deps.home)
+        return
+    if isinstance(outcome, RoleRaised):
+        message = refusal_message(
+            "You chose a role above the one asked for. That is a new question, so nothing was "
+            "approved yet: the card now asks for that role and waits for an approval.",
+        )
+        await respond.to_clicker(deps.client, click, message, home=deps.home)
         return
     assert isinstance(outcome, Decided)
     request = outcome.request
