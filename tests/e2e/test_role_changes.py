@@ -16,12 +16,19 @@ from bot.settings import Settings
 from bot.slack.ui import ids
 from bot.slack.ui.search import FIRST_LOGIN_NOTE
 from bot.slack.ui.values import decode_role_change_metadata, encode_role_change_metadata
-from bot.workflow.outcomes import FileOutcome, FileProblem, NotFiled
+from bot.workflow.models import RequestKind
+from bot.workflow.states import RequestState
 from tests.support.blockkit import assert_valid_message, assert_valid_view
-from tests.support.bot_under_test import REQUESTER, BotUnderTest, response_text, start_bot
+from tests.support.bot_under_test import (
+    APPROVER_CHANNEL,
+    REQUESTER,
+    BotUnderTest,
+    response_text,
+    start_bot,
+)
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.flows import answer_to, command
+from tests.support.flows import answer_to, approve, card_request_id, command, dms_to
 
 USERS = "/__api__/v1/users"
 REMOTE = "/__api__/v1/users/remote"
@@ -176,48 +183,75 @@ async def test_a_button_the_bot_did_not_make_opens_nothing(bot: BotUnderTest) ->
 # -- the form's submission ------------------------------------------------------------------------
 
 
-class FiledRoleChanges:
-    """A stand-in for `Requests.file_role_change` (the lead's, on main): records each call and
-    answers `answer`."""
-
-    def __init__(self, answer: FileOutcome) -> None:
-        self.answer = answer
-        self.calls: list[dict[str, Any]] = []
-
-    async def __call__(self, **kwargs: Any) -> FileOutcome:
-        self.calls.append(kwargs)
-        return self.answer
+def role_change_cards(bot: BotUnderTest) -> list[dict]:
+    return [
+        call.args
+        for call in bot.slack.calls_to("chat.postMessage")
+        if call.args["channel"] == APPROVER_CHANNEL
+    ]
 
 
-@pytest.fixture
-def filed(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> FiledRoleChanges:
-    double = FiledRoleChanges(NotFiled(FileProblem.CANNOT_VERIFY))
-    monkeypatch.setattr(bot.runtime.requests, "file_role_change", double)
-    return double
-
-
-async def test_a_submitted_form_files_the_role_change(
-    bot: BotUnderTest, filed: FiledRoleChanges
-) -> None:
-    guid = bot.connect.get_local_user("julie1")["guid"]
+async def request_role_change(
+    bot: BotUnderTest, username: str, role: str, justification: str = "Publishes reports now."
+) -> tuple[str, str]:
+    """Search, press Change role, choose `role` and send; returns (the account's GUID, the
+    click's response_url)."""
+    guid = bot.connect.get_local_user(username)["guid"]  # type: ignore[index]
+    message = await command(bot, f"search {username}", REQUESTER)
+    assert guid in [b["value"] for b in accessories(message, ids.ACTION_CHANGE_ROLE)]
     view, response_url = await click_change_role(bot, guid)
     answer = await submit_role_change(
-        bot, view["private_metadata"], role="publisher", justification="Publishes reports now."
+        bot, view["private_metadata"], role=role, justification=justification
     )
-    assert answer is None, "the form closes"
-    assert filed.calls == [
-        {
-            "requester_id": REQUESTER,
-            "guid": guid,
-            "role": "publisher",
-            "justification": "Publishes reports now.",
-            "response_url": response_url,
-        }
-    ]
-    # What the workflow answered reaches the requester where they clicked.
+    assert answer is None, f"the form closes: {answer}"
+    return guid, response_url
+
+
+async def test_a_role_change_is_filed_approved_and_carried_out_once(bot: BotUnderTest) -> None:
+    guid, response_url = await request_role_change(bot, "julie1", "publisher")
+    [card] = role_change_cards(bot)
+    assert_valid_message(card)
+    card_text = response_text(card)
+    assert "julie1" in card_text and "Publisher" in card_text
+    assert "Publishes reports now." in card_text
+    confirmation = await answer_to(bot, response_url)
+    assert "sent to the approvers" in response_text(confirmation)
+    request_id = card_request_id(card)
+    request = await bot.runtime.store.get(request_id)
+    assert request is not None and request.kind is RequestKind.ROLE_CHANGE
+    assert (request.connect_guid, request.role_asked, request.role_before) == (
+        guid,
+        "publisher",
+        "viewer",
+    )
+    bot.connect.reset_calls()
+    await approve(bot, request_id)
+    assert bot.connect.get_local_user("julie1")["user_role"] == "publisher"  # type: ignore[index]
+    assert bot.connect.count("PUT", f"{USERS}/{guid}") == 1
+    assert bot.connect.count("PUT", USERS) == 0, "no account is created"
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED  # type: ignore[union-attr]
+    assert dms_to(bot, REQUESTER), "the requester is told"
+
+
+async def test_the_requester_cannot_approve_their_own_role_change(bot: BotUnderTest) -> None:
+    await request_role_change(bot, "julie1", "publisher")
+    request_id = card_request_id(role_change_cards(bot)[-1])
+    await approve(bot, request_id, user_id=REQUESTER)
+    assert bot.connect.get_local_user("julie1")["user_role"] == "viewer"  # type: ignore[index]
+    assert bot.connect.count("PUT", f"{USERS}/*") == 0
+
+
+async def test_what_the_workflow_refuses_is_told_in_words(bot: BotUnderTest) -> None:
+    # A form crafted to ask for the role the account has: refused on the server, in words.
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
+    response_url = bot.slack.new_response_url()
+    metadata = encode_role_change_metadata(guid, "julie1", response_url)
+    answer = await submit_role_change(bot, metadata, role="viewer", justification="Same again.")
+    assert answer is None
     told = await answer_to(bot, response_url)
     assert_valid_message(told)
-    assert "julie1" in response_text(told)
+    assert "julie1 already has that role" in response_text(told)
+    assert not role_change_cards(bot)
 
 
 @pytest.mark.parametrize(
@@ -230,24 +264,25 @@ async def test_a_submitted_form_files_the_role_change(
     ],
 )
 async def test_a_role_or_justification_that_cannot_be_filed_is_answered_in_the_form(
-    bot: BotUnderTest, filed: FiledRoleChanges, role: str | None, justification: str, block: str
+    bot: BotUnderTest, role: str | None, justification: str, block: str
 ) -> None:
-    guid = bot.connect.get_local_user("julie1")["guid"]
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
     metadata = encode_role_change_metadata(guid, "julie1", bot.slack.new_response_url())
     answer = await submit_role_change(bot, metadata, role=role, justification=justification)
     assert answer is not None and answer["response_action"] == "errors"
     assert set(answer["errors"]) == {block}
-    assert filed.calls == []
+    assert not role_change_cards(bot)
+    assert await bot.runtime.store.count_requests() == 0
 
 
 @pytest.mark.parametrize("metadata", ["", "{}", json.dumps({"g": "../v1/user"})])
 async def test_a_form_the_bot_did_not_make_is_answered_in_the_form(
-    bot: BotUnderTest, filed: FiledRoleChanges, metadata: str
+    bot: BotUnderTest, metadata: str
 ) -> None:
     answer = await submit_role_change(bot, metadata, role="publisher", justification="Because.")
     assert answer is not None and answer["response_action"] == "errors"
     assert "out of date" in answer["errors"][ids.ROLE_BLOCK]
-    assert filed.calls == []
+    assert await bot.runtime.store.count_requests() == 0
 
 
 # -- a server without directory search ----------------------------------------------------------
@@ -297,3 +332,16 @@ async def test_saml_search_without_matches_says_so(
         text = response_text(message)
         assert "No Posit Connect account matches" in text and FIRST_LOGIN_NOTE in text
         assert not accessories(message, ids.ACTION_CHANGE_ROLE)
+
+
+async def test_saml_role_change_end_to_end(
+    fake_slack: FakeSlack, fake_connect: FakeConnect, settings: Settings
+) -> None:
+    fake_connect.provider = "saml"
+    async with running(settings, fake_slack, fake_connect) as bot:
+        guid, _ = await request_role_change(bot, "julie1", "publisher")
+        request_id = card_request_id(role_change_cards(bot)[-1])
+        await approve(bot, request_id)
+        assert fake_connect.get_local_user("julie1")["user_role"] == "publisher"  # type: ignore[index]
+        assert fake_connect.count("PUT", f"{USERS}/{guid}") == 1
+        assert fake_connect.count(path=REMOTE) == 0
