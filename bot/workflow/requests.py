@@ -125,28 +125,34 @@ class Requests:
             caps: DirectoryCapabilities | None = await self.directory.capabilities()
         except DirectoryError:
             caps = None  # unknown: try, and let the answer say
-        role_changes = bool(await self.roles_offered())
         if caps is not None and caps.remote_user_search is False:
-            return await self._search_accounts(prefix, role_changes=role_changes)
+            return await self._search_accounts(prefix)
         try:
             page = await self.directory.search(prefix, limit=self.search_limit)
         except DirectoryRefused as exc:
             if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
                 # Connect did not say beforehand (an older server), but it has no remote search.
                 log.info("remote search unsupported by the login provider: searching accounts")
-                return await self._search_accounts(prefix, role_changes=role_changes)
+                return await self._search_accounts(prefix)
             return SearchOutcome(problem=_search_problem(exc, "remote search"))
         except DirectoryError as exc:
             return SearchOutcome(problem=_search_problem(exc, "remote search"))
-        return SearchOutcome(page=_without_tickets(page), role_changes=role_changes)
+        return await self._found(page, accounts_only=False)
 
-    async def _search_accounts(self, prefix: str, *, role_changes: bool) -> SearchOutcome:
+    async def _search_accounts(self, prefix: str) -> SearchOutcome:
         try:
             page = await self.directory.search_accounts(prefix, limit=self.search_limit)
         except DirectoryError as exc:
             return SearchOutcome(problem=_search_problem(exc, "account search"))
+        return await self._found(page, accounts_only=True)
+
+    async def _found(self, page: DirectoryPage, *, accounts_only: bool) -> SearchOutcome:
+        # Whether roles can be changed is only worth asking when some account was found.
+        role_changes = any(entry.has_account for entry in page.entries) and bool(
+            await self.roles_offered()
+        )
         return SearchOutcome(
-            page=_without_tickets(page), accounts_only=True, role_changes=role_changes
+            page=_without_tickets(page), accounts_only=accounts_only, role_changes=role_changes
         )
 
     # -- roles ---------------------------------------------------------------------------------

@@ -292,10 +292,26 @@ async def test_role_changes_are_offered_where_the_bot_can_set_roles(
     store: SqlRequestStore, owns_roles: bool | None, key: str, offered: bool
 ) -> None:
     caps = DirectoryCapabilities("LDAP", remote_user_search=True, provider_owns_roles=owns_roles)
-    directory = Directory(entries={"julie": julie()}, caps=caps, key=key)
+    directory = Directory(entries={"julie": julie(guid="guid-julie")}, caps=caps, key=key)
     outcome = await workflow(store, directory).search("j")
     assert outcome.page is not None and not outcome.accounts_only
     assert outcome.role_changes is offered
+
+
+async def test_roles_are_not_asked_about_when_no_account_was_found(
+    store: SqlRequestStore,
+) -> None:
+    class Counting(Directory):
+        key_reads = 0
+
+        async def key_role(self) -> str | None:
+            self.key_reads += 1
+            return await super().key_role()
+
+    directory = Counting(entries={"julie": julie()}, caps=LDAP)
+    outcome = await workflow(store, directory).search("j")
+    assert outcome.page is not None and not outcome.role_changes
+    assert directory.key_reads == 0
 
 
 @pytest.mark.parametrize(
