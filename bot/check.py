@@ -11,12 +11,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.connect.capabilities import capabilities, describe
 from bot.connect.client import ConnectClient
 from bot.connect.errors import ConnectAPIError, ConnectError
+from bot.connect.seats import ConnectSeats
 from bot.runtime import build_slack_client
 from bot.settings import Settings
 from bot.slack.people import channel_info, public_channel_message, shared_channel_message
+from bot.slack.ui.seats import seats_in_use
 from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
 from bot.store.urls import redact_url
+from bot.workflow.ports import DirectoryError
 
 
 class Report:
@@ -70,11 +73,9 @@ async def _check_connect(settings: Settings, report: Report) -> None:
             return
         role = owner.user_role or "unknown"
         report.ok(f"the API key belongs to {owner.username} (role: {role})")
-        if role not in ("publisher", "administrator"):
-            report.fail(
-                f"{owner.username} is a {role}: searching and creating users needs a publisher or "
-                "administrator key."
-            )
+        _report_key_rights(owner.username, role, report)
+        if role == "administrator":
+            await _check_seats(connect, settings, report)
         try:
             server = await connect.server_settings()
         except ConnectError as exc:
@@ -92,6 +93,45 @@ async def _check_connect(settings: Settings, report: Report) -> None:
                 "Connect did not say whether its login provider can search the directory (an "
                 "older version?); the bot will try, and say so if it cannot."
             )
+
+
+def _report_key_rights(username: str, role: str, report: Report) -> None:
+    """What the key lets the bot do, and how each feature that needs more degrades."""
+    if role == "administrator":
+        report.ok(
+            "an administrator's key: the bot can create accounts, set and change roles, and "
+            "count licence seats (SECURITY.md: what such a key allows if it leaks)"
+        )
+    elif role == "publisher":
+        report.warn(
+            "a publisher's key: the bot can search the directory and create accounts only. The "
+            "request form offers no role (accounts get Connect's default role), role changes "
+            "are refused, and cards and /connect-user seats show no licence seats: those need "
+            "an administrator's key (SECURITY.md weighs the two)."
+        )
+    else:
+        report.fail(
+            f"{username} is a {role}: nothing works with this key. Searching the directory and "
+            "creating accounts need a publisher's or administrator's key; roles and licence "
+            "seats an administrator's."
+        )
+
+
+async def _check_seats(connect: ConnectClient, settings: Settings, report: Report) -> None:
+    """The seat counts an approver will see, read as the bot reads them."""
+    try:
+        seats = await ConnectSeats(connect, timeout=settings.connect_timeout).seats()
+    except DirectoryError as exc:
+        report.warn(f"could not count licence seats: {exc.problem}")
+        return
+    inactive = f"{seats.inactive} inactive and {seats.locked} locked account(s) take no seat"
+    if seats.full:
+        report.warn(
+            f"licence seats: {seats_in_use(seats)} ({inactive}): people whose accounts are new "
+            "will not be able to log in until a seat is freed"
+        )
+    else:
+        report.ok(f"licence seats: {seats_in_use(seats)} ({inactive})")
 
 
 async def _check_slack(settings: Settings, report: Report) -> None:

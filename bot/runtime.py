@@ -25,9 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.cache.backend import build_backend
 from bot.cache.directory import CachedDirectory
 from bot.cache.keyed import KeyedCache
+from bot.cache.seats import CachedSeats
 from bot.connect.capabilities import describe as describe_capabilities
 from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory
+from bot.connect.seats import ConnectSeats
 from bot.connect.transport import AiohttpTransport
 from bot.settings import Settings
 from bot.slack.home import HomeTab
@@ -44,6 +46,7 @@ from bot.workflow.clock import Clock, utcnow
 from bot.workflow.ports import DirectoryError
 from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
+from bot.workflow.seats import SeatReport
 from bot.workflow.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -231,6 +234,13 @@ def build_runtime(
         approver_max_age=settings.approver_check_max_age_seconds,
         membership_ttl=settings.membership_cache_ttl,
     )
+    # Licence seats for the approvers (the card, /connect-user seats): shared between replicas
+    # briefly; read only when the key is an administrator's (the adapter checks).
+    seats = CachedSeats(
+        ConnectSeats(connect, timeout=settings.connect_timeout),
+        cache,
+        scope=search_scope(settings.connect_server, settings.connect_api_key.get_secret_value()),
+    )
     notifier = SlackNotifier(
         store=store,
         client=slack_client,
@@ -240,6 +250,7 @@ def build_runtime(
         clock=clock,
         cache=cache,
         cache_scope=people.slack_identity,
+        seats=seats,
     )
     directory = CachedDirectory(
         ConnectDirectory(connect),
@@ -300,6 +311,7 @@ def build_runtime(
             home=HomeTab(
                 requests=requests, client=slack_client, card_links=notifier.card_permalinks
             ),
+            seat_report=SeatReport(seats=seats, approvers=people),
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,

@@ -73,6 +73,16 @@ class _UserPage(BaseModel):
     results: list[ConnectUser]
 
 
+class _UserTotal(BaseModel):
+    """`GET /v1/users` answer read for its `total` only (a count: one row asked for)."""
+
+    total: int
+
+
+# `account_status` values `GET /v1/users` filters on (an administrator's key only).
+ACCOUNT_STATUSES = ("licensed", "inactive", "locked")
+
+
 class ConnectClient:
     """Typed access to Connect's users API with retries on reads and scrubbed errors."""
 
@@ -188,6 +198,16 @@ class ConnectClient:
         _check_limit(limit)
         response = await self._get("v1/users", params={"prefix": prefix, "page_size": limit})
         return self._parse(response, UserSearchResult, "GET", "v1/users")
+
+    async def count_users(self, *, account_status: str) -> int:
+        """How many accounts have this status: `licensed` (unlocked and active within the
+        licence's window: a seat each), `inactive` or `locked`. Needs an administrator's key."""
+        if account_status not in ACCOUNT_STATUSES:
+            raise ValueError(f"account_status must be one of {ACCOUNT_STATUSES}")
+        response = await self._get(
+            "v1/users", params={"account_status": account_status, "page_size": 1}
+        )
+        return self._parse(response, _UserTotal, "GET", "v1/users").total
 
     async def get_user(self, guid: str) -> ConnectUser:
         _check_guid(guid)

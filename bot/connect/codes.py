@@ -104,8 +104,9 @@ CODES: dict[int, CodeMeaning] = {
         retry=False,
     ),
     64: CodeMeaning(
-        "Connect's licence has no free seats",
-        f"{_ADMIN} free a seat (lock an unused account) or extend the licence.",
+        "Connect's licence has no free seats (every seat is in use), so Connect refused",
+        f"{_ADMIN} free a seat (lock an unused account) or extend the licence; this request "
+        "stays open and can be approved again once a seat is free.",
         retry=False,
         kind=DirectoryProblem.LICENCE_FULL,
     ),

@@ -31,7 +31,7 @@ class UsageProblem(StrEnum):
     """What was wrong with the command, said before the usage (bot/slack/ui/messages.py)."""
 
     UNKNOWN_SUBCOMMAND = "unknown_subcommand"
-    TAKES_NOTHING = "takes_nothing"  # `pending` or `status` followed by more words
+    TAKES_NOTHING = "takes_nothing"  # `pending`, `status` or `seats` followed by more words
     SEARCH_WITHOUT_PREFIX = "search_without_prefix"
     PREFIX_IS_A_MENTION = "prefix_is_a_mention"  # a Slack mention or link without a label
     PREFIX_HAS_CONTROL_CHARACTERS = "prefix_has_control_characters"
@@ -64,13 +64,19 @@ class Status:
     """The caller's own requests."""
 
 
-ParsedCommand = Help | Search | Pending | Status
+@dataclass(frozen=True)
+class Seats:
+    """Connect's licence seats (approvers only)."""
+
+
+ParsedCommand = Help | Search | Pending | Status | Seats
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
-_BARE_SUBCOMMANDS: dict[str, type[Pending] | type[Status]] = {
+_BARE_SUBCOMMANDS: dict[str, type[Pending] | type[Status] | type[Seats]] = {
     "pending": Pending,
     "status": Status,
+    "seats": Seats,
 }
 
 

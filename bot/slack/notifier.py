@@ -35,8 +35,15 @@ from bot.slack.ui.messages import (
     welcome_message,
 )
 from bot.workflow.clock import utcnow
-from bot.workflow.models import OutboxKind, OutboxMessage, ProvisioningRequest, RequestKind
-from bot.workflow.ports import RequestStore
+from bot.workflow.models import (
+    OutboxKind,
+    OutboxMessage,
+    ProvisioningRequest,
+    RequestKind,
+    SeatCount,
+)
+from bot.workflow.ports import RequestStore, Seats
+from bot.workflow.seats import read_seats
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -113,6 +120,7 @@ class SlackNotifier:
         backoff_max: float = 300.0,
         cache: KeyedCache | None = None,
         cache_scope: Callable[[], Awaitable[str | None]] | None = None,
+        seats: Seats | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -129,6 +137,8 @@ class SlackNotifier:
         # Names the Slack workspace in permalink cache keys (None: unknown now, do not cache), so
         # two deployments sharing one Redis never share entries.
         self.cache_scope = cache_scope
+        # Connect's licence seats, shown on a card while it waits (None: never shown).
+        self.seats = seats
         self._wake = asyncio.Event()
         self._bot_user: str | None = None
         self._bot_id: str | None = None
@@ -317,7 +327,7 @@ class SlackNotifier:
                 log.info("request %s: the card an earlier attempt posted was found", request.id)
                 await self.store.set_card(request.id, self.approver_channel, found)
                 return
-        message = approval_card(request, connect_url=self.connect_url)
+        message = await self._card(request)
         response = await self.client.chat_postMessage(
             channel=self.approver_channel,
             unfurl_links=False,
@@ -326,6 +336,20 @@ class SlackNotifier:
             **message,
         )
         await self.store.set_card(request.id, response["channel"], response["ts"])
+
+    async def _card(self, request: ProvisioningRequest) -> dict[str, Any]:
+        """The card as it is now; while it waits, with the licence seats when they can be read."""
+        seats = await self._seats_for(request)
+        return approval_card(request, connect_url=self.connect_url, seats=seats)
+
+    async def _seats_for(self, request: ProvisioningRequest) -> SeatCount | None:
+        """The seats an approver weighs before approving a new account; None when the card
+        shows none (decided requests, a key that may not read them, Connect not answering)."""
+        if self.seats is None or request.state is not RequestState.PENDING:
+            return None
+        if request.kind is not RequestKind.NEW_ACCOUNT:  # a role change takes no new seat
+            return None
+        return (await read_seats(self.seats)).seats
 
     async def _posted_card(self, request_id: str, *, since: datetime | None) -> str | None:
         """The ts of this request's card if the bot already posted it, from the approver
@@ -371,7 +395,7 @@ class SlackNotifier:
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if not (request.card_channel and request.card_ts):
             raise GiveUp("the approval card was never posted")
-        message = approval_card(request, connect_url=self.connect_url)
+        message = await self._card(request)
         await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
 
     async def _remind_approvers(

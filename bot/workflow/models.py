@@ -80,6 +80,30 @@ class DirectoryCapabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatCount:
+    """Connect's licence seats, as Connect counts them: a seat is taken by an unlocked account
+    active within the licence's activity window; locked and inactive accounts take none. Connect
+    enforces the limit when someone logs in for the first time (or is unlocked), not when an
+    account is created."""
+
+    in_use: int
+    limit: int | None  # the licence's user limit; 0: no limit; None: Connect did not say
+    inactive: int = 0  # unlocked accounts not active within the window: no seat
+    locked: int = 0  # locked accounts: no seat
+    activity_days: int | None = None  # how long an account counts as active, when Connect says
+
+    @property
+    def full(self) -> bool:
+        """No free seat: someone logging in for the first time would be refused."""
+        return self.limit is not None and self.limit > 0 and self.in_use >= self.limit
+
+    @property
+    def free(self) -> int | None:
+        """Free seats; None when there is no limit (or it is unknown)."""
+        return max(0, self.limit - self.in_use) if self.limit else None
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone from the directory, as the requester saw them in search results."""
 

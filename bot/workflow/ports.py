@@ -24,6 +24,7 @@ from bot.workflow.models import (
     OutboxItem,
     OutboxMessage,
     ProvisioningRequest,
+    SeatCount,
 )
 from bot.workflow.states import RequestState
 
@@ -247,6 +248,17 @@ class Directory(Protocol):
     async def set_role(self, guid: str, role: str) -> Account:
         """Give the account `guid` the role `role`. Never retried: on DirectoryUnavailable or
         DirectoryUnreadable the outcome is unknown (look at the account)."""
+
+
+class Seats(Protocol):
+    """Connect's licence seats, for the approvers (the card, `/connect-user seats`)."""
+
+    async def seats(self) -> SeatCount:
+        """Seats in use, the limit, inactive and locked accounts.
+
+        Raises DirectoryRefused with `DirectoryProblem.NOT_PERMITTED` when the bot's key may not
+        read them (only an administrator's may), other DirectoryErrors when Connect cannot
+        answer."""
 
 
 class ApproverVerdict(StrEnum):

@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
     DirectoryCapabilities,
@@ -46,9 +47,7 @@ from bot.workflow.outcomes import (
     SearchProblem,
 )
 from bot.workflow.ports import (
-    ApproverCheckUnavailable,
     ApproverPolicy,
-    ApproverVerdict,
     Directory,
     DirectoryError,
     DirectoryProblem,
@@ -66,15 +65,6 @@ log = logging.getLogger(__name__)
 MAX_JUSTIFICATION = 1000
 MAX_DENY_REASON = 500
 
-# Why someone who is not an approver is refused, in the workflow's terms.
-_VERDICT_REFUSALS = {
-    ApproverVerdict.NOT_MEMBER: Refusal.NOT_APPROVER,
-    ApproverVerdict.GUEST: Refusal.GUEST,
-    ApproverVerdict.EXTERNAL: Refusal.EXTERNAL,
-    ApproverVerdict.BOT: Refusal.BOT,
-    ApproverVerdict.DEACTIVATED: Refusal.DEACTIVATED,
-    ApproverVerdict.UNSAFE_CHANNEL: Refusal.UNSAFE_CHANNEL,
-}
 # A search refused by the directory, as the searcher is told.
 _SEARCH_REFUSALS = {
     DirectoryProblem.TOO_MANY_RESULTS: SearchProblem.TOO_MANY_RESULTS,
@@ -508,13 +498,7 @@ class Requests:
 
     async def _approver_refusal(self, user_id: str) -> Refusal | None:
         """The approver check shared by decisions and by what only approvers may see."""
-        try:
-            verdict = await self.approvers.approver_verdict(user_id)
-        except ApproverCheckUnavailable:
-            return Refusal.CANNOT_CHECK
-        if verdict is ApproverVerdict.APPROVER:
-            return None
-        return _VERDICT_REFUSALS[verdict]
+        return await approver_refusal(self.approvers, user_id)
 
     # -- lists -----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 # Lowest first: each role can do what the ones before it can.
 ROLES = ("viewer", "publisher", "administrator")
 DEFAULT_ROLE_LABEL = "Connect's default role"
+UNKNOWN_ROLE_LABEL = "a role the bot does not know"
 _LABELS = {"viewer": "Viewer", "publisher": "Publisher", "administrator": "Administrator"}
 
 
@@ -15,7 +16,8 @@ def role_label(role: str | None) -> str:
     the server's default is not exposed, so it is never guessed."""
     if role is None:
         return DEFAULT_ROLE_LABEL
-    return _LABELS.get(role, role)
+    # Never the raw value: a role read from Connect or a row is not text to show as it is.
+    return _LABELS.get(role, UNKNOWN_ROLE_LABEL)
 
 
 def is_role(value: object) -> bool:

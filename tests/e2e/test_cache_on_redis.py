@@ -162,14 +162,15 @@ async def test_a_forged_redis_entry_makes_no_one_an_approver(
         assert "Only members of the approver channel" in answer
         assert fake_connect.count(**PUT) == 0
 
-        # What the bot itself keeps in Redis grants nothing: search results and permalinks.
+        # What the bot itself keeps in Redis grants nothing: search results, permalinks and
+        # seat counts.
         keys = [key.decode() async for key in client.scan_iter(f"{namespace}:*")]
         kept = {
             key.removeprefix(namespace).strip(":").split(":")[0]
             for key in keys
             if key not in forged
         }
-        assert kept == {"search", "permalink"}, keys
+        assert kept == {"search", "permalink", "seats"}, keys
     finally:
         await client.aclose()
         await bot.stop()

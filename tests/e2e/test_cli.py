@@ -206,3 +206,50 @@ async def test_check_warns_when_it_cannot_look_for_a_card_it_posted(
     await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
     report = out.getvalue()
     assert "warn" in report and "groups:history" in report and "posted twice" in report
+
+
+# -- what the key can do -----------------------------------------------------------------------
+
+
+async def test_check_says_what_an_administrators_key_can_do(
+    fake_slack, fake_connect, database_url
+) -> None:
+    fake_connect.license["users"] = 50
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    report = out.getvalue()
+    assert "ok    an administrator's key: the bot can create accounts, set and change roles" in (
+        report
+    )
+    assert "ok    licence seats: 2 of 50 seats in use" in report
+
+
+async def test_check_warns_when_every_seat_is_taken(fake_slack, fake_connect, database_url) -> None:
+    fake_connect.license["users"] = 2  # the key's owner and julie1 are active
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    assert "warn  licence seats: 2 of 2 seats in use" in out.getvalue()
+    assert "will not be able to log in" in out.getvalue()
+
+
+async def test_check_says_a_publishers_key_keeps_the_bot_to_account_creation(
+    fake_slack, fake_connect, database_url
+) -> None:
+    fake_connect.key_role = "publisher"
+    out = io.StringIO()
+    code = await run_checks(make_settings(fake_slack, fake_connect, database_url), out)
+    report = out.getvalue()
+    assert code == 0, report
+    assert "warn  a publisher's key: the bot can search the directory and create accounts only" in (
+        report
+    )
+    assert "no role" in report and "no licence seats" in report
+    assert "ok    licence seats" not in report
+    assert fake_connect.count("GET", "v1/users") == 0, "no count the key may not make"
+
+
+async def test_check_fails_a_viewers_key(fake_slack, fake_connect, database_url) -> None:
+    fake_connect.key_role = "viewer"
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 1
+    assert "FAIL  connect-bot is a viewer: nothing works with this key" in out.getvalue()

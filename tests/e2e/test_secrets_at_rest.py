@@ -280,12 +280,14 @@ async def test_the_cache_holds_search_results_for_the_search_ttl_and_nothing_sec
         assert ttls, "the cache was used"
         for secret in (BOT_TOKEN, SIGNING_SECRET, fake_connect.api_key, *response_urls):
             assert secret not in text
-        # What else is kept, and for how long (SECURITY.md, "The shared cache"): permalinks;
-        # who may search or decide never reaches Redis.
+        # What else is kept, and for how long (SECURITY.md, "The shared cache"): permalinks and
+        # seat counts (numbers only); who may search or decide never reaches Redis.
         left = [seconds for key, seconds in ttls.items() if ":permalink:" in key]
         assert left and all(0 < seconds <= 24 * 3600 for seconds in left), ttls
+        seats = [seconds for key, seconds in ttls.items() if ":seats:" in key]
+        assert all(0 < seconds <= 60 for seconds in seats), ttls
         kinds = {key.split("::", 1)[-1].split(":", 1)[0] for key in ttls}
-        assert kinds <= {"search", "permalink"}, ttls
+        assert kinds <= {"search", "permalink", "seats"}, ttls
         assert found(tickets, text) == set(), "tickets are never written to the cache"
         search_ttls = [left for key, left in ttls.items() if ":search:" in key]
         if ttl:

@@ -12,7 +12,15 @@ from datetime import UTC
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from bot.workflow.models import DirectoryEntry, ProvisioningRequest
+from bot.workflow.models import (
+    DirectoryEntry,
+    ProvisioningRequest,
+    RequestKind,
+    Step,
+    StepAction,
+    StepStatus,
+)
+from bot.workflow.roles import ROLES
 from bot.workflow.states import RequestState
 from tests.support.blockkit import assert_fallback_inert, mrkdwn_texts
 from tests.support.samples import GUID
@@ -92,6 +100,9 @@ def search_results(draw: st.DrawFn) -> tuple[list[DirectoryEntry], int]:
 slack_ids = st.sampled_from(["U0REQ", "W0APPROVER", "U012ABCDEF"])
 times = st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)), st.datetimes())
 
+# Roles come from Connect (the account's) or from Slack (validated): any text may reach a renderer.
+roles = st.one_of(st.none(), st.sampled_from(ROLES), untrusted("O", max_parts=2, long=False))
+
 requests = st.builds(
     ProvisioningRequest,
     id=st.one_of(st.uuids().map(str), st.text("abcdef0123456789-", min_size=1, max_size=64)),
@@ -109,6 +120,22 @@ requests = st.builds(
     deny_reason=st.one_of(st.none(), untrusted("R")),
     connect_guid=guids,
     last_error=st.one_of(st.none(), untrusted("E")),
+    kind=st.sampled_from(list(RequestKind)),
+    role_asked=roles,
+    role_granted=roles,
+    role_before=roles,
+    raised_by=st.one_of(st.none(), slack_ids),
+    raised_from=roles,
+    steps=st.lists(
+        st.builds(
+            Step,
+            action=st.sampled_from(list(StepAction)),
+            status=st.sampled_from(list(StepStatus)),
+            error=st.one_of(st.none(), untrusted("E")),
+            note=st.one_of(st.none(), untrusted("E")),
+        ),
+        max_size=3,
+    ).map(tuple),
 )
 
 

@@ -610,9 +610,7 @@ def test_provisioning_card() -> None:
     )
     assert_valid_message(msg)
     assert not card_buttons(msg)
-    assert any(
-        "Carrying it out in Connect" in t and "<@W0APPROVER>" in t for t in mrkdwn_texts(msg)
-    )
+    assert any("Creating the account" in t and "<@W0APPROVER>" in t for t in mrkdwn_texts(msg))
 
 
 def test_provisioning_card_while_the_outcome_is_checked() -> None:
@@ -623,7 +621,7 @@ def test_provisioning_card_while_the_outcome_is_checked() -> None:
     )
     assert_valid_message(msg)
     assert not card_buttons(msg), "no Approve until the outcome is known"
-    assert any("Checking what Connect did" in t for t in mrkdwn_texts(msg))
+    assert any("Checking whether the account was created" in t for t in mrkdwn_texts(msg))
     assert note in plain_texts(msg)
 
 

@@ -262,3 +262,42 @@ async def test_capabilities_are_read_once_at_a_time_and_a_failure_for_a_while() 
         caps = await asyncio.gather(*(directory.capabilities() for _ in range(5)))
         assert {c.provider for c in caps} == {"LDAP"}
         assert fake.count("GET", "server_settings") == 2
+
+
+# -- roles: the key's own, an account's, and setting one -----------------------------------------
+
+
+async def test_roles_are_read_and_set_through_connects_dialect() -> None:
+    fake = FakeConnect(owner_role="administrator")
+    fake.add_local_user("julie1", "Julie", "Goolly", "julie1@example.com", user_role="viewer")
+    guid = fake.get_local_user("julie1")["guid"]  # type: ignore[index]
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        directory = ConnectDirectory(client)
+        assert await directory.key_role() == "administrator"
+        assert await directory.key_role() == "administrator"
+        assert fake.count("GET", "v1/user") == 1, "the key's role is read once, then kept"
+        account = await directory.get_account(guid)
+        assert account is not None and account.user_role == "viewer" and account.guid == guid
+        assert await directory.get_account("00000000-0000-4000-8000-000000000000") is None
+        changed = await directory.set_role(guid, "publisher")
+        assert changed.guid == guid and changed.user_role == "publisher"
+        assert fake.get_local_user("julie1")["user_role"] == "publisher"  # type: ignore[index]
+        assert [c.json for c in fake.calls_for("PUT")] == [{"user_role": "publisher"}]
+
+
+@pytest.mark.parametrize(
+    ("key_role", "code"),
+    [("publisher", 23), ("administrator", 61)],
+    ids=["a publisher's key may not change roles", "the last administrator"],
+)
+async def test_a_refused_role_is_a_refusal_in_words(key_role: str, code: int) -> None:
+    fake = FakeConnect(owner_role=key_role)
+    fake.add_local_user("ada", "Ada", "Min", user_role="publisher")
+    # A publisher's key may not demote anyone; an administrator's may not demote itself when it
+    # is the only administrator left.
+    guid = fake.get_local_user("ada")["guid"] if code == 23 else fake.owner_guid  # type: ignore[index]
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        with pytest.raises(DirectoryRefused) as refused:
+            await ConnectDirectory(client).set_role(guid, "viewer")
+    assert refused.value.code == code
+    assert refused.value.explanation == codes.CODES[code].explain(code)

@@ -81,7 +81,7 @@ def rows(msg: dict) -> list[dict]:
         ("administrator", True, "Role: Administrator · locked"),
         ("publisher", True, "Role: Publisher · locked"),
         (None, False, "Role: role unknown"),
-        ("superuser", False, "Role: superuser"),
+        ("superuser", False, "Role: a role the bot does not know"),
     ],
 )
 def test_accounts_show_their_role_and_lock(role: str | None, locked: bool, shown: str) -> None:
@@ -197,6 +197,7 @@ def test_results_with_roles_are_always_valid(
     assert_valid_message(msg)
     assert_untrusted_only_in_plain_text(msg)
     assert TICKET_MARK not in json.dumps(msg)
+    assert f"{UNTRUSTED}R" not in json.dumps(msg, ensure_ascii=False), "a role is never echoed"
     for row, person in zip(rows(msg), people, strict=False):
         button = row.get("accessory")
         if person.has_account:

@@ -163,3 +163,18 @@ def test_a_long_connect_timeout_needs_a_longer_lease(env: pytest.MonkeyPatch) ->
         Settings.from_env()
     env.setenv("LEASE_SECONDS", "130")
     assert Settings.from_env().connect_timeout == 60
+
+
+def test_requestable_roles(env: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().requestable_roles == ("viewer", "publisher")
+    env.setenv("REQUESTABLE_ROLES", " Administrator,publisher, ")
+    assert Settings.from_env().requestable_roles == ("publisher", "administrator"), "lowest first"
+
+
+@pytest.mark.parametrize("value", ["owner", "viewer,admin", " , "])
+def test_an_unknown_requestable_role_is_named(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("REQUESTABLE_ROLES", value)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "REQUESTABLE_ROLES" in str(caught.value)
+    assert "viewer, publisher, administrator" in str(caught.value)

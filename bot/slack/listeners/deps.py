@@ -16,6 +16,7 @@ from bot.slack.people import SlackPeople
 from bot.slack.ui.refusals import refusal_message
 from bot.tasks import TaskSupervisor
 from bot.workflow.requests import Requests
+from bot.workflow.seats import SeatReport
 
 # A Bolt listener: Bolt passes the arguments it names (ack, body, view, event, client, …).
 Listener = Callable[..., Awaitable[None]]
@@ -27,6 +28,7 @@ class ListenerDeps:
     people: SlackPeople
     notifier: SlackNotifier
     home: HomeTab
+    seat_report: SeatReport
     supervisor: TaskSupervisor
     approver_channel: str
     connect_url: str

@@ -27,6 +27,7 @@ from bot.slack.ui.kit import (
     section_md,
     section_plain,
 )
+from bot.slack.ui.seats import seat_blocks
 from bot.slack.ui.text import (
     ERROR,
     GUID,
@@ -38,13 +39,24 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.models import (
+    ProvisioningRequest,
+    RequestKind,
+    SeatCount,
+    StepAction,
+    StepStatus,
+)
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
 
-def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
-    """The approver-channel card, rendered from the request's state (re-render to update)."""
+def approval_card(
+    req: ProvisioningRequest, *, connect_url: str, seats: SeatCount | None = None
+) -> Message:
+    """The approver-channel card, rendered from the request's state (re-render to update).
+
+    `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
+    line; a role change takes no new seat)."""
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
@@ -66,9 +78,22 @@ def approval_card(req: ProvisioningRequest, *, connect_url: str) -> Message:
     meta.append(plain(f"Request {clip(req.id, GUID)}"))
     blocks.append(context(*meta))
     blocks.extend(step_blocks(req))
+    if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
+        blocks.extend(seat_blocks(seats))
     blocks.extend(_state_blocks(req, connect_url))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
+
+
+def _doing(req: ProvisioningRequest, *, done: bool) -> str:
+    """The step under way, as "Creating the account" or (done) "the account was created"."""
+    create = req.step(StepAction.CREATE_ACCOUNT)
+    if req.kind is RequestKind.NEW_ACCOUNT and (
+        create is None or create.status is not StepStatus.DONE
+    ):
+        return "the account was created" if done else "Creating the account"
+    role = role_label(req.role_granted)
+    return f"the role was set to {role}" if done else f"Setting the role to {role}"
 
 
 def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
@@ -89,14 +114,15 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
             return [
                 section_md(
-                    f":mag: Checking what Connect did… (approved by {mention(req.decided_by)})"
+                    f":mag: Checking whether {_doing(req, done=True)}… "
+                    f"(approved by {mention(req.decided_by)})"
                 ),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
             ]
         case RequestState.PROVISIONING:
             return [
                 section_md(
-                    f":hourglass_flowing_sand: Carrying it out in Connect… "
+                    f":hourglass_flowing_sand: {_doing(req, done=False)}… "
                     f"(approved by {mention(req.decided_by)})"
                 )
             ]

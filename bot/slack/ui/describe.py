@@ -12,7 +12,6 @@ from bot.slack.ui.text import (
     GUID,
     LONG_TEXT,
     NAME,
-    ROLE,
     SAFE_GUID_RE,
     USERNAME,
     clip,
@@ -22,7 +21,7 @@ from bot.slack.ui.text import (
     slack_date,
 )
 from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction, StepStatus
-from bot.workflow.roles import ROLES, role_label
+from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
 
@@ -116,11 +115,9 @@ def person_text(full_name: str, username: str, email: str) -> str:
 
 
 def account_role(role: str | None) -> str:
-    """An account's role as people read it ("Publisher"); a role the bot does not know is shown
-    as Connect names it; "role unknown" when Connect did not say (plain text)."""
-    if not role:
-        return "role unknown"
-    return role_label(role) if role in ROLES else clip(role, ROLE) or "role unknown"
+    """An account's role as people read it ("Publisher"); never the raw value (a role the bot
+    does not know reads as such); "role unknown" when Connect did not say."""
+    return role_label(role) if role else "role unknown"
 
 
 def account_standing(role: str | None, locked: bool) -> str:

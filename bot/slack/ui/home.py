@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import assert_never
 
-from bot.slack.ui.buttons import decision_actions
+from bot.slack.ui.buttons import decision_actions, retry_actions
 from bot.slack.ui.ids import HOME_DECIDE_BLOCK_PREFIX
 from bot.slack.ui.kit import (
     Block,
@@ -26,6 +26,7 @@ from bot.slack.ui.lists import status_row, waiting_context, waiting_summary
 from bot.slack.ui.refusals import not_a_decider
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.outcomes import Refusal
+from bot.workflow.states import RequestState
 
 # How many requests the Home tab asks the store for, per list.
 HOME_MINE_LIMIT = 10
@@ -38,7 +39,11 @@ def _decide_row(req: ProvisioningRequest, permalink: str | None, viewer_id: str)
         # The server would refuse anyway; not offering the buttons says why up front.
         row.append(context(md("This is your own request: another approver has to decide.")))
         return row
-    row.append(decision_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
+    block_id = HOME_DECIDE_BLOCK_PREFIX + req.id
+    if req.state is RequestState.INCOMPLETE:  # approved already: only its failed step is left
+        row.append(retry_actions(req.id, block_id=block_id))
+    else:
+        row.append(decision_actions(req.id, block_id=block_id))
     return row
 
 

@@ -42,6 +42,8 @@ _USAGE_MD = (
     "• `/connect-user status`: your own requests and what became of them; cancel one that is "
     "still waiting\n"
     "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"
+    "• `/connect-user seats`: Connect's licence seats in use, the limit, and how many accounts "
+    "are inactive or locked (approvers only)\n"
     "• `/connect-user help`: show this message\n"
     "The app's *Home* tab shows the same lists."
 )
@@ -71,7 +73,7 @@ def usage_message(problem: UsageProblem | None = None, typed: str = "") -> Messa
     blocks: list[Block] = []
     fallback = (
         "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
-        "/connect-user pending, or /connect-user help"
+        "/connect-user pending, /connect-user seats, or /connect-user help"
     )
     reason = usage_problem_text(problem, typed) if problem is not None else None
     if reason:

@@ -16,7 +16,6 @@ USERNAME: Cap = (100, 600)
 EMAIL: Cap = (120, 720)
 GUID: Cap = (64, 400)
 PREFIX: Cap = (100, 600)
-ROLE: Cap = (40, 240)  # a role Connect names that the bot has no label for
 LONG_TEXT: Cap = (1500, 4000)  # justification
 REASON: Cap = (600, 2000)  # deny reason
 ERROR: Cap = (500, 1500)  # last_error

@@ -1,4 +1,4 @@
-"""Slash commands: `/connect-user` (search, status, pending, help)."""
+"""Slash commands: `/connect-user` (search, status, pending, seats, help)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`/connect-user`: search the directory, list what waits or what became of your requests, or
-show how to use the command."""
+"""`/connect-user`: search the directory, list what waits or what became of your requests, show
+Connect's licence seats, or show how to use the command."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.command import Help, Pending, Search, Status, parse_command
+from bot.slack.command import Help, Pending, Search, Seats, Status, parse_command
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
@@ -26,6 +26,7 @@ from bot.slack.ui.search import (
     search_failure_message,
     search_results_message,
 )
+from bot.slack.ui.seats import seats_message, seats_refusal
 from bot.workflow.outcomes import Refused
 
 
@@ -74,6 +75,8 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await pending_reply(deps, command["user_id"])
     if isinstance(parsed, Status):
         return await status_reply(deps, command["user_id"])
+    if isinstance(parsed, Seats):
+        return await seats_reply(deps, command["user_id"])
     assert isinstance(parsed, Search)
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
@@ -102,6 +105,13 @@ async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:
         total=outcome.total,
         permalinks=await deps.notifier.card_permalinks(outcome.requests),
     )
+
+
+async def seats_reply(deps: ListenerDeps, user_id: str) -> Message:
+    outcome = await deps.seat_report.for_approver(user_id)
+    if isinstance(outcome, Refused):
+        return seats_refusal(outcome.reason, approver_channel=deps.approver_channel)
+    return seats_message(outcome)
 
 
 async def status_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -1,0 +1,157 @@
+"""The workflow's `Seats` port, carried out by the Connect client: licence seats in use, the
+limit, inactive and locked accounts.
+
+Only an administrator's key may count accounts by status. The key's role is read first (and kept a
+while), so a publisher's key is told apart without asking Connect for counts it will refuse, and
+"this key cannot read seats" is one calm state (logged once per reading), not an error per card.
+Connect's failures come out as the workflow's errors, explained as `bot.connect.directory` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bot.connect.client import ConnectClient
+from bot.connect.directory import refusal, unavailable
+from bot.connect.errors import (
+    ConnectAPIError,
+    ConnectError,
+    ConnectProtocolError,
+    ConnectUnavailable,
+)
+from bot.workflow.models import SeatCount
+from bot.workflow.ports import (
+    DirectoryError,
+    DirectoryProblem,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    DirectoryUnreadable,
+)
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# The key's owner changes role rarely; a failure to read it is remembered for a minute, so a
+# Connect that does not answer slows no more than one card a minute.
+KEY_ROLE_TTL = 600.0
+KEY_ROLE_FAILURE_TTL = 60.0
+
+ADMINISTRATOR = "administrator"
+
+
+def cannot_read_seats(role: str | None) -> DirectoryRefused:
+    """The refusal for a key that is not an administrator's: a state, said in words."""
+    whose = f"a {role}'s" if role else "not an administrator's"
+    return DirectoryRefused(
+        DirectoryProblem.NOT_PERMITTED,
+        "the bot's Connect API key may not read licence seats",
+        f"The bot's Connect API key is {whose}: only an administrator's key may count licence "
+        "seats.",
+    )
+
+
+class ConnectSeats:
+    """`bot.workflow.ports.Seats` over a `ConnectClient`.
+
+    `timeout` bounds one whole reading (the counts are read side by side), whatever the client's
+    retries would add: a card waits for it."""
+
+    def __init__(
+        self,
+        client: ConnectClient,
+        *,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.timeout = timeout
+        self._clock = clock
+        self._role: str | None = None
+        self._role_failure: str | None = None
+        self._role_until = 0.0
+        self._role_lock = asyncio.Lock()
+
+    async def seats(self) -> SeatCount:
+        role = await self.key_role()
+        if role != ADMINISTRATOR:
+            raise cannot_read_seats(role)
+        failure: DirectoryError | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                licensed, inactive, locked, server = await asyncio.gather(
+                    _translated(lambda: self.client.count_users(account_status="licensed")),
+                    _translated(lambda: self.client.count_users(account_status="inactive")),
+                    _translated(lambda: self.client.count_users(account_status="locked")),
+                    _translated(self.client.server_settings),
+                )
+        except TimeoutError:
+            failure = DirectoryUnavailable("Connect did not answer in time")
+        except DirectoryRefused as exc:
+            if exc.kind is DirectoryProblem.NOT_PERMITTED:
+                # The key's owner lost the role since it was read: believe Connect at once.
+                self._remember_role(None)
+                log.info("Connect refused to count accounts: %s", exc.explanation)
+                failure = cannot_read_seats(None)
+            else:
+                failure = exc
+        if failure is not None:
+            raise failure
+        licence = server.license
+        return SeatCount(
+            in_use=licensed,
+            limit=licence.users if licence else None,
+            inactive=inactive,
+            locked=locked,
+            activity_days=licence.user_activity_days if licence else None,
+        )
+
+    async def key_role(self) -> str | None:
+        """The role of the key's owner (`GET /v1/user`), read once and kept; one read at a
+        time."""
+        async with self._role_lock:
+            now = self._clock()
+            if now < self._role_until:
+                if self._role_failure is not None:
+                    raise DirectoryUnavailable(self._role_failure)
+                return self._role
+            try:
+                owner = await _translated(self.client.current_user)
+            except DirectoryError as exc:
+                self._role_failure = exc.problem
+                self._role_until = self._clock() + KEY_ROLE_FAILURE_TTL
+                raise
+            self._remember_role(owner.user_role)
+            if owner.user_role != ADMINISTRATOR:
+                log.info(
+                    "the bot's Connect API key belongs to a %s: licence seats cannot be read "
+                    "(cards show no seat line)",
+                    owner.user_role or "user of unknown role",
+                )
+            return owner.user_role
+
+    def _remember_role(self, role: str | None) -> None:
+        self._role = role
+        self._role_failure = None
+        self._role_until = self._clock() + KEY_ROLE_TTL
+
+
+async def _translated(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a client call; Connect's failures come out as the workflow's errors (raised outside
+    the except block, so no `__context__` leads back to the client's error)."""
+    error: DirectoryError | None = None
+    try:
+        return await call()
+    except ConnectAPIError as exc:
+        error = refusal(exc)
+    except ConnectUnavailable as exc:
+        error = DirectoryUnavailable(unavailable(exc).what)
+    except ConnectProtocolError:
+        error = DirectoryUnreadable("Connect gave an answer the bot could not read")
+    except ConnectError:
+        error = DirectoryUnavailable("Connect failed")
+    raise error

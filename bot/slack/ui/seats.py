@@ -1,0 +1,148 @@
+"""Connect's licence seats in words: the line on an approval card and `/connect-user seats`.
+
+Connect enforces the seat limit when someone logs in for the first time, not when the account is
+created, so a full licence is a warning for the approver, never a reason to block."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from bot.slack.ui.kit import Block, Message, context, md, message, section_md
+from bot.slack.ui.refusals import not_a_decider
+from bot.slack.ui.text import channel_mention
+from bot.workflow.models import SeatCount
+from bot.workflow.outcomes import Refusal
+from bot.workflow.seats import SeatsOutcome, SeatsProblem
+
+
+def seats_in_use(seats: SeatCount) -> str:
+    """ "12 of 50 seats in use", "12 seats in use (no limit)", "12 seats in use"."""
+    noun = "seat" if seats.in_use == 1 and not seats.limit else "seats"
+    if seats.limit:
+        return f"{seats.in_use} of {seats.limit} seats in use"
+    if seats.limit == 0:
+        return f"{seats.in_use} {noun} in use (the licence has no user limit)"
+    return f"{seats.in_use} {noun} in use"
+
+
+def full_warning(seats: SeatCount) -> str:
+    """The warning on a card when no seat is free (words only: the approver may approve)."""
+    return f"{seats_in_use(seats)}: this person will not be able to log in until a seat is freed"
+
+
+def seat_blocks(seats: SeatCount | None) -> list[Block]:
+    """The seat line of a pending new-account card: nothing when the seats cannot be read."""
+    if seats is None:
+        return []
+    if seats.full:
+        return [
+            section_md(
+                f":warning: {full_warning(seats)}. You may still approve: the account is "
+                "created, and takes a seat when one is free."
+            )
+        ]
+    if seats.limit:
+        line = f"Seats: {seats.in_use} of {seats.limit} in use"
+    elif seats.limit == 0:
+        line = f"Seats: {seats.in_use} in use (the licence has no user limit)"
+    else:
+        line = f"Seats: {seats.in_use} in use"
+    return [context(md(line))]
+
+
+def seats_message(outcome: SeatsOutcome) -> Message:
+    """The answer to `/connect-user seats` (approvers only)."""
+    if outcome.seats is None:
+        text = _problem_text(outcome.problem or SeatsProblem.CONNECT_GARBAGE)
+        return message(text, [section_md(text)])
+    seats = outcome.seats
+    lines = [f"*Connect licence seats*: {seats_in_use(seats)}"]
+    if seats.free is not None:
+        lines.append(f"• Free: {seats.free}")
+    lines.append(f"• Inactive accounts (no seat): {seats.inactive}")
+    lines.append(f"• Locked accounts (no seat): {seats.locked}")
+    blocks: list[Block] = [section_md("\n".join(lines))]
+    if seats.full:
+        blocks.append(
+            section_md(
+                ":warning: No seat is free: people whose accounts are new will not be able to "
+                "log in until a seat is freed (a Connect administrator can lock an unused "
+                "account, or extend the licence)."
+            )
+        )
+    window = (
+        f"active in the last {seats.activity_days} days"
+        if seats.activity_days
+        else "recently active"
+    )
+    blocks.append(
+        context(
+            md(
+                f"An account takes a seat when it is unlocked and {window}. Connect enforces "
+                "the limit when someone logs in for the first time, not when the account is "
+                "created."
+            )
+        )
+    )
+    return message(f"Connect licence seats: {seats_in_use(seats)}", blocks)
+
+
+def _problem_text(problem: SeatsProblem) -> str:
+    match problem:
+        case SeatsProblem.KEY_CANNOT_READ:
+            return (
+                "I can't read Connect's licence seats: the bot's Connect API key is not an "
+                "administrator's, and only an administrator's key may count them. "
+                "`connect-user-bot check` says what the key can do."
+            )
+        case SeatsProblem.CONNECT_UNAVAILABLE:
+            return (
+                "Connect did not answer when I asked for the seat counts. Please try again in "
+                "a minute."
+            )
+        case SeatsProblem.CONNECT_REFUSED:
+            return (
+                "Connect refused to give me the seat counts. The bot's administrator can find "
+                "why in its log."
+            )
+        case SeatsProblem.CONNECT_GARBAGE:
+            return (
+                "Connect gave an answer I could not read when I asked for the seat counts. "
+                "Please try again later."
+            )
+        case _:
+            assert_never(problem)
+
+
+def seats_refusal(reason: Refusal, *, approver_channel: str) -> Message:
+    """Why `/connect-user seats` shows nothing to this person."""
+    match reason:
+        case Refusal.CANNOT_CHECK:
+            text = (
+                "I can't check who may approve right now (Slack didn't tell me the approver "
+                "channel's members). Please try again in a minute."
+            )
+        case (
+            Refusal.GUEST
+            | Refusal.EXTERNAL
+            | Refusal.BOT
+            | Refusal.DEACTIVATED
+            | Refusal.UNSAFE_CHANNEL
+        ):
+            text = not_a_decider(reason, what="see Connect's licence seats")
+        case (
+            Refusal.NOT_APPROVER
+            | Refusal.NOT_FOUND
+            | Refusal.SELF_APPROVAL
+            | Refusal.ALREADY_DECIDED
+            | Refusal.NOT_REQUESTER
+            | Refusal.ROLE_NOT_REQUESTABLE
+            | Refusal.NOTHING_TO_RETRY
+        ):
+            text = (
+                f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can see "
+                "Connect's licence seats."
+            )
+        case _:
+            assert_never(reason)
+    return message(text, [section_md(text)])
