@@ -180,6 +180,23 @@ async def test_a_button_the_bot_did_not_make_opens_nothing(bot: BotUnderTest) ->
     assert bot.connect.count(path=f"{USERS}/*") == 0
 
 
+@pytest.mark.parametrize(
+    ("method", "error"), [("views.open", "expired_trigger_id"), ("views.update", "not_found")]
+)
+async def test_a_form_slack_would_not_show_is_explained(
+    bot: BotUnderTest, method: str, error: str
+) -> None:
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
+    bot.slack.fail(method, error=error)
+    _, response_url = await bot.click(
+        ids.ACTION_CHANGE_ROLE, guid, user_id=REQUESTER, ephemeral=True, channel_id="CGENERAL"
+    )
+    await bot.slack.wait_for(method)
+    await bot.settle()
+    told = await answer_to(bot, response_url)
+    assert "press the button again" in response_text(told)
+
+
 # -- the form's submission ------------------------------------------------------------------------
 
 

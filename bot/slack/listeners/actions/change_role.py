@@ -75,6 +75,21 @@ async def open_role_form(
             deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
         )
         return
+    # The rest waits on Connect: supervised work, which a shutdown lets finish.
+    deps.after_click(
+        click,
+        fill_role_form(deps, click, view_id, client),
+        name="role-form",
+        failure=FAILURE,
+    )
+
+
+async def fill_role_form(
+    deps: ListenerDeps, click: Click, view_id: str, client: AsyncWebClient
+) -> None:
+    """Replace the opened modal with the form for the account as Connect has it now (or with
+    why there is none)."""
+    guid = click.value
     outcome = await deps.requests.role_form(guid)
     view: View
     if isinstance(outcome, RoleForm):
