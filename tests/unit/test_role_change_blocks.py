@@ -333,3 +333,9 @@ def test_metadata_this_bot_did_not_make_is_refused(metadata: str) -> None:
 )
 def test_the_chosen_role_is_read_from_the_submission(state: dict, expected: str) -> None:
     assert view_selection({"state": {"values": state}}, ROLE_BLOCK, ROLE_INPUT) == expected
+
+
+def test_usage_says_search_leads_to_role_changes_too() -> None:
+    from bot.slack.ui.messages import usage_message
+
+    assert "a new role for someone who has one" in all_text(usage_message())
