@@ -10,7 +10,13 @@ import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.support.slack_requests import block_actions_body, slash_command_body
+from bot.slack.ui.ids import ROLE_BLOCK, ROLE_INPUT, VIEW_APPROVE
+from bot.slack.ui.values import ApprovalForm, encode_approval_metadata
+from tests.support.slack_requests import (
+    block_actions_body,
+    slash_command_body,
+    view_submission_body,
+)
 
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-bench-bot-token-0000"
@@ -148,6 +154,21 @@ def approve_body(
         response_url=response_url,
         channel_id=APPROVER_CHANNEL,
         message_ts=message_ts,
+    )
+
+
+def approve_role_body(request_id: str, approver: str, response_url: str, role: str) -> str:
+    """The approval confirmation of a request that sets a role, submitted with `role`: what
+    approves such a request (its Approve click only opens the confirmation)."""
+    metadata = encode_approval_metadata(
+        ApprovalForm(request_id=request_id, response_url=response_url, channel=APPROVER_CHANNEL)
+    )
+    option = {"text": {"type": "plain_text", "text": role}, "value": role}
+    return view_submission_body(
+        callback_id=VIEW_APPROVE,
+        values={ROLE_BLOCK: {ROLE_INPUT: {"type": "static_select", "selected_option": option}}},
+        private_metadata=metadata,
+        user_id=approver,
     )
 
 

@@ -236,8 +236,9 @@ def build_runtime(
     )
     # Licence seats for the approvers (the card, /connect-user seats): shared between replicas
     # briefly; read only when the key is an administrator's (the adapter checks).
+    connect_seats = ConnectSeats(connect, timeout=settings.connect_timeout)
     seats = CachedSeats(
-        ConnectSeats(connect, timeout=settings.connect_timeout),
+        connect_seats,
         cache,
         scope=search_scope(settings.connect_server, settings.connect_api_key.get_secret_value()),
     )
@@ -253,7 +254,7 @@ def build_runtime(
         seats=seats,
     )
     directory = CachedDirectory(
-        ConnectDirectory(connect),
+        ConnectDirectory(connect, key_role_from=connect_seats.key_role),
         cache,
         ttl=settings.search_cache_ttl,
         # Names the directory the results come from and the key that read them (what a search

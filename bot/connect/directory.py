@@ -43,8 +43,16 @@ CAPABILITIES_FAILURE_TTL = 60.0
 class ConnectDirectory:
     """`bot.workflow.ports.Directory` over a `ConnectClient`."""
 
-    def __init__(self, client: ConnectClient) -> None:
+    def __init__(
+        self,
+        client: ConnectClient,
+        *,
+        key_role_from: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
         self.client = client
+        # Where the key's role is read when another adapter keeps it already (the seats): one
+        # GET /v1/user for both.
+        self._key_role_from = key_role_from
         # The provider's flags change only when Connect is reconfigured and restarted.
         self._capabilities: DirectoryCapabilities | None = None
         self._capabilities_failure: str | None = None
@@ -55,25 +63,25 @@ class ConnectDirectory:
         self._key_lock = asyncio.Lock()
 
     async def search(self, prefix: str, *, limit: int) -> DirectoryPage:
-        result = await _translated(lambda: self.client.search_remote(prefix, limit=limit))
+        result = await translated(lambda: self.client.search_remote(prefix, limit=limit))
         return DirectoryPage(
             entries=tuple(directory_entry(user) for user in result.results), total=result.total
         )
 
     async def find_entry(self, username: str) -> DirectoryEntry | None:
-        found = await _translated(lambda: self.client.find_remote_user(username))
+        found = await translated(lambda: self.client.find_remote_user(username))
         return None if found is None else directory_entry(found)
 
     async def create_account(self, temp_ticket: str) -> Account:
-        created = await _translated(lambda: self.client.create_from_ticket(temp_ticket))
+        created = await translated(lambda: self.client.create_from_ticket(temp_ticket))
         return account(created)
 
     async def find_account(self, username: str) -> Account | None:
-        found = await _translated(lambda: self.client.find_user(username))
+        found = await translated(lambda: self.client.find_user(username))
         return None if found is None else account(found)
 
     async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
-        result = await _translated(
+        result = await translated(
             lambda: self.client.search_users(prefix, limit=min(limit, MAX_LIMIT))
         )
         return DirectoryPage(
@@ -84,11 +92,13 @@ class ConnectDirectory:
     async def key_role(self) -> str | None:
         """Kept like the capabilities: a key's owner changes role only by an administrator's
         hand, and a stale answer only offers a choice Connect then refuses in words (code 23)."""
+        if self._key_role_from is not None:
+            return await self._key_role_from()
         async with self._key_lock:
             now = time.monotonic()
             if self._key_role_until > now:
                 return self._key_role
-            owner = await _translated(self.client.current_user)
+            owner = await translated(self.client.current_user)
             self._key_role = owner.user_role
             self._key_role_until = time.monotonic() + CAPABILITIES_TTL
             return self._key_role
@@ -96,7 +106,7 @@ class ConnectDirectory:
     async def get_account(self, guid: str) -> Account | None:
         if not is_guid(guid):
             return None  # no account has such a GUID; and it must not reach a URL path
-        found = await _translated(lambda: self._user_or_none(guid))
+        found = await translated(lambda: self._user_or_none(guid))
         return None if found is None else account(found)
 
     async def _user_or_none(self, guid: str) -> ConnectUser | None:
@@ -108,7 +118,7 @@ class ConnectDirectory:
             raise
 
     async def set_role(self, guid: str, role: str) -> Account:
-        edited = await _translated(lambda: self.client.set_role(guid, role))
+        edited = await translated(lambda: self.client.set_role(guid, role))
         return Account(
             guid=guid,
             username=edited.username,
@@ -129,7 +139,7 @@ class ConnectDirectory:
             if self._capabilities_failure is not None and now < self._capabilities_until:
                 raise DirectoryUnavailable(self._capabilities_failure)
             try:
-                server = await _translated(self.client.server_settings)
+                server = await translated(self.client.server_settings)
             except DirectoryError as exc:
                 self._capabilities_failure = exc.problem
                 self._capabilities_until = time.monotonic() + CAPABILITIES_FAILURE_TTL
@@ -179,7 +189,7 @@ def account(user: ConnectUser) -> Account:
     )
 
 
-async def _translated(call: Callable[[], Awaitable[T]]) -> T:
+async def translated(call: Callable[[], Awaitable[T]]) -> T:
     """Run a client call; Connect's failures come out as the workflow's errors.
 
     Raised outside the except block, so no `__context__` leads back to the client's error."""

@@ -12,24 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 from bot.connect.client import ConnectClient
-from bot.connect.directory import refusal, unavailable
-from bot.connect.errors import (
-    ConnectAPIError,
-    ConnectError,
-    ConnectProtocolError,
-    ConnectUnavailable,
-)
+from bot.connect.directory import translated
 from bot.workflow.models import SeatCount
 from bot.workflow.ports import (
     DirectoryError,
     DirectoryProblem,
     DirectoryRefused,
     DirectoryUnavailable,
-    DirectoryUnreadable,
 )
 
 T = TypeVar("T")
@@ -84,10 +77,10 @@ class ConnectSeats:
         try:
             async with asyncio.timeout(self.timeout):
                 licensed, inactive, locked, server = await asyncio.gather(
-                    _translated(lambda: self.client.count_users(account_status="licensed")),
-                    _translated(lambda: self.client.count_users(account_status="inactive")),
-                    _translated(lambda: self.client.count_users(account_status="locked")),
-                    _translated(self.client.server_settings),
+                    translated(lambda: self.client.count_users(account_status="licensed")),
+                    translated(lambda: self.client.count_users(account_status="inactive")),
+                    translated(lambda: self.client.count_users(account_status="locked")),
+                    translated(self.client.server_settings),
                 )
         except TimeoutError:
             failure = DirectoryUnavailable("Connect did not answer in time")
@@ -120,7 +113,7 @@ class ConnectSeats:
                     raise DirectoryUnavailable(self._role_failure)
                 return self._role
             try:
-                owner = await _translated(self.client.current_user)
+                owner = await translated(self.client.current_user)
             except DirectoryError as exc:
                 self._role_failure = exc.problem
                 self._role_until = self._clock() + KEY_ROLE_FAILURE_TTL
@@ -138,20 +131,3 @@ class ConnectSeats:
         self._role = role
         self._role_failure = None
         self._role_until = self._clock() + KEY_ROLE_TTL
-
-
-async def _translated(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a client call; Connect's failures come out as the workflow's errors (raised outside
-    the except block, so no `__context__` leads back to the client's error)."""
-    error: DirectoryError | None = None
-    try:
-        return await call()
-    except ConnectAPIError as exc:
-        error = refusal(exc)
-    except ConnectUnavailable as exc:
-        error = DirectoryUnavailable(unavailable(exc).what)
-    except ConnectProtocolError:
-        error = DirectoryUnreadable("Connect gave an answer the bot could not read")
-    except ConnectError:
-        error = DirectoryUnavailable("Connect failed")
-    raise error

@@ -40,8 +40,10 @@ def view_input(view: dict[str, Any], block_id: str, action_id: str) -> str:
     return str((values.get(action_id) or {}).get("value") or "")
 
 
-def view_selection(view: dict[str, Any], block_id: str, action_id: str) -> str:
-    """The value of the option a person chose in a modal's select ("" when none)."""
+def view_selected(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
+    """The value of the option a person chose in a modal's select (None: no such select, or
+    nothing chosen)."""
     values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
-    selected = (values.get(action_id) or {}).get("selected_option") or {}
-    return str(selected.get("value") or "") if isinstance(selected, dict) else ""
+    option = (values.get(action_id) or {}).get("selected_option") or {}
+    value = option.get("value") if isinstance(option, dict) else None
+    return value if isinstance(value, str) else None

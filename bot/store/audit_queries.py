@@ -34,6 +34,11 @@ AUDIT_COLUMNS = (
     _requests.c.decided_at,
     _requests.c.deny_reason,
     _requests.c.connect_guid,
+    _requests.c.kind,
+    _requests.c.role_asked,
+    _requests.c.role_granted,
+    _requests.c.role_before,
+    _requests.c.steps,
 )
 # The columns the search box looks in.
 SEARCHED_COLUMNS = (
@@ -63,6 +68,45 @@ class AuditRecord:
     decided_at: datetime | None
     deny_reason: str | None
     connect_guid: str | None
+    kind: str = "new_account"  # a plain string, as the state: a kind added later is listed too
+    role_asked: str | None = None  # None: Connect's default role (no choice was offered)
+    role_granted: str | None = None
+    role_before: str | None = None
+    # Each step as recorded (action, status, error, note, done_at), in order.
+    steps: tuple[AuditStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStep:
+    action: str
+    status: str
+    error: str | None = None
+    note: str | None = None
+    done_at: str | None = None  # ISO 8601, as recorded
+
+
+def _steps(stored: Any) -> tuple[AuditStep, ...]:
+    """The recorded steps, read leniently: the page lists whatever a newer release wrote."""
+    if not isinstance(stored, list):
+        return ()
+    steps = []
+    for item in stored:
+        if not isinstance(item, dict):
+            continue
+        steps.append(
+            AuditStep(
+                action=str(item.get("action") or ""),
+                status=str(item.get("status") or ""),
+                error=_text_or_none(item.get("error")),
+                note=_text_or_none(item.get("note")),
+                done_at=_text_or_none(item.get("done_at")),
+            )
+        )
+    return tuple(steps)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,4 +227,9 @@ def _to_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:
         decided_at=m["decided_at"],
         deny_reason=m["deny_reason"],
         connect_guid=m["connect_guid"],
+        kind=m["kind"] or "new_account",
+        role_asked=m["role_asked"],
+        role_granted=m["role_granted"],
+        role_before=m["role_before"],
+        steps=_steps(m["steps"]),
     )

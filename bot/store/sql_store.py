@@ -390,6 +390,7 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         role_before=m["role_before"],
         raised_by=m["raised_by"],
         raised_from=m["raised_from"],
+        closed_by=m["closed_by"],
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
     )
 

@@ -12,9 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-ACTIVE_STATE_VALUES = ("pending", "provisioning")
+ACTIVE_STATE_VALUES = ("pending", "provisioning", "incomplete")
 ACTIVE_USERNAME_INDEX = "uq_provisioning_requests_active_username"
-_ACTIVE_WHERE = sa.text("state IN ('pending', 'provisioning')")
+_ACTIVE_WHERE = sa.text("state IN ('pending', 'provisioning', 'incomplete')")
 _UNDELIVERED_WHERE = sa.text("delivered_at IS NULL AND failed_at IS NULL")
 
 
@@ -112,6 +112,7 @@ provisioning_requests = sa.Table(
     sa.Column("role_before", sa.String(20), nullable=True),
     sa.Column("raised_by", sa.String(64), nullable=True),
     sa.Column("raised_from", sa.String(20), nullable=True),
+    sa.Column("closed_by", sa.String(64), nullable=True),
     sa.Column("steps", JSONList, nullable=False, server_default="[]"),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.

@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.datastructures import QueryParams
 
-from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord
+from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord, AuditStep
+from bot.workflow.roles import ROLES, role_label
 from bot.workflow.states import RequestState
 
 Format = Literal["html", "json", "csv"]
@@ -54,7 +55,10 @@ STATE_LABELS: dict[str, str] = {
     RequestState.DENIED.value: "Denied",
     RequestState.EXPIRED.value: "Expired",
     RequestState.CANCELLED.value: "Cancelled",
+    RequestState.INCOMPLETE.value: "Incomplete",
+    RequestState.CLOSED.value: "Closed incomplete",
 }
+KIND_LABELS: dict[str, str] = {"new_account": "New account", "role_change": "Role change"}
 
 
 class BadQuery(ValueError):
@@ -204,6 +208,23 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
         "decided_at": _iso(record.decided_at),
         "deny_reason": record.deny_reason,
         "connect_guid": record.connect_guid,
+        "kind": record.kind,
+        # null: Connect's default role (no role was chosen).
+        "role_asked": record.role_asked,
+        "role_granted": record.role_granted,
+        "role_before": record.role_before,
+        "steps": [step_json(step) for step in record.steps],
+    }
+
+
+def step_json(step: AuditStep) -> dict[str, Any]:
+    return {
+        "action": step.action,
+        "status": step.status,
+        "error": step.error,
+        "note": step.note,
+        # Written as Python's isoformat; shown as the page's other times are (UTC as "Z").
+        "done_at": step.done_at.replace("+00:00", "Z") if step.done_at else None,
     }
 
 
@@ -233,6 +254,11 @@ CSV_COLUMNS = (
     "decided_at",
     "deny_reason",
     "connect_guid",
+    # Added with roles, after the columns exports had before (readers by position keep working).
+    "kind",
+    "role_asked",
+    "role_granted",
+    "role_before",
 )
 # A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets
 # (tab and CR because some importers strip them and then see the next character; the full-width
@@ -263,6 +289,10 @@ def csv_row(record: AuditRecord) -> list[str]:
         _iso(record.decided_at),
         record.deny_reason,
         record.connect_guid,
+        record.kind,
+        record.role_asked,
+        record.role_granted,
+        record.role_before,
     )
     return [neutralise_cell(value) for value in raw]
 
@@ -293,6 +323,10 @@ def state_label(state: str) -> str:
     return STATE_LABELS.get(state) or state.replace("_", " ").capitalize()
 
 
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind) or kind.replace("_", " ").capitalize()
+
+
 # The templates live in the package (bot/web/templates, listed in pyproject's package-data), so an
 # installed copy finds them as well as a checkout does. Autoescape is on for every template: a
 # value from a person or the directory can only ever be text, never markup, unless a template
@@ -308,6 +342,16 @@ TEMPLATES = Environment(
 )
 TEMPLATES.filters["iso"] = _iso
 TEMPLATES.filters["state_label"] = state_label
+TEMPLATES.filters["kind_label"] = kind_label
+
+
+def _role_text(role: str | None) -> str:
+    """A role's label; one the bot does not know is shown as recorded (the page escapes it):
+    the audit says what really happened."""
+    return role_label(role) if role is None or role in ROLES else role
+
+
+TEMPLATES.filters["role_label"] = _role_text
 TEMPLATES.globals.update(
     known_states=known_states(),
     default_per_page=DEFAULT_PER_PAGE,

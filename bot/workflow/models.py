@@ -225,6 +225,7 @@ class ProvisioningRequest:
     # An approver who raised the role asked for (a new question: approved by a later click).
     raised_by: str | None = None
     raised_from: str | None = None
+    closed_by: str | None = None  # the approver who closed it incomplete
     steps: tuple[Step, ...] = ()
 
     def step(self, action: StepAction) -> Step | None:

@@ -47,6 +47,7 @@ class Refusal(StrEnum):
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
     ROLE_NOT_REQUESTABLE = "role_not_requestable"  # a role outside REQUESTABLE_ROLES, or none
     NOTHING_TO_RETRY = "nothing_to_retry"  # no step failed (someone else retried already)
+    ROLE_CHANGED = "role_changed"  # the request asks for another role than the approver saw
 
 
 @dataclass(frozen=True, slots=True)

@@ -430,6 +430,9 @@ class Provisioner:
             "role_before": user.user_role,
             "steps": _settled_steps(request, created=created, now=self.clock()),
         }
+        if not created:
+            # Nothing was granted: the account keeps the role it had (role_before says it).
+            changes["role_granted"] = None
         if created and _role_step_due(request):
             # Recorded before the role is set: a crash from here on never creates it twice.
             recorded = await self.store.transition(
@@ -539,19 +542,30 @@ class Provisioner:
             return await self._keep_unsettled(request, problem)
         return await self._role_failed(
             request,
-            f"{problem}, and the account still has the role {seen.user_role}: the role was "
-            "not changed.",
+            f"{problem}, and the account still had the role {seen.user_role} when the bot last "
+            "looked. Connect may still carry the change out: a retry looks first.",
+            surely_not_set=False,
         )
 
-    async def _role_failed(self, request: ProvisioningRequest, why: str) -> ProvisioningRequest:
+    async def _role_failed(
+        self, request: ProvisioningRequest, why: str, *, surely_not_set: bool = True
+    ) -> ProvisioningRequest:
         """The role was not set. A new account stays created (its step is done) and the request
-        waits, incomplete, for an approver's retry of the role step alone; a role change goes
-        back to pending (Approve is its retry)."""
+        waits, incomplete, for an approver's retry of the role step alone (or for them to
+        close it as it stands). A role change Connect refused goes back to pending (Approve is
+        its retry); one whose call went unanswered (`surely_not_set` False: Connect may still
+        carry it out) waits incomplete too, so nobody denies or re-decides it while it could
+        still land — a retry or a close looks at the account first."""
         steps = request.with_step(StepAction.SET_ROLE, status=StepStatus.FAILED, error=why)
-        if request.kind is RequestKind.ROLE_CHANGE:
+        if request.kind is RequestKind.ROLE_CHANGE and surely_not_set:
             return await self._back_to_pending(
                 request, f"The role was not changed: {why}", steps=steps
             )
+        error = (
+            f"Setting the role failed: {why}"
+            if request.kind is RequestKind.ROLE_CHANGE
+            else f"The account was created, but setting its role failed: {why}"
+        )
         failed = await self.store.transition(
             request.id,
             from_states={RequestState.PROVISIONING},
@@ -559,7 +573,7 @@ class Provisioner:
             now=self.clock(),
             changes={
                 "steps": steps,
-                "last_error": f"The account was created, but setting its role failed: {why}",
+                "last_error": error,
                 "lease_owner": None,
                 "lease_expires_at": None,
             },

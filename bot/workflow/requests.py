@@ -57,7 +57,7 @@ from bot.workflow.ports import (
     RequestStore,
 )
 from bot.workflow.provisioning import Provisioner
-from bot.workflow.roles import ROLES, outranks
+from bot.workflow.roles import ROLES, outranks, role_label
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,12 @@ class Requests:
     async def roles_offered(self) -> tuple[str, ...]:
         """The roles a request may ask for: REQUESTABLE_ROLES when Connect manages roles and the
         bot's key is an administrator's (only such a key can set one); none otherwise, and the
-        account gets Connect's default role. Unknown counts as no: a choice the bot cannot
-        carry out would only fail after the approval."""
+        account gets Connect's default role. Unknown counts as none here (a form offers no
+        choice the bot may not be able to carry out); filing tells the two apart."""
+        return await self._role_choice() or ()
+
+    async def _role_choice(self) -> tuple[str, ...] | None:
+        """As `roles_offered`, but None when Connect cannot say right now."""
         try:
             caps = await self.directory.capabilities()
             if caps.provider_owns_roles is not False:
@@ -160,7 +164,7 @@ class Requests:
                 return ()
         except DirectoryError as exc:
             log.warning("cannot tell whether roles can be set: %s", exc.problem)
-            return ()
+            return None
         return self.requestable_roles
 
     # -- request -------------------------------------------------------------------------------
@@ -184,7 +188,9 @@ class Requests:
         if not justification:
             return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
         # The role comes back from the requester's client: only an offered one is taken.
-        offered = await self.roles_offered()
+        offered = await self._role_choice()
+        if offered is None:  # a role asked for, or none, cannot be checked right now
+            return NotFiled(FileProblem.CANNOT_VERIFY)
         if role is not None and role not in offered:
             return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
         if role is None and offered:
@@ -236,7 +242,9 @@ class Requests:
         justification = justification.strip()[:MAX_JUSTIFICATION]
         if not justification:
             return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
-        offered = await self.roles_offered()
+        offered = await self._role_choice()
+        if offered is None:
+            return NotFiled(FileProblem.CANNOT_VERIFY)
         if not offered:
             return NotFiled(FileProblem.ROLES_NOT_MANAGED)
         if role not in offered:
@@ -290,8 +298,6 @@ class Requests:
         button: it is only looked up). Read from Connect now, so the form shows the role the
         account has, not the one a search showed. The roles offered are those a role change
         may ask for (`roles_offered`) but the account's own."""
-        # The account first: when Connect does not answer, that is what the person is told
-        # (`roles_offered` cannot tell "no" from "unknown").
         try:
             account = await self.directory.get_account(guid)
         except DirectoryError as exc:
@@ -299,7 +305,9 @@ class Requests:
             return NoRoleForm(RoleFormProblem.CANNOT_READ)
         if account is None:
             return NoRoleForm(RoleFormProblem.NO_ACCOUNT)
-        offered = await self.roles_offered()
+        offered = await self._role_choice()
+        if offered is None:  # Connect cannot say now which roles the bot may set
+            return NoRoleForm(RoleFormProblem.CANNOT_READ)
         if not offered:
             return NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
         roles = tuple(role for role in offered if role != account.user_role)
@@ -327,14 +335,25 @@ class Requests:
         return request
 
     async def approve(
-        self, request_id: str, approver_id: str, role: str | None = None
+        self,
+        request_id: str,
+        approver_id: str,
+        role: str | None = None,
+        *,
+        seen: str | None = None,
     ) -> DecisionOutcome:
         """Approve, granting `role` (default: the role asked). The role comes back from the
         approver's client: it must be one REQUESTABLE_ROLES allows, and a role above the one
-        asked is a new question (RoleRaised), never a silent change."""
+        asked is a new question (RoleRaised), never a silent change.
+
+        `seen` is the role the request asked for when the approver's confirmation opened: if
+        it asks for another since (a raise), this approval answers a question it did not see
+        and is refused."""
         allowed = await self.check_can_decide(request_id, approver_id)
         if isinstance(allowed, Refused):
             return allowed
+        if seen is not None and seen != allowed.role_asked:
+            return Refused(Refusal.ROLE_CHANGED, allowed)
         granted = allowed.role_asked if role is None else role
         if allowed.step(StepAction.SET_ROLE) is None:
             if role is not None:  # no role is set for this request (none was offered)
@@ -360,9 +379,9 @@ class Requests:
             outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
             # By the database's clock, which every replica shares.
             lease_seconds=self.provisioner.lease.total_seconds(),
-            # The role shown when the approver chose is the role approved: a raise in between
-            # (another approver's) makes this click lose.
-            expect_role=allowed.role_asked,
+            # The role the approver saw is the role approved: a raise in between (another
+            # approver's) makes this click lose, also one made while this one was checked.
+            expect_role=seen if seen is not None else allowed.role_asked,
         )
         if isinstance(claimed, Refused):
             return claimed
@@ -403,17 +422,12 @@ class Requests:
 
     async def retry(self, request_id: str, user_id: str) -> DecisionOutcome:
         """Retry the step that failed (an incomplete request's role), alone: the same
-        click-time checks as a decision."""
-        request = await self.store.get(request_id)
-        if request is None:
-            return Refused(Refusal.NOT_FOUND)
-        if user_id == request.requester_id:
-            return Refused(Refusal.SELF_APPROVAL, request)
-        refused = await self._approver_refusal(user_id)
-        if refused is not None:
-            return Refused(refused, request)
-        if request.state is not RequestState.INCOMPLETE:
-            return Refused(Refusal.NOTHING_TO_RETRY, request)
+        click-time checks as a decision, and the role must still be one the bot may grant."""
+        request = await self._incomplete_for(request_id, user_id)
+        if isinstance(request, Refused):
+            return request
+        if request.role_granted is not None and request.role_granted not in self.requestable_roles:
+            return Refused(Refusal.ROLE_NOT_REQUESTABLE, request)
         claimed = await self.store.transition(
             request_id,
             from_states={RequestState.INCOMPLETE},
@@ -428,6 +442,55 @@ class Requests:
         self._on_outbox()
         log.info("request %s: %s retries the failed step", request_id, user_id)
         return Decided(await self.provisioner.carry_on(claimed))
+
+    async def close(self, request_id: str, user_id: str) -> DecisionOutcome:
+        """Close an incomplete request as it stands (a step that cannot succeed: the account
+        was deleted, the key may not set roles, the provider took roles over). The record says
+        what Connect had when it was closed."""
+        request = await self._incomplete_for(request_id, user_id)
+        if isinstance(request, Refused):
+            return request
+        note = await self._role_in_connect(request)
+        closed = await self.store.transition(
+            request_id,
+            from_states={RequestState.INCOMPLETE},
+            to_state=RequestState.CLOSED,
+            now=self.clock(),
+            changes={"closed_by": user_id, "outcome_note": note},
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)],
+        )
+        if closed is None:
+            return Refused(Refusal.NOTHING_TO_RETRY, await self.store.get(request_id))
+        self._on_outbox()
+        log.info("request %s closed incomplete by %s", request_id, user_id)
+        return Decided(closed)
+
+    async def _incomplete_for(self, request_id: str, user_id: str) -> ProvisioningRequest | Refused:
+        """The gate of what is left to do on an incomplete request: an approver, not the
+        requester, checked now."""
+        request = await self.store.get(request_id)
+        if request is None:
+            return Refused(Refusal.NOT_FOUND)
+        if user_id == request.requester_id:
+            return Refused(Refusal.SELF_APPROVAL, request)
+        refused = await self._approver_refusal(user_id)
+        if refused is not None:
+            return Refused(refused, request)
+        if request.state is not RequestState.INCOMPLETE:
+            return Refused(Refusal.NOTHING_TO_RETRY, request)
+        return request
+
+    async def _role_in_connect(self, request: ProvisioningRequest) -> str:
+        start = "Closed with its failed step not done."
+        if not request.connect_guid:
+            return start
+        try:
+            account = await self.directory.get_account(request.connect_guid)
+        except DirectoryError as exc:
+            return f"{start} The account's role could not be read ({exc.problem})."
+        if account is None:
+            return f"{start} The account is no longer in Connect."
+        return f"{start} The account's role in Connect: {role_label(account.user_role)}."
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:
         allowed = await self.check_can_decide(request_id, approver_id)

@@ -15,6 +15,9 @@ class RequestState(StrEnum):
     # A later step (setting the role) failed after the earlier ones were done: the card says
     # which and why, and approvers may retry that step alone.
     INCOMPLETE = "incomplete"
+    # An approver closed an incomplete request as it stood: the steps done stay done, the
+    # failed one was given up (the record says what Connect had when it was closed).
+    CLOSED = "closed"
     DENIED = "denied"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -28,4 +31,7 @@ class RequestState(StrEnum):
         return not self.is_active
 
 
-ACTIVE_STATES = frozenset({RequestState.PENDING, RequestState.PROVISIONING})
+# One request at a time per person: an incomplete one still waits for an approver's retry.
+ACTIVE_STATES = frozenset(
+    {RequestState.PENDING, RequestState.PROVISIONING, RequestState.INCOMPLETE}
+)

@@ -25,11 +25,13 @@ from tests.support.flows import (
     PUT,
     approve,
     card_request_id,
+    click_approve,
     dms_to,
     file_request,
     latest_card,
     open_request_form,
     request_button,
+    role_state,
     submit_request,
 )
 
@@ -151,6 +153,7 @@ async def test_no_welcome_when_the_person_is_not_in_the_workspace(bot: BotUnderT
 
 
 async def test_concurrent_clicks_make_exactly_one_put(bot: BotUnderTest) -> None:
+    bot.connect.key_role = "publisher"  # no role is set: Approve decides with one click
     request_id = await file_request(bot)
     bot.connect.latency = 0.2
     clicks = [
@@ -160,7 +163,34 @@ async def test_concurrent_clicks_make_exactly_one_put(bot: BotUnderTest) -> None
     responses = await asyncio.gather(*clicks)
     assert all(response.status_code == 200 for response, _ in responses)
     await bot.settle()
+    assert bot.slack.count("views.open") == 1, "only the request form: no confirmation"
     assert bot.connect.count(**PUT) == 1
+    assert len(dms_to(bot, REQUESTER)) == 1
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED
+
+
+async def test_concurrent_confirmations_make_exactly_one_put_and_one_role_change(
+    bot: BotUnderTest,
+) -> None:
+    request_id = await file_request(bot, role="publisher")
+    view, _ = await click_approve(bot, request_id)
+    bot.connect.latency = 0.2
+    submissions = [
+        bot.submit(
+            ids.VIEW_APPROVE,
+            {ids.ROLE_BLOCK: {ids.ROLE_INPUT: role_state("publisher")}},
+            view["private_metadata"],
+            user_id=user,
+        )
+        for user in [APPROVER, APPROVER_2] * 10
+    ]
+    responses = await asyncio.gather(*submissions)
+    assert all(response.status_code == 200 for response in responses)
+    await bot.settle()
+    assert bot.connect.count(**PUT) == 1
+    assert bot.connect.count("PUT", "/__api__/v1/users/*") == 1
+    assert bot.connect.get_local_user("julie2")["user_role"] == "publisher"
     assert len(dms_to(bot, REQUESTER)) == 1
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED

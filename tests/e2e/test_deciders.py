@@ -23,7 +23,16 @@ from tests.support.bot_under_test import (
     response_text,
     start_bot,
 )
-from tests.support.flows import PUT, approve, command, file_request, home_click, home_of, open_home
+from tests.support.flows import (
+    PUT,
+    approve,
+    command,
+    file_request,
+    home_click,
+    home_of,
+    open_home,
+    submit_approval,
+)
 from tests.support.log_guard import CapturingHandler
 from tests.support.slack_requests import block_actions_body, event_callback_body
 
@@ -163,6 +172,8 @@ async def test_enterprise_grid_sibling_workspace_decides_and_other_orgs_do_not(
     assert "another organisation" in refusal
     await assert_untouched(bot, request_id)
     await grid_click("USIBLING1")
+    # The request sets a role: the click opened the confirmation, submitted by the same person.
+    await submit_approval(bot, bot.slack.last("views.open").args["view"], user_id="USIBLING1")
     assert bot.connect.count(**PUT) == 1
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED and request.decided_by == "USIBLING1"
@@ -407,6 +418,7 @@ async def test_without_events_the_maximum_age_still_holds(
 
 async def test_a_burst_of_clicks_is_one_membership_look_up(bot: BotUnderTest) -> None:
     """`conversations.members` is Tier 4 (~100/min): 20 clicks at once must not be 20 calls."""
+    bot.connect.key_role = "publisher"  # no role to set: each click decides, no confirmation
     request_id = await file_request(bot)
     members_before = bot.slack.count("conversations.members")
     profiles_before = bot.slack.count("users.info")

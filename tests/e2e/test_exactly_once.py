@@ -27,7 +27,7 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.flows import PUT, approve, dms_to, file_request, latest_card
+from tests.support.flows import PUT, approve, confirm_approval, dms_to, file_request, latest_card
 from tests.support.store_backends import postgres_schema
 
 WELCOMED = "UJULIE2"
@@ -96,7 +96,7 @@ async def test_a_put_committed_after_the_timeout_is_approved_once(
     bot.connect.put_mode = "commit_late"
     bot.connect.commit_delay = 3.0
     bot.connect.answer_delay = 10.0
-    await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
+    await confirm_approval(bot, request_id)
 
     async def checking() -> bool:
         request = await bot.runtime.store.get(request_id)
@@ -171,7 +171,7 @@ async def test_a_put_longer_than_the_lease_is_never_taken_over(
         for running in (bot, other):
             running.runtime.provisioner.lease = timedelta(seconds=1)
         bot.connect.latency = {"PUT": 1.8}
-        await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
+        await confirm_approval(bot, request_id)
         await asyncio.sleep(1.4)  # past the lease, the PUT still in flight
         assert await bot.runtime.provisioner.recover_expired_leases() == []
         assert await other.runtime.provisioner.recover_expired_leases() == []
@@ -197,7 +197,7 @@ async def test_a_replica_with_a_skewed_clock_leaves_a_live_lease_alone(
 
     async with replica(settings, bot.slack, bot.connect, clock=an_hour_ahead) as other:
         bot.connect.latency = {"PUT": 1.5}
-        await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
+        await confirm_approval(bot, request_id)
         await asyncio.sleep(0.7)
         assert await other.runtime.provisioner.recover_expired_leases() == []
         await bot.settle()

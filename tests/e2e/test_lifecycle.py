@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.slack.ui import ids
 from bot.tasks import TaskSupervisor
 from bot.workflow.states import RequestState
-from tests.support.bot_under_test import APPROVER, REQUESTER, BotUnderTest
-from tests.support.flows import PUT, dms_to, file_request
+from tests.support.bot_under_test import REQUESTER, BotUnderTest
+from tests.support.flows import PUT, confirm_approval, dms_to, file_request
 
 
 async def test_stop_lets_an_approval_in_flight_finish(bot: BotUnderTest) -> None:
     request_id = await file_request(bot)
     bot.connect.latency = {"PUT": 0.5}
-    response, _ = await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
-    assert response.status_code == 200
+    await confirm_approval(bot, request_id)
     await asyncio.sleep(0.1)  # the PUT is in flight
     await bot.stop()
     request = await bot.runtime.store.get(request_id)

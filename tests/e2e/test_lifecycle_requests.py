@@ -43,6 +43,7 @@ from tests.support.flows import (
     latest_card,
     open_home,
     open_request_form,
+    submit_approval,
     submit_request,
 )
 from tests.support.store_backends import BACKENDS, postgres_schema
@@ -466,6 +467,10 @@ async def test_approve_on_the_home_tab_follows_the_cards_rules(bot: BotUnderTest
     assert bot.slack.count("chat.postEphemeral") == 0
 
     await home_click(bot, ids.ACTION_APPROVE, request_id, APPROVER)
+    # The request sets a role: the click opened the confirmation (the role asked preselected).
+    confirmation = bot.slack.last("views.open").args["view"]
+    assert confirmation["callback_id"] == ids.VIEW_APPROVE
+    await submit_approval(bot, confirmation)
     request = await bot.runtime.store.get(request_id)
     assert request.state is RequestState.APPROVED and request.decided_by == APPROVER
     assert bot.connect.count(**PUT) == 1

@@ -8,14 +8,12 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.notifier import SlackNotifier
-from bot.slack.ui import ids
 from bot.store.sql_store import SqlRequestStore
 from bot.store.tables import outbox
 from bot.workflow.models import OutboxItem, OutboxKind
 from bot.workflow.states import RequestState
 from tests.support import store_backends
 from tests.support.bot_under_test import (
-    APPROVER,
     APPROVER_CHANNEL,
     BOT_TOKEN,
     REQUESTER,
@@ -24,7 +22,7 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_slack import FakeSlack
 from tests.support.fake_slack.state import wall_clock_ts
-from tests.support.flows import approve, file_request
+from tests.support.flows import approve, confirm_approval, file_request
 from tests.support.samples import new_request
 from tests.support.store_backends import StoreBackend
 
@@ -72,7 +70,7 @@ async def test_messages_owed_at_shutdown_are_sent_by_the_next_process(
     request_id = await file_request(bot)
     bot.slack.fail("chat.update", status=500, times=None)
     bot.slack.fail("conversations.open", status=500, times=None)
-    await bot.click(ids.ACTION_APPROVE, request_id, user_id=APPROVER)
+    await confirm_approval(bot, request_id)
     await bot.runtime.supervisor.join()
     await bot.runtime.notifier.deliver_due()
     assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED

@@ -7,6 +7,7 @@ fake Connect servers run in this test process.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,7 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import block_actions_body, post_signed
+from tests.support.slack_requests import block_actions_body, post_signed, view_submission_body
 from tests.support.store_backends import postgres_schema
 
 PUT = {"method": "PUT", "path": "/__api__/v1/users"}
@@ -143,8 +144,11 @@ async def replicas(
             await engine.dispose()
 
 
-async def file_pending_request(store: SqlRequestStore, ticket: str) -> str:
-    """A pending request as the request listener files it, with the ticket a search just gave."""
+async def file_pending_request(
+    store: SqlRequestStore, ticket: str, *, role: str | None = None
+) -> str:
+    """A pending request as the request listener files it, with the ticket a search just gave
+    (asking for `role`, when given)."""
     request = await store.create(
         NewRequest(
             request_id="00112233445566aa",
@@ -152,6 +156,7 @@ async def file_pending_request(store: SqlRequestStore, ticket: str) -> str:
             person=Person("julie2", "Julie Jolly", "julie2@example.com", ticket),
             justification="needs it",
             created_at=datetime.now(UTC),
+            role_asked=role,
         ),
         outbox=[OutboxItem(OutboxKind.POST_CARD)],
     )
@@ -249,6 +254,82 @@ async def test_killed_replica_is_settled_by_the_other(fakes, tmp_path) -> None:
         assert request.connect_guid == connect.get_local_user("julie2")["guid"]
         assert request.lease_owner is None
         assert connect.count(**PUT) == 1
+
+
+async def confirm_approval(
+    client: httpx.AsyncClient, slack: FakeSlack, bot: BotProcess, request_id: str, user: str
+) -> None:
+    """Approve a request that sets a role: the click opens the confirmation, which is submitted
+    with the role it preselects."""
+    assert await click(client, bot, request_id, user) == 200
+
+    async def opened() -> bool:
+        return any(c.ok for c in slack.calls_to("views.open"))
+
+    await wait_until(opened, what="the approval confirmation")
+    view = [c for c in slack.calls_to("views.open") if c.ok][-1].args["view"]
+    if isinstance(view, str):
+        view = json.loads(view)
+    role_block = next(b for b in view["blocks"] if b.get("block_id") == ids.ROLE_BLOCK)
+    role = role_block["element"]["initial_option"]["value"]
+    body = view_submission_body(
+        callback_id=ids.VIEW_APPROVE,
+        values={
+            ids.ROLE_BLOCK: {
+                ids.ROLE_INPUT: {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": role},
+                        "value": role,
+                    },
+                }
+            }
+        },
+        private_metadata=view["private_metadata"],
+        user_id=user,
+    )
+    response = await post_signed(client, body, SIGNING_SECRET, path=bot.url + "/slack/events")
+    assert response.status_code == 200
+
+
+async def test_killed_between_the_account_and_its_role_the_other_replica_finishes(
+    fakes, tmp_path
+) -> None:
+    """A request for Publisher: the approver's replica creates the account, records it, sends
+    the role change (which Connect carries out) and dies before the answer. The other replica
+    finishes: one account, one role change, a publisher."""
+    slack, connect = fakes
+    async with replicas(slack, connect, tmp_path, **FAST_TAKEOVER) as (bots, store):
+        request_id = await file_pending_request(
+            store, connect.issue_ticket("julie2"), role="publisher"
+        )
+        connect.write_mode("PUT v1/users/*", "commit_then_hang")
+        async with httpx.AsyncClient(timeout=10) as client:
+            await confirm_approval(client, slack, bots[0], request_id, APPROVER)
+
+        async def role_sent() -> bool:
+            return connect.count("PUT", "v1/users/*") == 1
+
+        await wait_until(role_sent, what="the role change")
+        await wait_until(card_updated(slack), what="the card update")
+        bots[0].kill()
+        connect.write_mode("PUT v1/users/*", "normal")
+        request = await store.get(request_id)
+        assert request.state is RequestState.PROVISIONING
+        assert [s.status.value for s in request.steps] == ["done", "pending"]
+
+        async def settled() -> bool:
+            request = await store.get(request_id)
+            return request.state is RequestState.APPROVED and dm_count(slack) == 1
+
+        await wait_until(settled, 30, what="the other replica to finish the role step")
+        await asyncio.sleep(1.0)  # time for any duplicate to show up
+        request = await store.get(request_id)
+        assert [s.status.value for s in request.steps] == ["done", "done"]
+        assert connect.get_local_user("julie2")["user_role"] == "publisher"
+        assert connect.count(**PUT) == 1, "the account is created once"
+        assert connect.count("PUT", "v1/users/*") == 1, "the role is set once"
+        assert dm_count(slack, WELCOMED) == 1
 
 
 async def test_put_committed_after_the_timeout_across_replicas(fakes, tmp_path) -> None:

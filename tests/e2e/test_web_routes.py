@@ -387,10 +387,34 @@ async def test_json_lists_every_request_newest_first(audit_bot: BotUnderTest) ->
         "decided_at": "2026-03-02T09:42:00Z",
         "deny_reason": "@boris finance reports need the controller's sign-off first",
         "connect_guid": None,
+        "kind": "new_account",
+        "role_asked": None,  # Connect's default role: no choice was offered
+        "role_granted": None,
+        "role_before": None,
+        "steps": [
+            {
+                "action": "create_account",
+                "status": "pending",
+                "error": None,
+                "note": None,
+                "done_at": None,
+            }
+        ],
     }
     approved = next(row for row in body["requests"] if row["id"] == "r1-approved")
     assert approved["connect_guid"] == "6f1c2d3e-4a5b-4c6d-8e7f-001122334455"
     assert approved["decided_by"] == APPROVER
+    assert (approved["kind"], approved["role_asked"], approved["role_granted"]) == (
+        "new_account",
+        "publisher",
+        "viewer",
+    )
+    assert [(step["action"], step["status"]) for step in approved["steps"]] == [
+        ("create_account", "done"),
+        ("set_role", "done"),
+    ]
+    assert approved["steps"][1]["note"] == "Connect had given that role already"
+    assert approved["steps"][1]["done_at"] == "2026-03-02T09:35:00Z"
 
 
 async def test_no_ticket_anywhere(audit_bot: BotUnderTest) -> None:
@@ -517,6 +541,11 @@ async def test_html_page(audit_bot: BotUnderTest) -> None:
     assert row_cells(document, "r4-exists")[4] == (
         "Needs <b>read</b> access to reports & dashboards"
     )
+    # The kind and the roles: asked, and granted once approved.
+    assert row_cells(document, "r1-approved")[7] == (
+        "New accountRole asked: PublisherRole granted: Viewer"
+    )
+    assert row_cells(document, "r2-denied")[7] == "New accountRole asked: Connect's default role"
     assert "7 requests" in page
     # Readable without scripts, and locked down.
     csp = response.headers["content-security-policy"]
@@ -563,6 +592,13 @@ async def test_csv_download(audit_bot: BotUnderTest) -> None:
     assert next(row for row in body if row["id"] == "r5-expired")["full_name"] == (
         "Emil Zoë Ångström"
     )
+    approved = next(row for row in body if row["id"] == "r1-approved")
+    assert (approved["kind"], approved["role_asked"], approved["role_granted"]) == (
+        "new_account",
+        "publisher",
+        "viewer",
+    )
+    assert (denied["role_asked"], denied["role_granted"]) == ("", "")
     # Filters apply; pagination does not (the download is everything that matches).
     response = await audit_bot.http.get(
         "/requests",

@@ -20,7 +20,9 @@ from bot.workflow.models import (
     Account,
     DirectoryCapabilities,
     DirectoryEntry,
+    NewRequest,
     OutboxKind,
+    Person,
     ProvisioningRequest,
     RequestKind,
     StepAction,
@@ -36,7 +38,12 @@ from bot.workflow.outcomes import (
     Refused,
     RoleRaised,
 )
-from bot.workflow.ports import DirectoryProblem, DirectoryRefused, DirectoryUnavailable
+from bot.workflow.ports import (
+    DirectoryProblem,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    DuplicateRequestError,
+)
 from bot.workflow.provisioning import Provisioner
 from bot.workflow.requests import Requests
 from bot.workflow.states import RequestState
@@ -320,23 +327,29 @@ async def test_raising_the_role_is_a_new_question(store_backend: StoreBackend) -
 async def test_an_approval_of_the_role_shown_loses_to_a_raise_in_between(
     store_backend: StoreBackend,
 ) -> None:
-    store = store_backend.store
+    """Approver A opens the confirmation (Viewer asked); B raises to Publisher; A submits
+    Viewer. A answered a question that is no longer asked: refused, nothing carried out."""
     connect = Connect()
-    svc = service(store, connect)
+    svc = service(store_backend.store, connect)
     request_id = await file(svc, "viewer")
-    seen = await store.get(request_id)
-    assert seen is not None
     raised = await svc.approve(request_id, APPROVER2, "publisher")
     assert isinstance(raised, RoleRaised)
-    # An approval of the role that was shown before the raise: the conditional update fails.
-    moved = await store.transition(
+    late = await svc.approve(request_id, APPROVER, "viewer", seen="viewer")
+    assert isinstance(late, Refused) and late.reason is Refusal.ROLE_CHANGED
+    assert connect.creates == 0
+    request = await store_backend.store.get(request_id)
+    assert request is not None and request.state is RequestState.PENDING
+    # The store's guard holds too when the raise lands between the check and the update.
+    moved = await store_backend.store.transition(
         request_id,
         from_states={RequestState.PENDING},
         to_state=RequestState.PROVISIONING,
         now=datetime.now(UTC),
-        expect={"role_asked": seen.role_asked},
+        expect={"role_asked": "viewer"},
     )
     assert moved is None
+    done = await svc.approve(request_id, APPROVER, "publisher", seen="publisher")
+    assert isinstance(done, Decided) and done.request.role_granted == "publisher"
 
 
 @pytest.mark.parametrize("role", ["administrator", "owner", "Publisher"])
@@ -377,6 +390,8 @@ async def test_an_account_there_already_keeps_its_role(store_backend: StoreBacke
     assert done.state is RequestState.ALREADY_EXISTS
     assert connect.role_calls == [], "never demote an account this request did not create"
     assert statuses(done) == [("create_account", "skipped"), ("set_role", "skipped")]
+    # The record says what is true: nothing was granted; the account kept its role.
+    assert done.role_granted is None and done.role_before == "administrator"
 
 
 # -- a failed step, and its retry ------------------------------------------------------------
@@ -463,7 +478,7 @@ async def test_an_unanswered_role_call_that_did_nothing_is_incomplete(
     svc = service(store_backend.store, connect)
     request = await approved(svc, await file(svc, "publisher"))
     assert request.state is RequestState.INCOMPLETE
-    assert request.last_error and "still has the role viewer" in request.last_error
+    assert request.last_error and "still had the role viewer" in request.last_error
 
 
 async def test_an_unanswered_role_call_nobody_can_check_is_left_for_recovery(
@@ -482,6 +497,93 @@ async def test_an_unanswered_role_call_nobody_can_check_is_left_for_recovery(
 
 
 # -- a crash between two steps ----------------------------------------------------------------
+
+
+async def test_an_incomplete_request_can_be_closed_as_it_stands(
+    store_backend: StoreBackend,
+) -> None:
+    connect = Connect()
+    connect.set_role_script = [ROLE_REFUSED]
+    svc = service(store_backend.store, connect)
+    request_id = await file(svc, "publisher")
+    assert (await approved(svc, request_id)).state is RequestState.INCOMPLETE
+    # Still the person's active request: nothing else is filed for them meanwhile.
+    again = await svc.file_request(requester_id=OUTSIDER, username="julie", justification="x")
+    assert isinstance(again, Duplicate)
+    for who, reason in ((REQUESTER, Refusal.SELF_APPROVAL), (OUTSIDER, Refusal.NOT_APPROVER)):
+        refused = await svc.close(request_id, who)
+        assert isinstance(refused, Refused) and refused.reason is reason
+    closed = await svc.close(request_id, APPROVER2)
+    assert isinstance(closed, Decided)
+    request = closed.request
+    assert request.state is RequestState.CLOSED and request.closed_by == APPROVER2
+    assert request.outcome_note and "role in Connect: Viewer" in request.outcome_note
+    assert connect.role_calls == ["publisher"], "closing changes nothing in Connect"
+    assert (await owed(store_backend, request_id))[-2:] == [
+        OutboxKind.UPDATE_CARD,
+        OutboxKind.NOTIFY_REQUESTER,
+    ]
+    retried = await svc.retry(request_id, APPROVER)
+    assert isinstance(retried, Refused) and retried.reason is Refusal.NOTHING_TO_RETRY
+    assert isinstance(
+        await svc.file_request(requester_id=OUTSIDER, username="julie", justification="x"),
+        NotFiled,
+    ), "the person has an account now: no new-account request"
+
+
+async def test_a_retry_of_a_role_no_longer_requestable_is_refused(
+    store_backend: StoreBackend,
+) -> None:
+    store = store_backend.store
+    connect = Connect()
+    connect.set_role_script = [ROLE_REFUSED]
+    request_id = await file(service(store, connect), "publisher")
+    await approved(service(store, connect), request_id)
+    narrower = service(store, connect, roles=("viewer",))  # REQUESTABLE_ROLES changed since
+    refused = await narrower.retry(request_id, APPROVER)
+    assert isinstance(refused, Refused) and refused.reason is Refusal.ROLE_NOT_REQUESTABLE
+    assert connect.role_calls == ["publisher"]
+
+
+async def test_a_role_change_whose_call_went_unanswered_cannot_be_denied_meanwhile(
+    store_backend: StoreBackend,
+) -> None:
+    """Connect may carry out an unanswered role call after the bot stopped looking: the
+    request waits incomplete (a retry or a close looks first), never back to pending where a
+    deny would leave the record saying the opposite of Connect."""
+    connect = Connect()
+    await with_account(connect)
+    connect.set_role_script = [TIMEOUT]
+    svc = service(store_backend.store, connect)
+    filed = await file_change(svc)
+    assert isinstance(filed, Filed)
+    request = await approved(svc, filed.request.id)
+    assert request.state is RequestState.INCOMPLETE
+    assert request.last_error and request.last_error.startswith("Setting the role failed")
+    denied = await svc.deny(request.id, APPROVER2, "changed my mind")
+    assert isinstance(denied, Refused) and denied.reason is Refusal.ALREADY_DECIDED
+    # Connect carried it out late; the retry sees it and makes no second call.
+    connect.accounts["julie"] = Account(guid=GUID, username="julie", user_role="publisher")
+    done = await svc.retry(request.id, APPROVER2)
+    assert isinstance(done, Decided) and done.request.state is RequestState.APPROVED
+    assert connect.role_calls == ["publisher"]
+
+
+async def test_filing_with_a_role_while_connect_cannot_say_is_not_refused_as_invalid(
+    store_backend: StoreBackend,
+) -> None:
+    connect = Connect()
+    svc = service(store_backend.store, connect)
+
+    async def down() -> DirectoryCapabilities:
+        raise TIMEOUT
+
+    connect.capabilities = down  # type: ignore[method-assign]
+    assert await svc.roles_offered() == ()
+    outcome = await svc.file_request(
+        requester_id=REQUESTER, username="julie", justification="x", role="publisher"
+    )
+    assert outcome == NotFiled(FileProblem.CANNOT_VERIFY)
 
 
 @pytest.mark.parametrize("script", ["hang", "apply-then-hang"])
@@ -622,3 +724,29 @@ async def test_migration_0005_gives_existing_requests_one_step(
         req is not None and req.kind is RequestKind.NEW_ACCOUNT and req.role_asked is None
         for req in found.values()
     )
+
+
+async def test_the_database_counts_an_incomplete_request_as_the_persons_active_one(
+    store_backend: StoreBackend,
+) -> None:
+    store = store_backend.store
+    svc = service(store, Connect())
+    request_id = await file(svc, "publisher")
+    moved = await store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.INCOMPLETE,
+        now=datetime.now(UTC),
+    )
+    assert moved is not None
+    with pytest.raises(DuplicateRequestError) as raised:
+        await store.create(
+            NewRequest(
+                request_id="second",
+                requester_id=OUTSIDER,
+                person=Person("julie", "Julie Jolly", "j@example.com", "tkt-julie"),
+                justification="x",
+                created_at=datetime.now(UTC),
+            )
+        )
+    assert raised.value.existing.id == request_id

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.store.sql_store import SqlRequestStore
-from bot.workflow.models import NewRequest, Person
+from bot.workflow.models import NewRequest, Person, Step, StepAction, StepStatus
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER, APPROVER_2, REQUESTER
 
@@ -51,6 +51,7 @@ async def file_request(
     requester: str = REQUESTER,
     justification: str = "needs the dashboards",
     email: str | None = None,
+    role: str | None = None,
 ) -> None:
     await store.create(
         NewRequest(
@@ -64,6 +65,7 @@ async def file_request(
             ),
             justification=justification,
             created_at=T0 + timedelta(minutes=minutes),
+            role_asked=role,
         )
     )
 
@@ -97,7 +99,9 @@ async def seed(store: SqlRequestStore) -> None:
         "Amara Okafor",
         minutes=0,
         justification="Joins the data team on Monday; needs the sales dashboards.",
+        role="publisher",
     )
+    # Asked for Publisher; the approver granted Viewer, which Connect had given already.
     await decide(
         store,
         "r1-approved",
@@ -107,6 +111,17 @@ async def seed(store: SqlRequestStore) -> None:
         decided_at=T0 + timedelta(minutes=5),
         connect_guid="6f1c2d3e-4a5b-4c6d-8e7f-001122334455",
         temp_ticket="",
+        role_granted="viewer",
+        role_before="viewer",
+        steps=(
+            Step(StepAction.CREATE_ACCOUNT, StepStatus.DONE, done_at=T0 + timedelta(minutes=5)),
+            Step(
+                StepAction.SET_ROLE,
+                StepStatus.DONE,
+                note="Connect had given that role already",
+                done_at=T0 + timedelta(minutes=5),
+            ),
+        ),
     )
     await file_request(
         store,

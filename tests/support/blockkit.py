@@ -95,7 +95,7 @@ KNOWN_BLOCK_TYPES = frozenset(
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
 HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
-# A modal's input may also be a select (the role-change form's new role); messages have none.
+# What a modal's input block may hold: text, or a choice of fixed options (a role).
 HOUSE_INPUT_ELEMENT_TYPES = frozenset({"plain_text_input", "static_select"})
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
@@ -203,6 +203,10 @@ def _element_problems(el: Any, path: str) -> list[str]:
     elif kind in ("static_select", "multi_static_select"):
         if "options" in el:
             problems += _option_problems(el["options"], f"{path}/options", max_items=MAX_OPTIONS)
+            initial = el.get("initial_option")
+            if initial is not None and initial not in el["options"]:
+                # Slack refuses the view (invalid_arguments) unless it is one of the options.
+                problems.append(problem("must be one of the options", f"{path}/initial_option"))
         elif "option_groups" not in el:
             problems.append(problem("must provide options or option_groups", path))
     elif kind in ("radio_buttons", "checkboxes"):

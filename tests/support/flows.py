@@ -49,22 +49,32 @@ async def open_request_form(
 
 
 async def submit_request(
-    bot: BotUnderTest, view: dict, justification: str, *, user_id: str = REQUESTER
+    bot: BotUnderTest,
+    view: dict,
+    justification: str,
+    *,
+    user_id: str = REQUESTER,
+    role: str | None = None,
 ):
+    """Submit the request form; with `role` (default: the one preselected, if it offers any)."""
+    values: dict = {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: justification}}
+    chosen = role or preselected_role(view)
+    if chosen:
+        values[ids.ROLE_BLOCK] = {ids.ROLE_INPUT: role_state(chosen)}
     response = await bot.submit(
-        ids.VIEW_JUSTIFICATION,
-        {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: justification}},
-        view["private_metadata"],
-        user_id=user_id,
+        ids.VIEW_JUSTIFICATION, values, view["private_metadata"], user_id=user_id
     )
     await bot.settle()
     return response
 
 
-async def file_request(bot: BotUnderTest, username: str = "julie2") -> str:
-    """The whole requester side; returns the request id carried by the card's buttons."""
+async def file_request(
+    bot: BotUnderTest, username: str = "julie2", *, role: str | None = None
+) -> str:
+    """The whole requester side (asking for `role`, default: the one the form preselects);
+    returns the request id carried by the card's buttons."""
     view, _ = await open_request_form(bot, username)
-    response = await submit_request(bot, view, "Needs to publish the quarterly report.")
+    response = await submit_request(bot, view, "Needs to publish the quarterly report.", role=role)
     assert response.status_code == 200
     card = bot.slack.calls_to("chat.postMessage")[-1]
     assert card.args["channel"] == APPROVER_CHANNEL
@@ -95,10 +105,73 @@ def dms_to(bot: BotUnderTest, user_id: str) -> list[dict]:
     ]
 
 
-async def approve(bot: BotUnderTest, request_id: str, user_id: str = APPROVER):
+async def click_approve(bot: BotUnderTest, request_id: str, user_id: str = APPROVER):
+    """Press Approve on the card; returns (the confirmation it opened or None, response_url)."""
+    opened = bot.slack.count("views.open")
     response, response_url = await bot.click(ids.ACTION_APPROVE, request_id, user_id=user_id)
     assert response.status_code == 200
     await bot.settle()
+    views = [call.args["view"] for call in bot.slack.calls_to("views.open")[opened:]]
+    confirmations = [view for view in views if view.get("callback_id") == ids.VIEW_APPROVE]
+    if confirmations:
+        assert_valid_view(confirmations[-1])
+    return (confirmations[-1] if confirmations else None), response_url
+
+
+def role_state(role: str) -> dict:
+    """A static_select's state as Slack sends it back with a submission."""
+    return {
+        "type": "static_select",
+        "selected_option": {"text": {"type": "plain_text", "text": role}, "value": role},
+    }
+
+
+def preselected_role(view: dict) -> str | None:
+    for block in view["blocks"]:
+        if block.get("block_id") == ids.ROLE_BLOCK:
+            option = block["element"].get("initial_option")
+            return option["value"] if option else None
+    return None
+
+
+async def submit_approval(
+    bot: BotUnderTest, view: dict, *, role: str | None = None, user_id: str = APPROVER
+):
+    """Submit the approval confirmation with `role` (default: the one preselected)."""
+    chosen = role or preselected_role(view)
+    values = {ids.ROLE_BLOCK: {ids.ROLE_INPUT: role_state(chosen)}} if chosen else {}
+    response = await bot.submit(ids.VIEW_APPROVE, values, view["private_metadata"], user_id=user_id)
+    assert response.status_code == 200
+    await bot.settle()
+    return response
+
+
+async def confirm_approval(
+    bot: BotUnderTest, request_id: str, user_id: str = APPROVER, *, role: str | None = None
+):
+    """Press Approve on a request that sets a role and submit the confirmation it opens,
+    without waiting for the work after (for tests that look at an approval in flight)."""
+    view, _ = await click_approve(bot, request_id, user_id)
+    assert view is not None, "Approve opened no confirmation"
+    chosen = role or preselected_role(view)
+    response = await bot.submit(
+        ids.VIEW_APPROVE,
+        {ids.ROLE_BLOCK: {ids.ROLE_INPUT: role_state(chosen)}},
+        view["private_metadata"],
+        user_id=user_id,
+    )
+    assert response.status_code == 200
+    return response
+
+
+async def approve(
+    bot: BotUnderTest, request_id: str, user_id: str = APPROVER, *, role: str | None = None
+):
+    """Press Approve and, when it asks for a confirmation (a request that sets a role), submit
+    it with `role` (default: the role asked); returns the click's response_url."""
+    view, response_url = await click_approve(bot, request_id, user_id)
+    if view is not None:
+        await submit_approval(bot, view, role=role, user_id=user_id)
     return response_url
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import jinja2
 import pytest
 
-from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord
+from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord, AuditStep
 from bot.web.audit_page import TEMPLATES, AuditQuery, render_error, render_page
 from tests.support.audit_html import Element, parse_html, row_cells
 
@@ -45,6 +45,14 @@ def record(value: Values) -> AuditRecord:
         decided_at=WHEN,
         deny_reason=value("deny_reason"),
         connect_guid=value("guid"),
+        kind=value("kind"),
+        role_asked=value("role_asked"),
+        role_granted=value("role_granted"),
+        role_before=value("role_before"),
+        steps=(
+            AuditStep(action="create_account", status="done"),
+            AuditStep(action="set_role", status="failed", error=value("step_error")),
+        ),
     )
 
 
@@ -69,7 +77,8 @@ def test_every_rendered_value_comes_out_as_text() -> None:
     assert document.find("header").find("strong").text == hostile("visitor")
     assert document.find("input", name="q").attrs["value"] == hostile("search")
     row = document.find("tr", data_request_id=hostile("id"))
-    when, state, person, requester, why, decision, account = row_cells(document, hostile("id"))
+    cells = row_cells(document, hostile("id"))
+    when, state, person, requester, why, decision, account, access = cells
     assert when == "2026-03-02 09:30 UTC"
     # A state the page does not know is shown by name and gets no class of its own.
     badge = row.find("span", **{"class": "state"})
@@ -82,6 +91,16 @@ def test_every_rendered_value_comes_out_as_text() -> None:
         hostile("decided_by") + "2026-03-02 09:30 UTC" + "Reason: " + hostile("deny_reason")
     )
     assert account == hostile("guid")
+    # A kind the page does not know is shown by name; so are roles it does not know.
+    assert access == (
+        hostile("kind").capitalize()
+        + "Role asked: "
+        + hostile("role_asked")
+        + "Role granted: "
+        + hostile("role_granted")
+        + "Set role failed: "
+        + hostile("step_error")
+    )
 
     # Clear, CSV, JSON, newer, older: relative, and carrying the search intact.
     clear, *links = [str(element.attrs["href"]) for element in document.find_all("a")]

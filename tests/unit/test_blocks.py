@@ -11,6 +11,7 @@ from bot.slack.command import UsageProblem
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
+    ACTION_CLOSE,
     ACTION_DENY,
     ACTION_REQUEST_ACCOUNT,
     ACTION_RETRY,
@@ -744,7 +745,10 @@ def test_approval_card_always_valid(req: ProvisioningRequest) -> None:
         assert [x["action_id"] for x in found] == [ACTION_APPROVE, ACTION_DENY]
         assert all(x["value"] == req.id for x in found)
     elif req.state is RequestState.INCOMPLETE:
-        assert [(x["action_id"], x["value"]) for x in found] == [(ACTION_RETRY, req.id)]
+        assert [(x["action_id"], x["value"]) for x in found] == [
+            (ACTION_RETRY, req.id),
+            (ACTION_CLOSE, req.id),
+        ]
     else:
         assert found == []
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.slack.command import Help, Pending, Status, UsageProblem, parse_command
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
-from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY, ACTION_RETRY
+from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_CLOSE, ACTION_DENY, ACTION_RETRY
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS
 from bot.slack.ui.lists import pending_message, status_message
 from bot.slack.ui.messages import (
@@ -298,7 +298,7 @@ def test_home_for_an_approver_uses_the_cards_actions() -> None:
     assert "your own request" in all_text(view)
 
 
-def test_home_offers_an_incomplete_request_its_retry_only() -> None:
+def test_home_offers_an_incomplete_request_its_retry_or_close() -> None:
     waiting = [make_request(id="a1", requester_id="U0OTHER", state=RequestState.INCOMPLETE)]
     view = home_view(
         viewer_id="U0REQ",
@@ -309,7 +309,10 @@ def test_home_offers_an_incomplete_request_its_retry_only() -> None:
         permalinks=links(waiting),
     )
     assert_valid_home_view(view)
-    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [(ACTION_RETRY, "a1")]
+    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [
+        (ACTION_RETRY, "a1"),
+        (ACTION_CLOSE, "a1"),
+    ]
 
 
 @pytest.mark.parametrize(

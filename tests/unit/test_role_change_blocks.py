@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.interactions import view_selection
+from bot.slack.interactions import view_selected
 from bot.slack.ui.ids import (
     ACTION_CHANGE_ROLE,
     ACTION_REQUEST_ACCOUNT,
@@ -326,13 +326,13 @@ def test_metadata_this_bot_did_not_make_is_refused(metadata: str) -> None:
     ("state", "expected"),
     [
         ({ROLE_BLOCK: {ROLE_INPUT: {"selected_option": {"value": "publisher"}}}}, "publisher"),
-        ({ROLE_BLOCK: {ROLE_INPUT: {"selected_option": None}}}, ""),
-        ({ROLE_BLOCK: {ROLE_INPUT: {"selected_option": "publisher"}}}, ""),
-        ({}, ""),
+        ({ROLE_BLOCK: {ROLE_INPUT: {"selected_option": None}}}, None),
+        ({ROLE_BLOCK: {ROLE_INPUT: {"selected_option": "publisher"}}}, None),
+        ({}, None),
     ],
 )
-def test_the_chosen_role_is_read_from_the_submission(state: dict, expected: str) -> None:
-    assert view_selection({"state": {"values": state}}, ROLE_BLOCK, ROLE_INPUT) == expected
+def test_the_chosen_role_is_read_from_the_submission(state: dict, expected: str | None) -> None:
+    assert view_selected({"state": {"values": state}}, ROLE_BLOCK, ROLE_INPUT) == expected
 
 
 def test_usage_says_search_leads_to_role_changes_too() -> None:

@@ -368,6 +368,15 @@ async def test_no_role_form_when_the_key_cannot_set_roles(store: SqlRequestStore
     assert form == NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
 
 
+async def test_no_role_form_when_connect_cannot_say_which_roles(store: SqlRequestStore) -> None:
+    directory = Directory(
+        accounts={"julie": julies_account()},
+        caps=DirectoryUnavailable("Connect did not answer"),
+    )
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.CANNOT_READ)
+
+
 async def test_no_role_form_for_an_unknown_account(store: SqlRequestStore) -> None:
     form = await workflow(store, Directory(caps=LDAP)).role_form("guid-nobody")
     assert form == NoRoleForm(RoleFormProblem.NO_ACCOUNT)

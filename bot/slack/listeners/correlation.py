@@ -15,13 +15,18 @@ from slack_bolt.response import BoltResponse
 
 from bot.logs import request_id_var
 from bot.slack.ui import ids
-from bot.slack.ui.values import decode_justification_metadata, decode_person_value, is_request_id
+from bot.slack.ui.values import (
+    decode_approval_metadata,
+    decode_justification_metadata,
+    decode_person_value,
+    is_request_id,
+)
 
 
 def correlation_id(body: dict[str, Any]) -> str:
     action = (body.get("actions") or [{}])[0]
     value = str(action.get("value") or "")
-    decides = (ids.ACTION_APPROVE, ids.ACTION_DENY, ids.ACTION_CANCEL)
+    decides = (ids.ACTION_APPROVE, ids.ACTION_DENY, ids.ACTION_CANCEL, ids.ACTION_RETRY)
     if action.get("action_id") in decides and is_request_id(value):
         return value
     if action.get("action_id") == ids.ACTION_REQUEST_ACCOUNT:
@@ -32,6 +37,10 @@ def correlation_id(body: dict[str, Any]) -> str:
     metadata = str(view.get("private_metadata") or "")
     if view.get("callback_id") == ids.VIEW_DENY_REASON and is_request_id(metadata):
         return metadata
+    if view.get("callback_id") == ids.VIEW_APPROVE:
+        form = decode_approval_metadata(metadata)
+        if form is not None:
+            return form.request_id
     if view.get("callback_id") == ids.VIEW_JUSTIFICATION:
         person, _ = decode_justification_metadata(metadata)
         if person and person.correlation_id:

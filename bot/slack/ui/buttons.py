@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_DENY, ACTION_RETRY
+from bot.slack.ui.ids import (
+    ACTION_APPROVE,
+    ACTION_CANCEL,
+    ACTION_CLOSE,
+    ACTION_DENY,
+    ACTION_RETRY,
+)
 from bot.slack.ui.kit import Block, button
 from bot.slack.ui.limits import MAX_ID
 from bot.workflow.models import ProvisioningRequest
@@ -24,12 +30,14 @@ def decision_actions(request_id: str, *, block_id: str) -> Block:
 
 
 def retry_actions(request_id: str, *, block_id: str) -> Block:
-    """Retry of the step that failed, alone (the steps done stay done)."""
+    """Retry of the step that failed, alone (the steps done stay done), or close the request as
+    it stands when the step cannot succeed."""
     return {
         "type": "actions",
         "block_id": block_id[:MAX_ID],
         "elements": [
             button("Retry the failed step", action_id=ACTION_RETRY, value=request_id),
+            button("Close as it is", action_id=ACTION_CLOSE, value=request_id),
         ],
     }
 

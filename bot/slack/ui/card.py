@@ -176,5 +176,14 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                 retry_actions(req.id, block_id=RETRY_ACTIONS_BLOCK),
                 *guid_blocks(req.connect_guid, connect_url),
             ]
+        case RequestState.CLOSED:
+            return [
+                section_md(
+                    f":heavy_minus_sign: Approved by {decided(req)}; a step failed and "
+                    f"{mention(req.closed_by)} closed the request as it stood."
+                ),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
         case _:
             assert_never(state)

@@ -44,6 +44,8 @@ def status_words(state: RequestState) -> str:
             return "cancelled"
         case RequestState.INCOMPLETE:
             return "incomplete: a step failed and waits for a retry"
+        case RequestState.CLOSED:
+            return "closed with a failed step"
         case _:
             assert_never(state)
 
@@ -56,6 +58,22 @@ def kind_words(kind: RequestKind) -> str:
             return "a role change"
         case _:
             assert_never(kind)
+
+
+def kind_title(kind: RequestKind) -> str:
+    match kind:
+        case RequestKind.NEW_ACCOUNT:
+            return "New account"
+        case RequestKind.ROLE_CHANGE:
+            return "Role change"
+        case _:
+            assert_never(kind)
+
+
+def access_summary(req: ProvisioningRequest) -> str:
+    """The kind and the roles on one line (plain text), for lists and short messages:
+    `New account · Role asked: Publisher · Role granted: Viewer`."""
+    return " · ".join([kind_title(req.kind), *role_lines(req).splitlines()])
 
 
 def step_words(action: StepAction, req: ProvisioningRequest) -> str:
@@ -80,14 +98,26 @@ def role_lines(req: ProvisioningRequest) -> str:
     """The roles a request is about, as plain text: asked, granted, and before (a change)."""
     lines = []
     if req.kind is RequestKind.ROLE_CHANGE:
-        lines.append(f"Current role: {role_label(req.role_before)}")
+        label = "Current role" if req.state is RequestState.PENDING else "Role before"
+        lines.append(f"{label}: {role_label(req.role_before)}")
     lines.append(f"Role asked: {role_label(req.role_asked)}")
     if req.raised_by and req.raised_from is not None:
         lines.append(f"(raised from {role_label(req.raised_from)} by an approver)")
     elif req.raised_by:
         lines.append("(raised by an approver)")
-    if req.role_granted and req.state is not RequestState.PENDING:
+    if req.state is RequestState.ALREADY_EXISTS:
+        if req.role_before:
+            lines.append(
+                f"Role in Connect: {role_label(req.role_before)} (unchanged: the account was "
+                "there already)"
+            )
+    elif req.role_granted and req.state is RequestState.APPROVED:
         lines.append(f"Role granted: {role_label(req.role_granted)}")
+    elif req.role_granted and req.state is not RequestState.PENDING:
+        lines.append(f"Role approved: {role_label(req.role_granted)} (not set yet)")
+    elif req.state is RequestState.APPROVED and req.role_before:
+        # No role was chosen: say which one Connect gave.
+        lines.append(f"Role in Connect: {role_label(req.role_before)}")
     return "\n".join(lines)
 
 

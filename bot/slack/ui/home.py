@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import assert_never
 
 from bot.slack.ui.buttons import decision_actions, retry_actions
+from bot.slack.ui.describe import step_words
 from bot.slack.ui.ids import HOME_DECIDE_BLOCK_PREFIX
 from bot.slack.ui.kit import (
     Block,
@@ -19,11 +20,13 @@ from bot.slack.ui.kit import (
     header,
     md,
     more,
+    plain,
     section_md,
 )
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_VIEW_BLOCKS
 from bot.slack.ui.lists import status_row, waiting_context, waiting_summary
 from bot.slack.ui.refusals import not_a_decider
+from bot.slack.ui.text import ERROR, clip
 from bot.workflow.models import ProvisioningRequest
 from bot.workflow.outcomes import Refusal
 from bot.workflow.states import RequestState
@@ -39,12 +42,20 @@ def _decide_row(req: ProvisioningRequest, permalink: str | None, viewer_id: str)
         # The server would refuse anyway; not offering the buttons says why up front.
         row.append(context(md("This is your own request: another approver has to decide.")))
         return row
-    block_id = HOME_DECIDE_BLOCK_PREFIX + req.id
-    if req.state is RequestState.INCOMPLETE:  # approved already: only its failed step is left
-        row.append(retry_actions(req.id, block_id=block_id))
-    else:
-        row.append(decision_actions(req.id, block_id=block_id))
+    if req.state is RequestState.INCOMPLETE:
+        # Approved, but a step failed: what waits on an approver is a retry of that step.
+        row.append(step_line(req))
+        row.append(retry_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
+        return row
+    row.append(decision_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
     return row
+
+
+def step_line(req: ProvisioningRequest) -> Block:
+    failed = req.failed_step
+    what = step_words(failed.action, req) if failed else "A step"
+    why = clip(req.last_error or (failed.error if failed else None), ERROR, multiline=True)
+    return context(plain(f"{what} failed" + (f": {why}" if why else ".")))
 
 
 def _not_waiting(reason: Refusal) -> list[Block]:
@@ -76,6 +87,7 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
+            | Refusal.ROLE_CHANGED
         ):
             return []
         case _:

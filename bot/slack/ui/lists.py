@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bot.slack.ui.buttons import cancel_button
-from bot.slack.ui.describe import decided, status_words, who
+from bot.slack.ui.describe import access_summary, decided, status_words, who
 from bot.slack.ui.kit import (
     Block,
     Message,
@@ -32,7 +32,7 @@ STATUS_LIST_LIMIT = 15
 
 def waiting_summary(req: ProvisioningRequest) -> Block:
     why = clip(req.justification, LIST_JUSTIFICATION, multiline=True) or "(none)"
-    return section_plain(f"{who(req)}\nWhy: {why}")
+    return section_plain(f"{who(req)}\n{access_summary(req)}\nWhy: {why}")
 
 
 def waiting_context(req: ProvisioningRequest, permalink: str | None) -> Block:
@@ -46,8 +46,9 @@ def waiting_context(req: ProvisioningRequest, permalink: str | None) -> Block:
 def status_row(
     req: ProvisioningRequest, permalink: str | None, *, cancellable: bool = True
 ) -> list[Block]:
-    """One of the requester's own requests: who for, its state, a Cancel button while pending."""
-    summary = section_plain(f"{who(req)}: {status_words(req.state)}")
+    """One of the requester's own requests: who for, its state, its kind and roles (asked,
+    granted), a Cancel button while pending."""
+    summary = section_plain(f"{who(req)}: {status_words(req.state)}\n{access_summary(req)}")
     if cancellable and req.state is RequestState.PENDING:
         summary["accessory"] = cancel_button(req)
     parts = []
@@ -57,6 +58,8 @@ def status_row(
         RequestState.APPROVED,
         RequestState.ALREADY_EXISTS,
         RequestState.DENIED,
+        RequestState.INCOMPLETE,
+        RequestState.CLOSED,
     ):
         parts.append(f"decided by {decided(req)}")
     view = link(permalink, "View the request")
@@ -102,15 +105,15 @@ def status_message(
     total = max(total, len(requests))
     if not requests:
         return message(
-            "You have not requested any accounts",
+            "You have not requested any Connect access",
             [
                 section_md(
-                    "You haven't requested any accounts yet. Find someone with "
+                    "You haven't requested any Connect access yet. Find someone with "
                     "`/connect-user search &lt;prefix&gt;`."
                 )
             ],
         )
-    head = [header("Your account requests")]
+    head = [header("Your Connect requests")]
     rows = (status_row(req, permalinks.get(req.id)) for req in requests)
     blocks, shown = fit_rows(
         head,
@@ -118,5 +121,5 @@ def status_message(
         lambda n: more(total, n, "Older ones are not shown."),
         max_blocks=MAX_MESSAGE_BLOCKS,
     )
-    fallback = f"Your account requests: {shown} of {total}"
+    fallback = f"Your Connect requests: {shown} of {total}"
     return message(fallback, blocks)

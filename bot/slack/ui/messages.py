@@ -10,8 +10,10 @@ from typing import assert_never
 from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
+    access_summary,
     decided,
     guid_blocks,
+    kind_words,
     outcome_note,
     permalink_block,
     status_words,
@@ -87,7 +89,7 @@ def requester_confirmation(req: ProvisioningRequest, *, card_permalink: str | No
     """Replaces the requester's ephemeral search results once the card is posted."""
     blocks = [
         section_md(":outbox_tray: Your request was sent to the approvers:"),
-        section_plain(who(req)),
+        section_plain(f"{who(req)}\n{access_summary(req)}"),
         context(md("You will get a direct message when someone decides.")),
         *permalink_block(card_permalink),
     ]
@@ -126,8 +128,8 @@ def duplicate_request_message(
         f"There is already a request for {fallback_value(existing.username)} ({status})",
         [
             section_md(
-                f":repeat: {mention(existing.requester_id)} already asked for an account for "
-                f"this person; that request is {status}:"
+                f":repeat: {mention(existing.requester_id)} already asked for "
+                f"{kind_words(existing.kind)} for this person; that request is {status}:"
             ),
             section_plain(who(existing)),
             *permalink_block(card_permalink),
@@ -172,6 +174,13 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
                 f"instead of {role_label(req.raised_from)}, the role you asked for. That is a "
                 "new question: the request waits for an approval of that role."
             )
+        case RequestState.CLOSED:
+            fallback = f"Your request for {user} was closed incomplete"
+            line = (
+                ":heavy_minus_sign: Your request was approved, but a step failed and an approver "
+                "closed it as it stood:"
+            )
+            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.INCOMPLETE:
             fallback = f"Your request for {user} is incomplete"
             line = (
@@ -180,7 +189,7 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             )
             extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
         case RequestState.PENDING | RequestState.PROVISIONING if req.last_error:
-            fallback = f"Your request for {user} is still pending: creating the account failed"
+            fallback = f"Your request for {user} is still pending: carrying it out failed"
             line = (
                 ":warning: Carrying out your request failed, so it is still pending. "
                 "The approvers can try again; an administrator may need to fix the bot first."
@@ -261,6 +270,23 @@ def decision_notice(req: ProvisioningRequest) -> Message:
         f"Your decision on the request for {fallback_value(req.username)} was recorded",
         [
             section_md(":ballot_box_with_check: Your decision was recorded:"),
-            section_plain(f"{who(req)}: {status_words(req.state)}"),
+            section_plain(f"{who(req)}: {status_words(req.state)}\n{access_summary(req)}"),
+        ],
+    )
+
+
+def role_raised_message(req: ProvisioningRequest) -> Message:
+    """To the approver who chose a role above the one asked: nothing was approved, the request
+    now asks for that role and waits for an approval (another click, theirs or another's)."""
+    role = role_label(req.role_asked)
+    return message(
+        f"The request for {fallback_value(req.username)} now asks for {role}",
+        [
+            section_md(
+                f":arrow_up: You chose {role}, above the role asked for. That is a new question, "
+                f"so nothing was approved yet: the request now asks for {role} and waits for an "
+                "approval (press Approve again to approve it)."
+            ),
+            section_plain(f"{who(req)}\n{access_summary(req)}"),
         ],
     )

@@ -1,12 +1,13 @@
-"""The modals: why a person needs an account (the requester), which role an account should have
-and why (the requester), why a request is denied (the approver), and what replaces a form the bot
-no longer understands."""
+"""The modals: why a person needs an account and which role (the requester), which role an
+account should have and why (the requester), which role an approval grants and why a request is
+denied (the approver), and what replaces a form the bot no longer understands."""
 
 from __future__ import annotations
 
-from typing import assert_never
+from collections.abc import Sequence
+from typing import Any, assert_never
 
-from bot.slack.ui.describe import account_role, account_standing, person_text
+from bot.slack.ui.describe import account_role, account_standing, person_text, role_lines, who
 from bot.slack.ui.ids import (
     DENY_REASON_BLOCK,
     DENY_REASON_INPUT,
@@ -14,16 +15,18 @@ from bot.slack.ui.ids import (
     JUSTIFICATION_INPUT,
     ROLE_BLOCK,
     ROLE_INPUT,
+    VIEW_APPROVE,
     VIEW_DENY_REASON,
     VIEW_JUSTIFICATION,
     VIEW_ROLE_CHANGE,
 )
-from bot.slack.ui.kit import View, context, md, plain, section_md, section_plain
+from bot.slack.ui.kit import Block, View, context, md, plain, section_md, section_plain
 from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.text import USERNAME, clip
 from bot.slack.ui.values import PersonValue
+from bot.workflow.models import ProvisioningRequest, RequestKind
 from bot.workflow.outcomes import RoleForm, RoleFormProblem
-from bot.workflow.roles import role_label
+from bot.workflow.roles import DEFAULT_ROLE_LABEL, outranks, role_label
 
 JUSTIFICATION_MIN_LENGTH = 3
 JUSTIFICATION_MAX_LENGTH = 1000
@@ -36,8 +39,69 @@ def _check_metadata(private_metadata: str) -> None:
         raise ValueError("private_metadata longer than Slack allows")
 
 
-def justification_modal(*, person: PersonValue, private_metadata: str) -> View:
-    """Ask the requester why; raises ValueError if private_metadata is over 3,000 chars."""
+def _role_option(role: str) -> dict[str, Any]:
+    return {"text": plain(role_label(role)), "value": role}
+
+
+def role_select(
+    roles: Sequence[str], *, label: str, initial: str | None, hint: str | None = None
+) -> Block:
+    """An input block choosing one of `roles` (labelled Viewer, Publisher, Administrator),
+    `initial` preselected when it is one of them."""
+    element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ROLE_INPUT,
+        "options": [_role_option(role) for role in roles],
+    }
+    if initial is not None and initial in roles:
+        element["initial_option"] = _role_option(initial)
+    block: Block = {
+        "type": "input",
+        "block_id": ROLE_BLOCK,
+        "label": plain(label),
+        "element": element,
+    }
+    if hint:
+        block["hint"] = plain(hint)  # at most ~150 chars here: far below Slack's 2,000
+    return block
+
+
+_ROLE_HINTS = {
+    "viewer": "Viewers see the content shared with them.",
+    "publisher": "Publishers can also publish content.",
+    "administrator": "Administrators manage the whole server.",
+}
+
+
+def _role_hint(roles: Sequence[str]) -> str:
+    """What each role offered allows, in one line."""
+    return " ".join(_ROLE_HINTS[role] for role in roles if role in _ROLE_HINTS)
+
+
+def _request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
+    """The role part of the request form: a choice of the roles offered (the first
+    preselected); none offered: the account gets Connect's default role; None: the bot could
+    not tell in time."""
+    if roles:
+        return [role_select(roles, label="Role", initial=roles[0], hint=_role_hint(roles))]
+    if roles is None:
+        return [
+            context(
+                plain(
+                    "Role: I couldn't check just now which roles can be asked for. The request "
+                    f"asks for the lowest one offered ({DEFAULT_ROLE_LABEL} if none is); "
+                    "an approver can grant another."
+                )
+            )
+        ]
+    return [context(plain(f"Role: the account gets {DEFAULT_ROLE_LABEL}."))]
+
+
+def justification_modal(
+    *, person: PersonValue, private_metadata: str, roles: Sequence[str] | None = ()
+) -> View:
+    """Ask the requester why, and which of `roles` (the roles offered; empty: Connect's default
+    role; None: not known in time); raises ValueError if private_metadata is over 3,000 chars."""
     _check_metadata(private_metadata)
     return {
         "type": "modal",
@@ -62,6 +126,7 @@ def justification_modal(*, person: PersonValue, private_metadata: str) -> View:
                     "placeholder": plain("e.g. joins the forecasting team and publishes reports"),
                 },
             },
+            *_request_role_blocks(roles),
             context(md("The approvers see this with your name before they decide.")),
         ],
     }
@@ -98,19 +163,8 @@ def role_change_modal(*, form: RoleForm, private_metadata: str) -> View:
                 + "\n"
                 + account_standing(account.user_role, account.locked)
             ),
-            {
-                "type": "input",
-                "block_id": ROLE_BLOCK,
-                "label": plain("New role"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": ROLE_INPUT,
-                    "placeholder": plain("Choose a role"),
-                    "options": [
-                        {"text": plain(role_label(role)), "value": role} for role in form.roles
-                    ],
-                },
-            },
+            # Nothing preselected: the requester chooses.
+            role_select(form.roles, label="New role", initial=None, hint=_role_hint(form.roles)),
             {
                 "type": "input",
                 "block_id": JUSTIFICATION_BLOCK,
@@ -167,6 +221,45 @@ def role_form_problem_view(problem: RoleFormProblem, *, role: str | None = None)
         "title": plain("Change role"),
         "close": plain("Close"),
         "blocks": [section_plain(text)],
+    }
+
+
+def approve_modal(req: ProvisioningRequest, *, roles: Sequence[str], private_metadata: str) -> View:
+    """Confirm an approval and the role it grants: `roles` (REQUESTABLE_ROLES) with the role
+    asked preselected. A role above it is a new question, which the modal says; the submission
+    is checked again on the server (the approver, the role). Raises ValueError if
+    private_metadata is over 3,000 chars."""
+    _check_metadata(private_metadata)
+    if req.kind is RequestKind.ROLE_CHANGE:
+        # Giving the account the role it has is no change.
+        roles = [role for role in roles if role != req.role_before]
+        question = f"Approve the role change for {who(req)}?"
+    else:
+        question = f"Approve the account request for {who(req)}?"
+    asked = role_label(req.role_asked)
+    higher = [role for role in roles if req.role_asked and outranks(role, req.role_asked)]
+    blocks: list[Block] = [
+        section_plain(question),
+        section_plain(role_lines(req)),
+        role_select(roles, label="Role to grant", initial=req.role_asked),
+    ]
+    if higher:
+        blocks.append(
+            context(
+                plain(
+                    f"A role above {asked} (the one asked for) is a new question: nothing is "
+                    "approved, the request asks for that role and waits for another approval."
+                )
+            )
+        )
+    return {
+        "type": "modal",
+        "callback_id": VIEW_APPROVE,
+        "title": plain("Approve request"),
+        "submit": plain("Approve"),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": blocks,
     }
 
 

@@ -112,6 +112,12 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
                 "That role cannot be granted through the bot (only the roles the bot is "
                 "configured to grant can). Nothing was changed; choose another role."
             )
+        case Refusal.ROLE_CHANGED:
+            text = (
+                "The request asks for another role since you opened the confirmation (an "
+                "approver raised it). Nothing was approved: press Approve on the card again to "
+                "see the new question."
+            )
         case Refusal.NOTHING_TO_RETRY:
             status = f" ({status_words(state)})" if state else ""
             text = f"There is no failed step left to retry{status}."
@@ -150,6 +156,7 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
             | Refusal.CANNOT_CHECK
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
+            | Refusal.ROLE_CHANGED
         ):  # a decision's reasons: cancelling asks nothing of who the requester is
             text = _GENERIC
         case _:
@@ -182,6 +189,7 @@ def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
+            | Refusal.ROLE_CHANGED
         ):
             fallback = "Only approvers can see the requests waiting for approval"
             text = (

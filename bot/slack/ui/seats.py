@@ -138,6 +138,7 @@ def seats_refusal(reason: Refusal, *, approver_channel: str) -> Message:
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
+            | Refusal.ROLE_CHANGED
         ):
             text = (
                 f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can see "

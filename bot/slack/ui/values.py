@@ -139,3 +139,55 @@ def decode_role_change_metadata(metadata: str) -> tuple[RoleChangeTarget | None,
         RoleChangeTarget(guid=guid, username=username),
         response_url if isinstance(response_url, str) else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalForm:
+    """Where an Approve click that opened the confirmation was made, carried to its submission
+    (a modal's submission has no response_url of its own): the request, and how to answer."""
+
+    request_id: str
+    response_url: str | None = None
+    channel: str | None = None
+    from_home: bool = False
+    # The role the request asked for when the confirmation opened: an approval of it loses to
+    # a raise made since (the approver did not see that question).
+    role_asked: str | None = None
+
+
+def encode_approval_metadata(form: ApprovalForm) -> str:
+    """The confirmation's private_metadata (the response_url is left out when it would not fit:
+    the answer then goes ephemeral in the channel, or by DM)."""
+    data: dict[str, object] = {"i": form.request_id, "h": int(form.from_home)}
+    if form.role_asked:
+        data["a"] = form.role_asked
+    if form.channel:
+        data["c"] = form.channel
+    if form.response_url:
+        data["r"] = form.response_url
+    metadata = json.dumps(data, separators=(",", ":"))
+    if len(metadata) > MAX_PRIVATE_METADATA:
+        data.pop("r", None)
+        metadata = json.dumps(data, separators=(",", ":"))
+    return metadata
+
+
+def decode_approval_metadata(metadata: str) -> ApprovalForm | None:
+    """What a confirmation carried; None for anything this version of the bot did not make.
+    Never raises."""
+    try:
+        data = json.loads(metadata)
+        request_id = data["i"]
+        response_url, channel, home = data.get("r"), data.get("c"), data.get("h")
+        asked = data.get("a")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+    if not isinstance(request_id, str) or not is_request_id(request_id):
+        return None
+    return ApprovalForm(
+        request_id=request_id,
+        response_url=response_url if isinstance(response_url, str) else None,
+        channel=channel if isinstance(channel, str) else None,
+        from_home=home == 1,
+        role_asked=asked if isinstance(asked, str) else None,
+    )

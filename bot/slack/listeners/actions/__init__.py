@@ -16,6 +16,7 @@ from bot.slack.listeners.actions import (
     approve,
     cancel,
     change_role,
+    close,
     deny,
     options,
     request_account,
@@ -33,6 +34,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
+    app.action(ids.ACTION_CLOSE)(close.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +19,10 @@ from bot.slack.ui.refusals import outdated_button_message, refusal_message
 from bot.slack.ui.values import decode_person_value, encode_justification_metadata
 
 log = logging.getLogger(__name__)
+
+# The form must open within the trigger's 3 s; asking which roles can be offered gets part of it
+# (usually answered from what the directory keeps).
+ROLES_PRECHECK_SECONDS = 1.5
 
 FORM_NOT_OPENED = (
     "Slack didn't let me open the request form in time. Please press the button again."
@@ -57,12 +62,18 @@ async def open_request_form(
             deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
         )
         return
-    # Open the modal before anything slow: the trigger_id is valid for 3 seconds only.
+    # Nothing slow before the modal opens: the trigger_id is valid for 3 seconds only.
+    roles: tuple[str, ...] | None
+    try:
+        roles = await asyncio.wait_for(deps.requests.roles_offered(), ROLES_PRECHECK_SECONDS)
+    except TimeoutError:
+        log.warning("could not tell in time which roles a request may ask for")
+        roles = None  # the form says so; filing checks the role again
     metadata = encode_justification_metadata(value, response_url)
     try:
         await client.views_open(
             trigger_id=trigger_id,
-            view=justification_modal(person=person, private_metadata=metadata),
+            view=justification_modal(person=person, private_metadata=metadata, roles=roles),
         )
     except SlackApiError as exc:
         log.warning("views.open failed for a request: %s", exc.response.get("error"))

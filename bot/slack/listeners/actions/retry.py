@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck
 from bot.slack import respond
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui.messages import decision_notice
 from bot.slack.ui.refusals import approval_refusal, decision_refusal, refusal_message
 from bot.slack.ui.values import is_request_id
 from bot.workflow.outcomes import Decided, Refusal, Refused
@@ -45,3 +46,6 @@ async def run_retry(deps: ListenerDeps, click: Click) -> None:
         # The card says so too, but the approver clicked and is owed an answer of their own.
         message = refusal_message("The step failed again:", detail=request.last_error)
         await respond.to_clicker(deps.client, click, message, home=deps.home)
+    elif click.from_home:
+        # On a card the card itself shows the outcome; on the Home tab the list must move on.
+        await deps.home.publish(click.user_id, notice=decision_notice(request))

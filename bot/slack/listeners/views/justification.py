@@ -3,6 +3,7 @@ confirms to the requester; a duplicate or a person who cannot be requested is an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.interactions import view_input
+from bot.slack.interactions import view_input, view_selected
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
@@ -19,6 +20,26 @@ from bot.slack.ui.values import decode_justification_metadata
 from bot.workflow.outcomes import Duplicate, Filed
 
 log = logging.getLogger(__name__)
+
+# The submission must be answered within 3 s; the role is checked against the roles offered
+# for a form error when that is quick (usually from what the directory keeps), and always again
+# when the request is filed.
+ROLE_CHECK_SECONDS = 1.0
+ROLE_ERROR = "That role cannot be asked for here. Please choose one of the roles offered."
+
+
+async def role_problem(deps: ListenerDeps, role: str | None) -> str | None:
+    """Why the role a form came back with cannot be asked for, if it cannot; None when it can
+    or when that cannot be told in time (filing checks it again)."""
+    if role is None:
+        return None
+    if role not in deps.requests.requestable_roles:
+        return ROLE_ERROR
+    try:
+        offered = await asyncio.wait_for(deps.requests.roles_offered(), ROLE_CHECK_SECONDS)
+    except TimeoutError:
+        return None
+    return None if role in offered else ROLE_ERROR
 
 
 def listener(deps: ListenerDeps) -> Listener:
@@ -43,6 +64,13 @@ def listener(deps: ListenerDeps) -> Listener:
                 },
             )
             return
+        # The role comes back from the requester's client: checked here for the form, and by
+        # the workflow when the request is filed.
+        role = view_selected(view, ids.ROLE_BLOCK, ids.ROLE_INPUT)
+        problem = await role_problem(deps, role)
+        if problem is not None:
+            await ack(response_action="errors", errors={ids.ROLE_BLOCK: problem})
+            return
         await ack()
         user_id = body["user"]["id"]
         username = person_value.username
@@ -58,7 +86,7 @@ def listener(deps: ListenerDeps) -> Listener:
             )
 
         deps.supervisor.spawn(
-            file_request(deps, user_id, username, justification, response_url),
+            file_request(deps, user_id, username, justification, response_url, role=role),
             name="file-request",
             on_error=report_failure,
         )
@@ -67,12 +95,19 @@ def listener(deps: ListenerDeps) -> Listener:
 
 
 async def file_request(
-    deps: ListenerDeps, user_id: str, username: str, justification: str, response_url: str | None
+    deps: ListenerDeps,
+    user_id: str,
+    username: str,
+    justification: str,
+    response_url: str | None,
+    *,
+    role: str | None = None,
 ) -> None:
     outcome = await deps.requests.file_request(
         requester_id=user_id,
         username=username,
         justification=justification,
+        role=role,
         response_url=response_url,
     )
     if isinstance(outcome, Filed):

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.interactions import view_input, view_selection
+from bot.slack.interactions import view_input, view_selected
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
@@ -35,7 +35,7 @@ def listener(deps: ListenerDeps) -> Listener:
         if target is None:
             await ack(response_action="errors", errors={ids.ROLE_BLOCK: OUTDATED})
             return
-        role = view_selection(view, ids.ROLE_BLOCK, ids.ROLE_INPUT)
+        role = view_selected(view, ids.ROLE_BLOCK, ids.ROLE_INPUT) or ""
         justification = view_input(view, ids.JUSTIFICATION_BLOCK, ids.JUSTIFICATION_INPUT).strip()
         errors: dict[str, str] = {}
         if role not in deps.requests.requestable_roles:

@@ -20,6 +20,9 @@ down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_INDEX = "uq_provisioning_requests_active_username"
+_ACTIVE_BEFORE = sa.text("state IN ('pending', 'provisioning')")
+_ACTIVE_NOW = sa.text("state IN ('pending', 'provisioning', 'incomplete')")
 _requests = sa.table(
     "provisioning_requests",
     sa.column("state", sa.String()),
@@ -44,6 +47,7 @@ def upgrade() -> None:
         ("role_before", 20),
         ("raised_by", 64),
         ("raised_from", 20),
+        ("closed_by", 64),
     ):
         op.add_column("provisioning_requests", sa.Column(column, sa.String(length), nullable=True))
     op.add_column(
@@ -63,11 +67,33 @@ def upgrade() -> None:
         .values(steps=_one_step("pending"))
     )
 
+    # An incomplete request (a step left to retry) still holds the person: one active request
+    # per username counts it.
+    op.drop_index(_INDEX, table_name="provisioning_requests")
+    op.create_index(
+        _INDEX,
+        "provisioning_requests",
+        ["username"],
+        unique=True,
+        sqlite_where=_ACTIVE_NOW,
+        postgresql_where=_ACTIVE_NOW,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(_INDEX, table_name="provisioning_requests")
+    op.create_index(
+        _INDEX,
+        "provisioning_requests",
+        ["username"],
+        unique=True,
+        sqlite_where=_ACTIVE_BEFORE,
+        postgresql_where=_ACTIVE_BEFORE,
+    )
     with op.batch_alter_table("provisioning_requests") as batch:
         for column in (
             "steps",
+            "closed_by",
             "raised_from",
             "raised_by",
             "role_before",
