@@ -258,6 +258,20 @@ async def test_the_requester_cannot_approve_their_own_role_change(bot: BotUnderT
     assert bot.connect.count("PUT", f"{USERS}/*") == 0
 
 
+async def test_a_second_role_change_points_to_the_first(bot: BotUnderTest) -> None:
+    guid, _ = await request_role_change(bot, "julie1", "publisher")
+    cards = len(role_change_cards(bot))
+    response_url = bot.slack.new_response_url()
+    metadata = encode_role_change_metadata(guid, "julie1", response_url)
+    answer = await submit_role_change(bot, metadata, role="publisher", justification="Me too.")
+    assert answer is None
+    told = await answer_to(bot, response_url)
+    assert_valid_message(told)
+    assert "already a request for julie1" in told["text"]
+    assert len(role_change_cards(bot)) == cards, "no second card"
+    assert await bot.runtime.store.count_requests() == 1
+
+
 async def test_what_the_workflow_refuses_is_told_in_words(bot: BotUnderTest) -> None:
     # A form crafted to ask for the role the account has: refused on the server, in words.
     guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
