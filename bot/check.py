@@ -85,8 +85,8 @@ async def _check_connect(settings: Settings, report: Report) -> None:
         report.ok(f"Connect {server.version or '(version hidden)'}, {describe(caps)}")
         if caps.remote_user_search is False:
             report.warn(
-                f"{caps.provider} has no remote user search: /connect-user search will say that "
-                "accounts are created when people first log in."
+                f"{caps.provider} has no remote user search: /connect-user search lists existing "
+                "accounts (for role changes) and says new ones are created at first login."
             )
         elif caps.remote_user_search is None:
             report.warn(

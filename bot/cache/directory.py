@@ -16,8 +16,8 @@ from bot.workflow.ports import Directory
 
 
 class CachedDirectory:
-    """`bot.workflow.ports.Directory`, with `search` answered from the cache for `ttl` seconds
-    (`ttl` 0: not cached)."""
+    """`bot.workflow.ports.Directory`, with `search` and `search_accounts` answered from the
+    cache for `ttl` seconds (`ttl` 0: not cached)."""
 
     def __init__(self, directory: Directory, cache: KeyedCache, *, ttl: float, scope: str) -> None:
         self.directory = directory
@@ -44,6 +44,15 @@ class CachedDirectory:
     async def find_account(self, username: str) -> Account | None:
         return await self.directory.find_account(username)
 
+    async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
+        return await self.cache.get_or_compute(
+            "accounts:" + cache_key(self.scope, prefix, limit),
+            lambda: self.directory.search_accounts(prefix, limit=limit),
+            ttl=self.ttl,
+            dump=dump_page,
+            load=load_page,
+        )
+
     async def capabilities(self) -> DirectoryCapabilities:
         return await self.directory.capabilities()
 
@@ -57,7 +66,7 @@ class CachedDirectory:
         return await self.directory.set_role(guid, role)
 
 
-_ENTRY_FIELDS = ("username", "first_name", "last_name", "email", "guid", "user_role")
+_ENTRY_FIELDS = ("username", "first_name", "last_name", "email", "guid", "user_role", "locked")
 
 
 def dump_page(page: DirectoryPage) -> dict[str, Any]:
@@ -85,6 +94,7 @@ def load_page(stored: Any) -> DirectoryPage:
                 email=str(values["email"] or ""),
                 guid=values["guid"] if isinstance(values["guid"], str) else None,
                 user_role=values["user_role"] if isinstance(values["user_role"], str) else None,
+                locked=values["locked"] is True,
             )
         )
     return DirectoryPage(entries=tuple(entries), total=int(stored["total"]))

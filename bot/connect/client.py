@@ -45,6 +45,7 @@ from bot.connect.models import (
     RemoteSearchResult,
     RemoteUser,
     ServerSettings,
+    UserSearchResult,
 )
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,15 @@ class ConnectClient:
         response = await self._get("v1/users", params={"prefix": username, "page_size": MAX_LIMIT})
         page = self._parse(response, _UserPage, "GET", "v1/users")
         return next((user for user in page.results if user.username == username), None)
+
+    async def search_users(self, prefix: str, *, limit: int) -> UserSearchResult:
+        """Accounts whose username, first or last name starts with `prefix` (Connect sorts them
+        by similarity and answers the first page only)."""
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError("prefix must be a non-empty string")
+        _check_limit(limit)
+        response = await self._get("v1/users", params={"prefix": prefix, "page_size": limit})
+        return self._parse(response, UserSearchResult, "GET", "v1/users")
 
     async def count_users(self, *, account_status: str) -> int:
         """How many accounts have this status: `licensed` (unlocked and active within the
@@ -387,8 +397,13 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be an integer between 1 and {MAX_LIMIT}")
 
 
+def is_guid(value: object) -> bool:
+    """Whether `value` has the shape of a Connect GUID (a UUID), so it may go into a path."""
+    return isinstance(value, str) and _UUID_RE.match(value) is not None
+
+
 def _check_guid(guid: str) -> None:
-    if not isinstance(guid, str) or not _UUID_RE.match(guid):
+    if not is_guid(guid):
         raise ValueError("guid must be a UUID (8-4-4-4-12 hex digits)")
 
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from bot.connect import codes
 from bot.connect.capabilities import capabilities
-from bot.connect.client import ConnectClient
+from bot.connect.client import MAX_LIMIT, ConnectClient, is_guid
 from bot.connect.errors import (
     ConnectAPIError,
     ConnectError,
@@ -80,6 +80,15 @@ class ConnectDirectory:
         found = await translated(lambda: self.client.find_user(username))
         return None if found is None else account(found)
 
+    async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
+        result = await translated(
+            lambda: self.client.search_users(prefix, limit=min(limit, MAX_LIMIT))
+        )
+        return DirectoryPage(
+            entries=tuple(account_entry(user) for user in result.results),
+            total=max(result.total, len(result.results)),
+        )
+
     async def key_role(self) -> str | None:
         """Kept like the capabilities: a key's owner changes role only by an administrator's
         hand, and a stale answer only offers a choice Connect then refuses in words (code 23)."""
@@ -95,6 +104,8 @@ class ConnectDirectory:
             return self._key_role
 
     async def get_account(self, guid: str) -> Account | None:
+        if not is_guid(guid):
+            return None  # no account has such a GUID; and it must not reach a URL path
         found = await translated(lambda: self._user_or_none(guid))
         return None if found is None else account(found)
 
@@ -147,7 +158,21 @@ def directory_entry(user: RemoteUser) -> DirectoryEntry:
         email=user.email,
         guid=user.guid,
         user_role=user.user_role,
+        locked=user.locked,
         temp_ticket=user.temp_ticket,
+    )
+
+
+def account_entry(user: ConnectUser) -> DirectoryEntry:
+    """An existing account as a search result (no ticket: it has its account)."""
+    return DirectoryEntry(
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        email=user.email,
+        guid=user.guid,
+        user_role=user.user_role,
+        locked=user.locked,
     )
 
 

@@ -67,10 +67,17 @@ class RemoteUser(_ConnectModel):
     last_name: str = ""
     email: str = ""
     user_role: str | None = None
+    locked: bool = False
     # A credential: never shown in a repr, a log line or an error message.
     temp_ticket: str = Field(default="", repr=False)
 
     _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
+
+    @field_validator("locked", mode="before")
+    @classmethod
+    def _unlocked_if_none(cls, value: object) -> object:
+        # People without an account may carry null here: nothing to lock.
+        return False if value is None else value
 
     @property
     def has_account(self) -> bool:
@@ -111,6 +118,18 @@ class ConnectUser(_ConnectModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class UserSearchResult(_ConnectModel):
+    """`GET /v1/users?prefix=`: the first page of matching accounts, and how many matched."""
+
+    results: list[ConnectUser]
+    total: int = 0
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _total_or_zero(cls, value: object) -> object:
+        return 0 if value is None else value
 
 
 class EditedUser(_ConnectModel):

@@ -14,7 +14,8 @@ from bot.workflow.states import RequestState
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry:
     """Someone in the organisation's directory (Connect's remote search), with or without a
-    Connect account."""
+    Connect account; or, where the login provider has no directory search, a Connect account
+    (no ticket: such accounts are made at first login)."""
 
     username: str
     first_name: str = ""
@@ -22,7 +23,7 @@ class DirectoryEntry:
     email: str = ""
     guid: str | None = None  # the Connect account's, when there is one
     user_role: str | None = None
-    locked: bool = False
+    locked: bool = False  # the account is locked (it cannot log in)
     # A credential that creates this person's account: only ever passed to the directory again.
     temp_ticket: str = field(default="", repr=False)
 

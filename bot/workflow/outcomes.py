@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.workflow.models import DirectoryPage, ProvisioningRequest
+from bot.workflow.models import Account, DirectoryPage, ProvisioningRequest
 
 
 class SearchProblem(StrEnum):
@@ -26,6 +26,11 @@ class SearchOutcome:
 
     page: DirectoryPage | None = None
     problem: SearchProblem | None = None
+    # The login provider has no directory search: the page holds existing Connect accounts only,
+    # and new accounts are made when people first log in to Connect.
+    accounts_only: bool = False
+    # Connect manages roles (the login provider does not): accounts may be offered a role change.
+    role_changes: bool = False
 
 
 class Refusal(StrEnum):
@@ -94,6 +99,33 @@ class NotFiled:
 
 
 FileOutcome = Filed | Duplicate | NotFiled
+
+
+class RoleFormProblem(StrEnum):
+    """Why the role-change form cannot be offered for an account."""
+
+    NO_ACCOUNT = "no_account"  # no account has this GUID (any more)
+    ROLES_NOT_MANAGED = "roles_not_managed"  # the bot cannot set roles here (provider, key)
+    NO_OTHER_ROLE = "no_other_role"  # no requestable role differs from the current one
+    CANNOT_READ = "cannot_read"  # Connect did not give the account now (down, refused)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleForm:
+    """What the role-change form offers: the account as Connect has it now, and the roles that
+    may be asked for (the requestable ones other than its current role), in rank order."""
+
+    account: Account
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoRoleForm:
+    problem: RoleFormProblem
+    account: Account | None = None
+
+
+RoleFormOutcome = RoleForm | NoRoleForm
 DecisionOutcome = Decided | Refused | RoleRaised
 
 

@@ -231,6 +231,10 @@ class Directory(Protocol):
     async def find_account(self, username: str) -> Account | None:
         """The Connect account whose username is exactly `username`."""
 
+    async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
+        """Existing Connect accounts matching a prefix of a username, first or last name (for
+        login providers without directory search); the entries carry no ticket."""
+
     async def capabilities(self) -> DirectoryCapabilities:
         """What the login provider lets Connect do, as Connect says (read once, then kept)."""
 

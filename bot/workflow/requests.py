@@ -16,6 +16,7 @@ from collections.abc import Callable
 from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
+    DirectoryCapabilities,
     DirectoryPage,
     NewRequest,
     OutboxItem,
@@ -33,10 +34,14 @@ from bot.workflow.outcomes import (
     FileOutcome,
     FileProblem,
     HomeContent,
+    NoRoleForm,
     NotFiled,
     Refusal,
     Refused,
     RequestList,
+    RoleForm,
+    RoleFormOutcome,
+    RoleFormProblem,
     RoleRaised,
     SearchOutcome,
     SearchProblem,
@@ -102,29 +107,43 @@ class Requests:
         """Directory entries for a prefix, without their tickets: nothing needs them before a
         request is filed, and filing reads a fresh one.
 
-        When Connect says its login provider has no remote search, nothing is asked of it."""
+        When Connect says its login provider has no remote search, nothing is asked of the
+        directory: existing Connect accounts are searched instead (new ones are made at first
+        login there). Accounts are offered role changes where the bot can set roles
+        (`roles_offered`)."""
         try:
-            remote_search = (await self.directory.capabilities()).remote_user_search
+            caps: DirectoryCapabilities | None = await self.directory.capabilities()
         except DirectoryError:
-            remote_search = None  # unknown: try, and let the answer say
-        if remote_search is False:
-            return SearchOutcome(problem=SearchProblem.REMOTE_SEARCH_UNSUPPORTED)
+            caps = None  # unknown: try, and let the answer say
+        if caps is not None and caps.remote_user_search is False:
+            return await self._search_accounts(prefix)
         try:
             page = await self.directory.search(prefix, limit=self.search_limit)
         except DirectoryRefused as exc:
-            problem = _SEARCH_REFUSALS.get(exc.kind, SearchProblem.CONNECT_GARBAGE)
-            if problem is SearchProblem.CONFIGURATION:
-                log.error("remote search refused: %s", exc.explanation)
-            else:
-                log.warning("remote search refused: %s", exc.explanation)
-            return SearchOutcome(problem=problem)
-        except DirectoryUnavailable as exc:
-            log.warning("remote search unavailable: %s", exc.problem)
-            return SearchOutcome(problem=SearchProblem.CONNECT_UNAVAILABLE)
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                # Connect did not say beforehand (an older server), but it has no remote search.
+                log.info("remote search unsupported by the login provider: searching accounts")
+                return await self._search_accounts(prefix)
+            return SearchOutcome(problem=_search_problem(exc, "remote search"))
         except DirectoryError as exc:
-            log.warning("remote search answered garbage: %s", exc.problem)
-            return SearchOutcome(problem=SearchProblem.CONNECT_GARBAGE)
-        return SearchOutcome(page=_without_tickets(page))
+            return SearchOutcome(problem=_search_problem(exc, "remote search"))
+        return await self._found(page, accounts_only=False)
+
+    async def _search_accounts(self, prefix: str) -> SearchOutcome:
+        try:
+            page = await self.directory.search_accounts(prefix, limit=self.search_limit)
+        except DirectoryError as exc:
+            return SearchOutcome(problem=_search_problem(exc, "account search"))
+        return await self._found(page, accounts_only=True)
+
+    async def _found(self, page: DirectoryPage, *, accounts_only: bool) -> SearchOutcome:
+        # Whether roles can be changed is only worth asking when some account was found.
+        role_changes = any(entry.has_account for entry in page.entries) and bool(
+            await self.roles_offered()
+        )
+        return SearchOutcome(
+            page=_without_tickets(page), accounts_only=accounts_only, role_changes=role_changes
+        )
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -271,6 +290,30 @@ class Requests:
         log.info("request %s (%s) filed by %s", request.id, request.kind, new.requester_id)
         self._on_outbox()
         return Filed(request)
+
+    # -- role changes ----------------------------------------------------------------------------
+
+    async def role_form(self, guid: str) -> RoleFormOutcome:
+        """What the role-change form offers for the account `guid` (which came back from a
+        button: it is only looked up). Read from Connect now, so the form shows the role the
+        account has, not the one a search showed. The roles offered are those a role change
+        may ask for (`roles_offered`) but the account's own."""
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a role change: %s", exc.problem)
+            return NoRoleForm(RoleFormProblem.CANNOT_READ)
+        if account is None:
+            return NoRoleForm(RoleFormProblem.NO_ACCOUNT)
+        offered = await self._role_choice()
+        if offered is None:  # Connect cannot say now which roles the bot may set
+            return NoRoleForm(RoleFormProblem.CANNOT_READ)
+        if not offered:
+            return NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+        roles = tuple(role for role in offered if role != account.user_role)
+        if not roles:
+            return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
+        return RoleForm(account, roles)
 
     # -- decide ----------------------------------------------------------------------------------
 
@@ -548,6 +591,22 @@ class Requests:
         if isinstance(waiting, Refused):
             return HomeContent(mine=mine, waiting=None, waiting_refusal=waiting.reason)
         return HomeContent(mine=mine, waiting=waiting)
+
+
+def _search_problem(exc: DirectoryError, what: str) -> SearchProblem:
+    """A failed search as the searcher is told, logged as the operator needs it."""
+    if isinstance(exc, DirectoryRefused):
+        problem = _SEARCH_REFUSALS.get(exc.kind, SearchProblem.CONNECT_GARBAGE)
+        if problem is SearchProblem.CONFIGURATION:
+            log.error("%s refused: %s", what, exc.explanation)
+        else:
+            log.warning("%s refused: %s", what, exc.explanation)
+        return problem
+    if isinstance(exc, DirectoryUnavailable):
+        log.warning("%s unavailable: %s", what, exc.problem)
+        return SearchProblem.CONNECT_UNAVAILABLE
+    log.warning("%s answered garbage: %s", what, exc.problem)
+    return SearchProblem.CONNECT_GARBAGE
 
 
 def _without_tickets(page: DirectoryPage) -> DirectoryPage:

@@ -61,6 +61,7 @@ async def test_check_warns_when_remote_search_cannot_work(
     report = out.getvalue()
     assert "warn" in report and "SAML" in report
     assert "no remote search" in report and "roles" in report, report
+    assert "lists existing accounts" in report, report
 
 
 async def test_check_prints_what_the_provider_allows(

@@ -58,8 +58,10 @@ async def test_search_shows_accounts_and_request_buttons(bot: BotUnderTest) -> N
     assert "julie2@example.com" in text
     julie1_guid = bot.connect.get_local_user("julie1")["guid"]
     assert julie1_guid in text  # has an account: the guid is shown
-    found = buttons(message)
-    assert len(found) == 1, "only the person without an account gets a button"
+    found = [b for b in buttons(message) if b["action_id"] == ids.ACTION_REQUEST_ACCOUNT]
+    assert len(found) == 1, "only the person without an account can be requested"
+    [change] = [b for b in buttons(message) if b["action_id"] == ids.ACTION_CHANGE_ROLE]
+    assert change["value"] == julie1_guid, "an account's role can be changed instead"
     person = decode_person_value(found[0]["value"])
     assert person is not None and person.username == "julie2"
     # No ticket reaches Slack: the request is filed with a fresh one read from Connect.
@@ -110,7 +112,6 @@ async def test_more_matches_than_fit(bot: BotUnderTest) -> None:
     ("switch", "expected"),
     [
         ({"remote_search_error_code": 83}, SearchProblem.TOO_MANY_RESULTS),
-        ({"remote_search_error_code": 132}, SearchProblem.REMOTE_SEARCH_UNSUPPORTED),
         ({"outage": "refuse"}, SearchProblem.CONNECT_UNAVAILABLE),
         ({"outage": "http_503"}, SearchProblem.CONNECT_UNAVAILABLE),
         ({"malformed": True}, SearchProblem.CONNECT_GARBAGE),
@@ -125,6 +126,16 @@ async def test_connect_problems_each_get_their_message(
         setattr(bot.connect, name, value)
     message = await search(bot, "search julie")
     assert message["text"] == search_failure_message(expected, "julie")["text"]
+
+
+async def test_a_refused_remote_search_falls_back_to_accounts(bot: BotUnderTest) -> None:
+    # Connect's flags said nothing (an older server) but it answers that its provider cannot.
+    bot.connect.remote_search_error_code = 132
+    message = await search(bot, "search julie")
+    text = response_text(message)
+    assert "julie1" in text and "julie2" not in text
+    assert "first log in" in text
+    assert bot.connect.calls_for("GET", "/__api__/v1/users")[-1].query["prefix"] == "julie"
 
 
 async def test_bad_api_key_is_a_configuration_message(bot: BotUnderTest) -> None:

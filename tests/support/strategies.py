@@ -77,6 +77,12 @@ remote_users = st.builds(
     first_name=maybe_empty(untrusted("F")),
     last_name=maybe_empty(untrusted("L", long=False)),
     email=maybe_empty(untrusted("M")),
+    user_role=st.one_of(
+        st.none(),
+        st.sampled_from(["viewer", "publisher", "administrator", ""]),
+        untrusted("R", long=False),
+    ),
+    locked=st.booleans(),
     temp_ticket=tickets,
 )
 

@@ -5,6 +5,7 @@ shared by replicas: tests/e2e/test_cache_on_redis.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from aiocache.backends.redis import RedisBackend
@@ -97,3 +98,21 @@ async def test_fresh_answers_have_a_maximum_age_and_are_invalidated() -> None:
     with pytest.raises(RuntimeError):
         await answers.get("k3", fail, max_age=60)
     assert await answers.get("k3", fetch, max_age=60) == 6, "a failure is never kept"
+
+
+def test_cached_search_pages_keep_roles_and_locks_but_no_tickets() -> None:
+    from bot.cache.directory import dump_page, load_page
+    from bot.workflow.models import DirectoryEntry, DirectoryPage
+
+    page = DirectoryPage(
+        entries=(
+            DirectoryEntry("julie1", guid="g-1", user_role="publisher", locked=True),
+            DirectoryEntry("julie2", temp_ticket="ticket-not-cached"),
+        ),
+        total=2,
+    )
+    stored = dump_page(page)
+    assert "ticket-not-cached" not in json.dumps(stored)
+    loaded = load_page(json.loads(json.dumps(stored)))
+    assert loaded.entries[0] == page.entries[0]
+    assert loaded.entries[1].temp_ticket == "" and not loaded.entries[1].locked

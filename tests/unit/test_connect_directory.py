@@ -59,6 +59,7 @@ class Failing:
         raise self.error
 
     search_remote = find_remote_user = create_from_ticket = find_user = _raise
+    search_users = get_user = _raise
 
 
 @pytest.mark.parametrize(
@@ -101,6 +102,8 @@ async def test_failures_become_the_workflows_errors(
         directory.find_entry("julie"),
         directory.create_account("ticket"),
         directory.find_account("julie"),
+        directory.search_accounts("jul", limit=5),
+        directory.get_account("0b5e0a4e-8c1b-4c9e-9d4e-3f2a1b0c9d8e"),
     ):
         with pytest.raises(expected) as caught:
             await call
@@ -132,6 +135,41 @@ async def test_answers_become_the_workflows_values() -> None:
         found = await directory.find_account("julie1")
         assert found is not None and found.full_name == "Julie Goolly"
         assert await directory.find_account("nobody") is None
+
+
+async def test_accounts_come_with_their_role_and_lock() -> None:
+    fake = FakeConnect(provider="saml")
+    fake.add_local_user("julie1", "Julie", "Goolly", user_role="publisher", locked=True)
+    guid = fake.add_local_user("julie3", "Julie", "Three", user_role="administrator")
+    fake.add_directory_user("julie2", "Julie", "Jolly")  # no account: not an account result
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        directory = ConnectDirectory(client)
+        page = await directory.search_accounts("julie", limit=1)
+        assert page.total == 2 and len(page.entries) == 1
+        page = await directory.search_accounts("julie", limit=10)
+        found = {e.username: (e.user_role, e.locked, bool(e.guid)) for e in page.entries}
+        assert found == {
+            "julie1": ("publisher", True, True),
+            "julie3": ("administrator", False, True),
+        }
+        assert all(not e.temp_ticket for e in page.entries)
+        call = fake.calls_for(path="/__api__/v1/users")[-1]
+        assert call.query["prefix"] == "julie" and call.query["page_size"] == "10"
+        account = await directory.get_account(guid)
+        assert account is not None and account.username == "julie3"
+        assert account.user_role == "administrator"
+        assert await directory.get_account("0b5e0a4e-8c1b-4c9e-9d4e-3f2a1b0c9d8e") is None
+        before = len(fake.calls)
+        assert await directory.get_account("../v1/user") is None
+        assert len(fake.calls) == before, "a GUID that is no UUID never reaches a path"
+
+
+async def test_remote_results_say_which_accounts_are_locked() -> None:
+    fake = FakeConnect()
+    fake.add_local_user("julie1", "Julie", "Goolly", user_role="publisher", locked=True)
+    async with ConnectClient(fake.asgi_url, fake.api_key, transport=fake.transport()) as client:
+        [entry] = (await ConnectDirectory(client).search("julie1", limit=5)).entries
+    assert (entry.user_role, entry.locked) == ("publisher", True)
 
 
 # -- every code the table has words for, as the fake Connect sends it ----------------------------

@@ -17,6 +17,7 @@ SCOPES_BY_METHOD = {
     "chat_postEphemeral": {"chat:write"},
     "chat_getPermalink": set(),
     "views_open": set(),
+    "views_update": set(),
     "views_publish": set(),
     "conversations_members": {"channels:read", "groups:read"},
     "conversations_info": {"channels:read", "groups:read"},

@@ -27,9 +27,12 @@ from bot.workflow.outcomes import (
     Duplicate,
     Filed,
     FileProblem,
+    NoRoleForm,
     NotFiled,
     Refusal,
     Refused,
+    RoleForm,
+    RoleFormProblem,
     SearchProblem,
 )
 from bot.workflow.ports import (
@@ -74,6 +77,13 @@ class Directory:
         default_factory=lambda: DirectoryCapabilities("LDAP", remote_user_search=True)
     )
     searches: int = 0
+    account_searches: int = 0
+    account_search_answer: DirectoryError | None = None
+    get_account_error: DirectoryError | None = None
+    key: str | None = "administrator"  # the role of the key's owner
+
+    async def key_role(self) -> str | None:
+        return self.key
 
     async def capabilities(self) -> DirectoryCapabilities:
         if isinstance(self.caps, DirectoryError):
@@ -106,6 +116,22 @@ class Directory:
     async def find_account(self, username: str) -> Account | None:
         return self.accounts.get(username)
 
+    async def search_accounts(self, prefix: str, *, limit: int) -> DirectoryPage:
+        self.account_searches += 1
+        if self.account_search_answer is not None:
+            raise self.account_search_answer
+        found = tuple(
+            DirectoryEntry(a.username, guid=a.guid, user_role=a.user_role, locked=a.locked)
+            for a in self.accounts.values()
+            if a.username.startswith(prefix)
+        )
+        return DirectoryPage(entries=found[:limit], total=len(found))
+
+    async def get_account(self, guid: str) -> Account | None:
+        if self.get_account_error is not None:
+            raise self.get_account_error
+        return next((a for a in self.accounts.values() if a.guid == guid), None)
+
 
 class Approvers:
     def __init__(self, verdicts: dict[str, ApproverVerdict] | None = None) -> None:
@@ -137,7 +163,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlRequestStore]:
 
 
 def workflow(
-    store: SqlRequestStore, directory: Directory, approvers: Approvers | None = None
+    store: SqlRequestStore,
+    directory: Directory,
+    approvers: Approvers | None = None,
+    *,
+    requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
 ) -> Requests:
     provisioner = Provisioner(
         store=store,
@@ -151,6 +181,7 @@ def workflow(
         directory=directory,
         approvers=approvers or Approvers(),
         provisioner=provisioner,
+        requestable_roles=requestable_roles,
     )
 
 
@@ -177,7 +208,6 @@ async def test_search_results_carry_no_tickets(store: SqlRequestStore) -> None:
     ("error", "problem"),
     [
         (refused(DirectoryProblem.TOO_MANY_RESULTS, 83), SearchProblem.TOO_MANY_RESULTS),
-        (refused(DirectoryProblem.PROVIDER_CANNOT, 132), SearchProblem.REMOTE_SEARCH_UNSUPPORTED),
         (refused(DirectoryProblem.NOT_PERMITTED, 24), SearchProblem.CONFIGURATION),
         (refused(DirectoryProblem.OTHER, 3), SearchProblem.CONNECT_GARBAGE),
         (DirectoryUnavailable("Connect did not answer in time"), SearchProblem.CONNECT_UNAVAILABLE),
@@ -191,13 +221,97 @@ async def test_each_directory_failure_is_a_search_problem(
     assert outcome.page is None and outcome.problem is problem
 
 
-async def test_without_remote_search_connect_is_not_asked(store: SqlRequestStore) -> None:
+SAML = DirectoryCapabilities("SAML", remote_user_search=False, provider_owns_roles=False)
+LDAP = DirectoryCapabilities("LDAP", remote_user_search=True, provider_owns_roles=False)
+
+
+def julies_account(**overrides: object) -> Account:
+    fields: dict = {"guid": "guid-julie", "username": "julie", "user_role": "viewer"}
+    fields.update(overrides)
+    return Account(**fields)
+
+
+async def test_without_remote_search_existing_accounts_are_searched(
+    store: SqlRequestStore,
+) -> None:
     directory = Directory(
-        entries={"julie": julie()}, caps=DirectoryCapabilities("SAML", remote_user_search=False)
+        entries={"julie": julie()},
+        accounts={"julie": julies_account(locked=True)},
+        caps=SAML,
     )
     outcome = await workflow(store, directory).search("jul")
-    assert outcome.problem is SearchProblem.REMOTE_SEARCH_UNSUPPORTED
-    assert directory.searches == 0
+    assert directory.searches == 0, "Connect is not asked for a search it cannot do"
+    assert directory.account_searches == 1
+    assert outcome.problem is None and outcome.page is not None
+    assert outcome.accounts_only and outcome.role_changes
+    [entry] = outcome.page.entries
+    assert (entry.guid, entry.user_role, entry.locked) == ("guid-julie", "viewer", True)
+
+
+async def test_a_provider_refusing_remote_search_falls_back_to_accounts(
+    store: SqlRequestStore,
+) -> None:
+    # An older Connect that does not say: its answer (code 132) does.
+    directory = Directory(
+        accounts={"julie": julies_account()},
+        search_answer=refused(DirectoryProblem.PROVIDER_CANNOT, 132),
+        caps=DirectoryCapabilities("old Connect"),
+    )
+    outcome = await workflow(store, directory).search("jul")
+    assert directory.searches == 1 and directory.account_searches == 1
+    assert outcome.accounts_only and outcome.page is not None
+    assert [e.username for e in outcome.page.entries] == ["julie"]
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (refused(DirectoryProblem.NOT_PERMITTED, 24), SearchProblem.CONFIGURATION),
+        (DirectoryUnavailable("Connect did not answer in time"), SearchProblem.CONNECT_UNAVAILABLE),
+        (DirectoryUnreadable("Connect gave an answer"), SearchProblem.CONNECT_GARBAGE),
+    ],
+)
+async def test_each_account_search_failure_is_a_search_problem(
+    store: SqlRequestStore, error: DirectoryError, problem: SearchProblem
+) -> None:
+    directory = Directory(caps=SAML, account_search_answer=error)
+    outcome = await workflow(store, directory).search("jul")
+    assert outcome.page is None and outcome.problem is problem
+
+
+@pytest.mark.parametrize(
+    ("owns_roles", "key", "offered"),
+    [
+        (True, "administrator", False),
+        (False, "administrator", True),
+        (None, "administrator", False),  # unknown counts as no
+        (False, "publisher", False),  # only an administrator's key can set roles
+    ],
+)
+async def test_role_changes_are_offered_where_the_bot_can_set_roles(
+    store: SqlRequestStore, owns_roles: bool | None, key: str, offered: bool
+) -> None:
+    caps = DirectoryCapabilities("LDAP", remote_user_search=True, provider_owns_roles=owns_roles)
+    directory = Directory(entries={"julie": julie(guid="guid-julie")}, caps=caps, key=key)
+    outcome = await workflow(store, directory).search("j")
+    assert outcome.page is not None and not outcome.accounts_only
+    assert outcome.role_changes is offered
+
+
+async def test_roles_are_not_asked_about_when_no_account_was_found(
+    store: SqlRequestStore,
+) -> None:
+    class Counting(Directory):
+        key_reads = 0
+
+        async def key_role(self) -> str | None:
+            self.key_reads += 1
+            return await super().key_role()
+
+    directory = Counting(entries={"julie": julie()}, caps=LDAP)
+    outcome = await workflow(store, directory).search("j")
+    assert outcome.page is not None and not outcome.role_changes
+    assert directory.key_reads == 0
 
 
 @pytest.mark.parametrize(
@@ -210,6 +324,74 @@ async def test_when_connect_does_not_say_the_search_is_tried(
     directory = Directory(entries={"julie": julie()}, caps=caps)
     outcome = await workflow(store, directory).search("jul")
     assert outcome.page is not None and directory.searches == 1
+
+
+# -- the role-change form ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "requestable", "offered"),
+    [
+        ("viewer", ("viewer", "publisher"), ("publisher",)),
+        ("publisher", ("viewer", "publisher"), ("viewer",)),
+        ("administrator", ("viewer", "publisher"), ("viewer", "publisher")),
+        ("viewer", ("viewer", "publisher", "administrator"), ("publisher", "administrator")),
+    ],
+)
+async def test_the_role_form_offers_the_requestable_roles_but_the_current_one(
+    store: SqlRequestStore, current: str, requestable: tuple[str, ...], offered: tuple[str, ...]
+) -> None:
+    directory = Directory(accounts={"julie": julies_account(user_role=current)}, caps=LDAP)
+    requests = workflow(store, directory, requestable_roles=requestable)
+    form = await requests.role_form("guid-julie")
+    assert isinstance(form, RoleForm), form
+    assert form.roles == offered
+    assert form.account.user_role == current
+
+
+async def test_no_role_form_when_no_other_role_may_be_asked(store: SqlRequestStore) -> None:
+    directory = Directory(accounts={"julie": julies_account(user_role="viewer")}, caps=LDAP)
+    form = await workflow(store, directory, requestable_roles=("viewer",)).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, julies_account(user_role="viewer"))
+
+
+async def test_no_role_form_when_the_provider_owns_roles(store: SqlRequestStore) -> None:
+    caps = DirectoryCapabilities("OAuth2", remote_user_search=False, provider_owns_roles=True)
+    directory = Directory(accounts={"julie": julies_account()}, caps=caps)
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+
+
+async def test_no_role_form_when_the_key_cannot_set_roles(store: SqlRequestStore) -> None:
+    directory = Directory(accounts={"julie": julies_account()}, caps=LDAP, key="publisher")
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.ROLES_NOT_MANAGED)
+
+
+async def test_no_role_form_when_connect_cannot_say_which_roles(store: SqlRequestStore) -> None:
+    directory = Directory(
+        accounts={"julie": julies_account()},
+        caps=DirectoryUnavailable("Connect did not answer"),
+    )
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.CANNOT_READ)
+
+
+async def test_no_role_form_for_an_unknown_account(store: SqlRequestStore) -> None:
+    form = await workflow(store, Directory(caps=LDAP)).role_form("guid-nobody")
+    assert form == NoRoleForm(RoleFormProblem.NO_ACCOUNT)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DirectoryUnavailable("Connect did not answer"), refused(DirectoryProblem.NOT_PERMITTED, 22)],
+)
+async def test_no_role_form_when_connect_does_not_give_the_account(
+    store: SqlRequestStore, error: DirectoryError
+) -> None:
+    directory = Directory(accounts={"julie": julies_account()}, caps=LDAP, get_account_error=error)
+    form = await workflow(store, directory).role_form("guid-julie")
+    assert form == NoRoleForm(RoleFormProblem.CANNOT_READ)
 
 
 # -- filing ----------------------------------------------------------------------------------

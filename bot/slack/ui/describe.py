@@ -144,6 +144,18 @@ def person_text(full_name: str, username: str, email: str) -> str:
     return f"{first}\n{user} · {mail}"
 
 
+def account_role(role: str | None) -> str:
+    """An account's role as people read it ("Publisher"); never the raw value (a role the bot
+    does not know reads as such); "role unknown" when Connect did not say."""
+    return role_label(role) if role else "role unknown"
+
+
+def account_standing(role: str | None, locked: bool) -> str:
+    """`Role: Publisher` or `Role: Publisher · locked` (plain text)."""
+    text = f"Role: {account_role(role)}"
+    return f"{text} · locked" if locked else text
+
+
 def person_fields(full_name: str, username: str, email: str) -> Block:
     return {
         "type": "section",

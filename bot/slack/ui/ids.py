@@ -7,12 +7,14 @@ ACTION_REQUEST_ACCOUNT = "request_account"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
+ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 ACTION_RETRY = "retry_step"
 ACTION_CLOSE = "close_incomplete"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
+VIEW_ROLE_CHANGE = "role_change_modal"
 VIEW_APPROVE = "approve_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
@@ -21,7 +23,7 @@ JUSTIFICATION_INPUT = "justification_input"
 DENY_REASON_BLOCK = "deny_reason_block"
 DENY_REASON_INPUT = "deny_reason_input"
 # state.values[ROLE_BLOCK][ROLE_INPUT]["selected_option"]["value"]: the role chosen, in the
-# request form and in the approver's confirmation
+# request form, the role-change form and the approver's confirmation
 ROLE_BLOCK = "role_block"
 ROLE_INPUT = "role_input"
 

@@ -1,13 +1,13 @@
 """The modals: why a person needs an account and which role (the requester), which role an
-approval grants and why a request is denied (the approver), and what replaces a form the bot no
-longer understands."""
+account should have and why (the requester), which role an approval grants and why a request is
+denied (the approver), and what replaces a form the bot no longer understands."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
-from bot.slack.ui.describe import person_text, role_lines, who
+from bot.slack.ui.describe import account_role, account_standing, person_text, role_lines, who
 from bot.slack.ui.ids import (
     DENY_REASON_BLOCK,
     DENY_REASON_INPUT,
@@ -18,12 +18,14 @@ from bot.slack.ui.ids import (
     VIEW_APPROVE,
     VIEW_DENY_REASON,
     VIEW_JUSTIFICATION,
+    VIEW_ROLE_CHANGE,
 )
 from bot.slack.ui.kit import Block, View, context, md, plain, section_md, section_plain
 from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.text import USERNAME, clip
 from bot.slack.ui.values import PersonValue
 from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.outcomes import RoleForm, RoleFormProblem
 from bot.workflow.roles import DEFAULT_ROLE_LABEL, outranks, role_label
 
 JUSTIFICATION_MIN_LENGTH = 3
@@ -127,6 +129,98 @@ def justification_modal(
             *_request_role_blocks(roles),
             context(md("The approvers see this with your name before they decide.")),
         ],
+    }
+
+
+def role_change_loading_view() -> View:
+    """Opened at once on a Change role click (the trigger lasts 3 seconds), then replaced by the
+    form once the account has been read from Connect."""
+    return {
+        "type": "modal",
+        "title": plain("Change role"),
+        "close": plain("Cancel"),
+        "blocks": [section_plain("Reading the account from Posit Connect…")],
+    }
+
+
+def role_change_modal(*, form: RoleForm, private_metadata: str) -> View:
+    """Ask the requester which role the account should have and why; the roles offered are the
+    form's (never the current one), none preselected. Raises ValueError if private_metadata is
+    over 3,000 chars."""
+    _check_metadata(private_metadata)
+    account = form.account
+    return {
+        "type": "modal",
+        "callback_id": VIEW_ROLE_CHANGE,
+        "title": plain("Change role"),
+        "submit": plain("Send request"),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": [
+            section_md("Request a new Posit Connect role for:"),
+            section_plain(
+                person_text(account.full_name, account.username, account.email)
+                + "\n"
+                + account_standing(account.user_role, account.locked)
+            ),
+            # Nothing preselected: the requester chooses.
+            role_select(form.roles, label="New role", initial=None, hint=_role_hint(form.roles)),
+            {
+                "type": "input",
+                "block_id": JUSTIFICATION_BLOCK,
+                "label": plain("Why do they need this role?"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": JUSTIFICATION_INPUT,
+                    "multiline": True,
+                    "min_length": JUSTIFICATION_MIN_LENGTH,
+                    "max_length": JUSTIFICATION_MAX_LENGTH,
+                    "placeholder": plain("e.g. now publishes the team's weekly reports"),
+                },
+            },
+            context(
+                md(
+                    "The approvers see this with your name before they decide; the person is "
+                    "told when their role changes."
+                )
+            ),
+        ],
+    }
+
+
+def role_form_problem_view(problem: RoleFormProblem, *, role: str | None = None) -> View:
+    """Shown in place of the role-change form when it cannot be offered; `role` is the
+    account's current role, when known."""
+    match problem:
+        case RoleFormProblem.NO_ACCOUNT:
+            text = (
+                "This Posit Connect account no longer exists. Search again to see the "
+                "current accounts."
+            )
+        case RoleFormProblem.ROLES_NOT_MANAGED:
+            text = (
+                "The bot cannot change roles on this Posit Connect server: roles come from its "
+                "login provider, or the bot's API key is not an administrator's. Ask a Posit "
+                "Connect administrator."
+            )
+        case RoleFormProblem.NO_OTHER_ROLE:
+            current = account_role(role)
+            text = (
+                f"This account already has the only role that can be asked for here "
+                f"({current}). A Posit Connect administrator can change it in Connect."
+            )
+        case RoleFormProblem.CANNOT_READ:
+            text = (
+                "The bot could not read this account from Posit Connect just now. "
+                "Close this and try again in a minute."
+            )
+        case _:
+            assert_never(problem)
+    return {
+        "type": "modal",
+        "title": plain("Change role"),
+        "close": plain("Close"),
+        "blocks": [section_plain(text)],
     }
 
 

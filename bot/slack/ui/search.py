@@ -1,12 +1,16 @@
 """What a search shows the person who typed it: the matches (with a Request account button for
-people without an account), no matches, or why the search failed."""
+people without an account, and each account's role, whether it is locked and a Change role button
+where Connect manages roles), no matches, or why the search failed.
+
+Where the login provider has no directory search, the matches are existing Connect accounts only,
+and the message says that new accounts are made when people first log in."""
 
 from __future__ import annotations
 
 from typing import assert_never
 
-from bot.slack.ui.describe import person_text
-from bot.slack.ui.ids import ACTION_REQUEST_ACCOUNT
+from bot.slack.ui.describe import account_standing, person_text
+from bot.slack.ui.ids import ACTION_CHANGE_ROLE, ACTION_REQUEST_ACCOUNT
 from bot.slack.ui.kit import (
     Block,
     Message,
@@ -23,13 +27,27 @@ from bot.slack.ui.kit import (
 )
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS
 from bot.slack.ui.text import GUID, PREFIX, clip, fallback_value
-from bot.slack.ui.values import encode_person_value, person_value_too_long
+from bot.slack.ui.values import encode_person_value, is_account_guid, person_value_too_long
 from bot.workflow.models import DirectoryEntry, DirectoryPage
 from bot.workflow.outcomes import SearchProblem
 
+# Where the login provider has no directory search (SAML, most OAuth2, password, PAM, proxied).
+FIRST_LOGIN_NOTE = (
+    "This Posit Connect server cannot search your organisation's directory, so only existing "
+    "accounts are listed. New accounts are created when people first log in to Posit Connect."
+)
 
-def no_results_message(prefix: str) -> Message:
+
+def no_results_message(prefix: str, *, accounts_only: bool = False) -> Message:
     shown = clip(prefix, PREFIX)
+    if accounts_only:
+        return message(
+            f"No Posit Connect account matches {fallback_value(prefix)}",
+            [
+                section_plain(f"No Posit Connect account matches “{shown}”."),
+                context(md(FIRST_LOGIN_NOTE)),
+            ],
+        )
     return message(
         f"No one in the directory matches {fallback_value(prefix)}",
         [
@@ -44,11 +62,20 @@ def no_results_message(prefix: str) -> Message:
     )
 
 
-def _result_row(user: DirectoryEntry, correlation_id: str | None = None) -> Block:
+def _result_row(
+    user: DirectoryEntry, correlation_id: str | None = None, *, role_changes: bool = False
+) -> Block:
     text = person_text(user.full_name, user.username, user.email)
     if user.has_account:
         text += f"\nHas an account (GUID {clip(user.guid, GUID)})"
-        return section_plain(text)
+        text += f"\n{account_standing(user.user_role, user.locked)}"
+        row = section_plain(text)
+        # The button carries the GUID only: the form reads the account from Connect again.
+        if role_changes and is_account_guid(user.guid):
+            row["accessory"] = button(
+                "Change role", action_id=ACTION_CHANGE_ROLE, value=str(user.guid)
+            )
+        return row
     if person_value_too_long(user):
         return section_plain(f"{text}\nCan't be requested from Slack: directory entry too large.")
     row = section_plain(text)
@@ -78,31 +105,46 @@ def search_results_message(
     *,
     connect_url: str,
     correlation_id: str | None = None,
+    accounts_only: bool = False,
+    role_changes: bool = False,
 ) -> Message:
     """Header, a row per person while the limits allow, then how many more matched.
 
+    `accounts_only`: the entries are existing Connect accounts (the login provider has no
+    directory search), and the message says new accounts are made at first login.
+    `role_changes`: Connect manages roles, so accounts get a Change role button.
     `connect_url` is not used yet (rows do not link to Connect); it is part of the signature so
     callers need not change when they do.
     """
     people = page.entries
     if not people:
-        return no_results_message(prefix)
+        return no_results_message(prefix, accounts_only=accounts_only)
     total = max(page.total, len(people))
-    head = header(f"Directory matches for “{clip(prefix, PREFIX)}”")
+    shown_prefix = clip(prefix, PREFIX)
+    top: list[Block]
+    if accounts_only:
+        top = [
+            header(f"Posit Connect accounts matching “{shown_prefix}”"),
+            context(md(FIRST_LOGIN_NOTE)),
+        ]
+    else:
+        top = [header(f"Directory matches for “{shown_prefix}”")]
     rows: list[Block] = []
-    measured = blocks_json_len([head]) - 2  # the header's own JSON length
+    measured = sum(blocks_json_len([block]) - 2 for block in top)  # their own JSON lengths
     for user in people:
-        if len(rows) + 2 >= MAX_MESSAGE_BLOCKS:  # header + rows + footer
+        if len(top) + len(rows) + 1 >= MAX_MESSAGE_BLOCKS:  # top + rows + footer
             break
-        row = _result_row(user, correlation_id)
+        row = _result_row(user, correlation_id, role_changes=role_changes)
         row_len = blocks_json_len([row]) - 2
         footer_len = blocks_json_len([_results_footer(len(rows) + 1, total)]) - 2
-        if list_json_len(measured + row_len + footer_len, len(rows) + 3) > BLOCKS_JSON_BUDGET:
+        count = len(top) + len(rows) + 2
+        if list_json_len(measured + row_len + footer_len, count) > BLOCKS_JSON_BUDGET:
             break
         rows.append(row)
         measured += row_len
-    blocks = [head, *rows, _results_footer(len(rows), total)]
-    fallback = f"Directory matches for {fallback_value(prefix)}: {len(rows)} of {total}"
+    blocks = [*top, *rows, _results_footer(len(rows), total)]
+    what = "Posit Connect accounts matching" if accounts_only else "Directory matches for"
+    fallback = f"{what} {fallback_value(prefix)}: {len(rows)} of {total}"
     return message(fallback, blocks)
 
 

@@ -4,7 +4,8 @@ A click's value and a form's private_metadata come back as the person who clicke
 they are input, read here and nowhere else. Approve, Deny and Cancel carry a request id; Request
 account carries the person (only the username is used when the request is filed: everything else
 is read from the directory again); the justification form carries that button's value and the
-click's response_url.
+click's response_url. Change role carries the account's GUID (the account is read from Connect
+again); its form carries the GUID, the username it showed and the click's response_url.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from bot.workflow.models import DirectoryEntry
 # A request id as the bot makes them (16 hex digits; older ones up to 32).
 _REQUEST_ID_RE = re.compile(r"^[0-9a-f]{8,32}$")
 _CORRELATION_RE = re.compile(r"[0-9a-f]{16}")
+# What a Change role button may carry: a Connect GUID's characters (only ever looked up).
+_ACCOUNT_GUID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def is_request_id(value: str) -> bool:
@@ -97,6 +100,45 @@ def decode_justification_metadata(metadata: str) -> tuple[PersonValue | None, st
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None, None
     return person, response_url if isinstance(response_url, str) else None
+
+
+def is_account_guid(value: object) -> bool:
+    """Whether a Change role button's value can name an account (it is looked up after)."""
+    return isinstance(value, str) and _ACCOUNT_GUID_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChangeTarget:
+    """The account a role-change form is for: its GUID (what the request is filed for) and the
+    username the form showed (for the answers only)."""
+
+    guid: str
+    username: str
+
+
+def encode_role_change_metadata(guid: str, username: str, response_url: str | None) -> str:
+    """The role-change form's private_metadata; the response_url is left out (the answer then
+    goes by DM), then the username cut, when they would not fit."""
+    metadata = json.dumps({"g": guid, "u": username, "r": response_url}, separators=(",", ":"))
+    if len(metadata) > MAX_PRIVATE_METADATA:
+        metadata = json.dumps({"g": guid, "u": username[:200]}, separators=(",", ":"))
+    return metadata
+
+
+def decode_role_change_metadata(metadata: str) -> tuple[RoleChangeTarget | None, str | None]:
+    """The account and the response_url a role-change form carried; (None, None) for a form
+    this version of the bot did not make. Never raises."""
+    try:
+        data = json.loads(metadata)
+        guid, username, response_url = data["g"], data.get("u", ""), data.get("r")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None, None
+    if not is_account_guid(guid) or not isinstance(username, str):
+        return None, None
+    return (
+        RoleChangeTarget(guid=guid, username=username),
+        response_url if isinstance(response_url, str) else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

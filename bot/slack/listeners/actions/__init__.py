@@ -1,6 +1,6 @@
-"""Button clicks: Request account (on the requester's ephemeral results), Approve and Deny (on the
-approval card and the approvers' Home tab), Cancel (under the requester's confirmation, in
-`/connect-user status` and on their Home tab), and anything else.
+"""Button clicks: Request account and Change role (on the requester's ephemeral results), Approve
+and Deny (on the approval card and the approvers' Home tab), Cancel (under the requester's
+confirmation, in `/connect-user status` and on their Home tab), and anything else.
 
 A click on the Home tab carries `view` and neither `message`, `channel` nor `response_url`: its
 answer is shown at the top of the refreshed Home tab instead (a DM if that fails).
@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.slack.listeners.actions import (
     approve,
     cancel,
+    change_role,
     close,
     deny,
     options,
@@ -31,6 +32,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_APPROVE)(approve.listener(deps))
     app.action(ids.ACTION_DENY)(deny.listener(deps))
     app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
+    app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
     app.action(ids.ACTION_CLOSE)(close.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.

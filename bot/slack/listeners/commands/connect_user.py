@@ -90,8 +90,10 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
             outcome.page,
             connect_url=deps.connect_url,
             correlation_id=request_id_var.get(),
+            accounts_only=outcome.accounts_only,
+            role_changes=outcome.role_changes,
         )
-    return no_results_message(parsed.prefix)
+    return no_results_message(parsed.prefix, accounts_only=outcome.accounts_only)
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -1,5 +1,6 @@
-"""Modal submissions: the justification for a request, the role an approval grants, the reason
-for a denial, and forms this version of the bot did not make."""
+"""Modal submissions: the justification for a request, the role and justification for a role
+change, the role an approval grants, the reason for a denial, and forms this version of the bot
+did not make."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.listeners.deps import ListenerDeps
-from bot.slack.listeners.views import approve_role, deny_reason, justification, unknown
+from bot.slack.listeners.views import (
+    approve_role,
+    deny_reason,
+    justification,
+    role_change,
+    unknown,
+)
 from bot.slack.ui import ids
 
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_JUSTIFICATION)(justification.listener(deps))
     app.view(ids.VIEW_DENY_REASON)(deny_reason.listener(deps))
+    app.view(ids.VIEW_ROLE_CHANGE)(role_change.listener(deps))
     app.view(ids.VIEW_APPROVE)(approve_role.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))
