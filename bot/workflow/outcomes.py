@@ -18,6 +18,7 @@ class SearchProblem(StrEnum):
     CONNECT_UNAVAILABLE = "connect_unavailable"
     CONNECT_GARBAGE = "connect_garbage"
     CONFIGURATION = "configuration"
+    PREFIX_TOO_SHORT = "prefix_too_short"  # an account search needs a longer prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ from bot.workflow.states import RequestState
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 1000
+# The shortest prefix an account search (servers without remote search) accepts.
+MIN_ACCOUNT_PREFIX = 3
 MAX_DENY_REASON = 500
 
 # A search refused by the directory, as the searcher is told.
@@ -130,6 +132,10 @@ class Requests:
         return await self._found(page, accounts_only=False)
 
     async def _search_accounts(self, prefix: str) -> SearchOutcome:
+        # Connect lists its accounts for any prefix, with no "too many results" of its own: a
+        # letter or two would hand a searcher the whole staff list with emails and roles.
+        if len(prefix.strip()) < MIN_ACCOUNT_PREFIX:
+            return SearchOutcome(problem=SearchProblem.PREFIX_TOO_SHORT, accounts_only=True)
         try:
             page = await self.directory.search_accounts(prefix, limit=self.search_limit)
         except DirectoryError as exc:

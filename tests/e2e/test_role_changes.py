@@ -181,7 +181,7 @@ async def test_a_button_the_bot_did_not_make_opens_nothing(bot: BotUnderTest) ->
 
 
 @pytest.mark.parametrize(
-    ("method", "error"), [("views.open", "expired_trigger_id"), ("views.update", "not_found")]
+    ("method", "error"), [("views.open", "expired_trigger_id"), ("views.update", "view_too_large")]
 )
 async def test_a_form_slack_would_not_show_is_explained(
     bot: BotUnderTest, method: str, error: str
@@ -195,6 +195,21 @@ async def test_a_form_slack_would_not_show_is_explained(
     await bot.settle()
     told = await answer_to(bot, response_url)
     assert "press the button again" in response_text(told)
+
+
+async def test_a_form_closed_before_it_was_filled_is_left_alone(bot: BotUnderTest) -> None:
+    """views.update answers not_found when the person closed the modal: nobody to tell."""
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
+    bot.slack.fail("views.update", error="not_found")
+    _, response_url = await bot.click(
+        ids.ACTION_CHANGE_ROLE, guid, user_id=REQUESTER, ephemeral=True, channel_id="CGENERAL"
+    )
+    await bot.slack.wait_for("views.update")
+    await bot.settle()
+    assert bot.slack.response_posts(response_url) == []
+    assert not [
+        c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] != APPROVER_CHANNEL
+    ]
 
 
 # -- the form's submission ------------------------------------------------------------------------
@@ -376,3 +391,56 @@ async def test_saml_role_change_end_to_end(
         assert fake_connect.get_local_user("julie1")["user_role"] == "publisher"  # type: ignore[index]
         assert fake_connect.count("PUT", f"{USERS}/{guid}") == 1
         assert fake_connect.count(path=REMOTE) == 0
+
+
+# -- who may see an account and ask for its role --------------------------------------------------
+
+GUEST = "UGUEST0001"
+
+
+async def test_a_guest_who_clicks_change_role_sees_no_account(bot: BotUnderTest) -> None:
+    """The button's GUID is in every search result, but anyone can send the click: a guest (who
+    may not search) is told why, and nothing is read from Connect."""
+    bot.slack.add_user(GUEST, is_restricted=True)
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
+    bot.connect.reset_calls()
+    opened, updated = bot.slack.count("views.open"), bot.slack.count("views.update")
+    response, _ = await bot.click(
+        ids.ACTION_CHANGE_ROLE, guid, user_id=GUEST, ephemeral=True, channel_id="CGENERAL"
+    )
+    assert response.status_code == 200
+    await bot.slack.wait_for("views.open", count=opened + 1)
+    update = (await bot.slack.wait_for("views.update", count=updated + 1))[-1]
+    await bot.settle()
+    text = response_text(update.args["view"])
+    assert "guest" in text and "julie1" not in text and "Julie" not in text
+    assert bot.connect.count("GET", f"{USERS}/{guid}") == 0
+
+
+async def test_a_forged_role_change_from_a_guest_is_not_filed(bot: BotUnderTest) -> None:
+    bot.slack.add_user(GUEST, is_restricted=True)
+    guid = bot.connect.get_local_user("julie1")["guid"]  # type: ignore[index]
+    url = bot.slack.new_response_url()
+    metadata = encode_role_change_metadata(guid, "julie1", url)
+    values = {
+        ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: "please"},
+        ids.ROLE_BLOCK: {
+            ids.ROLE_INPUT: {"type": "static_select", "selected_option": {"value": "publisher"}}
+        },
+    }
+    response = await bot.submit(ids.VIEW_ROLE_CHANGE, values, metadata, user_id=GUEST)
+    assert response.status_code == 200
+    await bot.settle()
+    assert role_change_cards(bot) == []
+    assert await bot.runtime.store.list_requests(limit=5) == []
+    assert "guest" in response_text((await bot.slack.wait_for_response(url))[-1])
+
+
+async def test_an_account_search_needs_three_letters(
+    fake_slack: FakeSlack, fake_connect: FakeConnect, settings: Settings
+) -> None:
+    fake_connect.provider = "saml"
+    async with running(settings, fake_slack, fake_connect) as bot:
+        message = await command(bot, "search ju", REQUESTER)
+        assert "at least 3 letters" in response_text(message)
+        assert fake_connect.count("GET", USERS) == 0, "Connect is not asked for everyone"

@@ -403,3 +403,12 @@ async def test_an_incomplete_request_is_closed_as_it_stands_from_the_card(
     assert "closed the request as it stood" in card and "role in Connect: Viewer" in card
     assert "closed it as it stood" in response_text(dms_to(bot, REQUESTER)[-1])
     assert bot.connect.get_local_user("julie2")["user_role"] == "viewer"
+
+
+async def test_a_request_form_submitted_by_a_guest_is_not_filed(bot: BotUnderTest) -> None:
+    """The form travels with the click; whoever submits it must still be allowed to search."""
+    view, _ = await open_request_form(bot, "julie2")
+    bot.slack.add_user("UGUEST0001", is_restricted=True)
+    await submit_request(bot, view, "Needs it.", user_id="UGUEST0001")
+    assert await bot.runtime.store.list_requests(limit=5) == []
+    assert bot.connect.count(**PUT) == 0

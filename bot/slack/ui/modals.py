@@ -263,6 +263,16 @@ def approve_modal(req: ProvisioningRequest, *, roles: Sequence[str], private_met
     }
 
 
+def refusal_view(title: str, text: str) -> View:
+    """A modal that only says why there is nothing to do (`text` is the bot's own words)."""
+    return {
+        "type": "modal",
+        "title": plain(title),
+        "close": plain("Close"),
+        "blocks": [section_md(text)],
+    }
+
+
 def outdated_form_view() -> View:
     """Shown in place of a form the bot no longer understands."""
     return {

@@ -30,6 +30,7 @@ from bot.slack.ui.text import GUID, PREFIX, clip, fallback_value
 from bot.slack.ui.values import encode_person_value, is_account_guid, person_value_too_long
 from bot.workflow.models import DirectoryEntry, DirectoryPage
 from bot.workflow.outcomes import SearchProblem
+from bot.workflow.requests import MIN_ACCOUNT_PREFIX
 
 # Where the login provider has no directory search (SAML, most OAuth2, password, PAM, proxied).
 FIRST_LOGIN_NOTE = (
@@ -174,6 +175,13 @@ def search_failure_message(problem: SearchProblem, prefix: str) -> Message:
             text = (
                 ":warning: *Posit Connect gave an answer the bot did not understand.* "
                 "Try again later; if it keeps happening, tell an administrator."
+            )
+        case SearchProblem.PREFIX_TOO_SHORT:
+            fallback = "Type a few more letters"
+            text = (
+                f":mag: *Type at least {MIN_ACCOUNT_PREFIX} letters* of a username or name: "
+                "this server lists Connect's accounts, and a shorter prefix would list nearly "
+                "everyone."
             )
         case SearchProblem.CONFIGURATION:
             fallback = "The bot is not set up correctly"

@@ -19,7 +19,12 @@ from bot.slack import respond
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.kit import View
-from bot.slack.ui.modals import role_change_loading_view, role_change_modal, role_form_problem_view
+from bot.slack.ui.modals import (
+    refusal_view,
+    role_change_loading_view,
+    role_change_modal,
+    role_form_problem_view,
+)
 from bot.slack.ui.refusals import outdated_button_message, refusal_message
 from bot.slack.ui.values import encode_role_change_metadata, is_account_guid
 from bot.workflow.outcomes import RoleForm
@@ -90,19 +95,34 @@ async def fill_role_form(
     """Replace the opened modal with the form for the account as Connect has it now (or with
     why there is none)."""
     guid = click.value
-    outcome = await deps.requests.role_form(guid)
     view: View
+    # Only someone who may search the directory sees an account's details (the button's GUID
+    # comes from search results, but anyone can send a click).
+    refused = await deps.people.search_refusal(click.user_id)
+    if refused is not None:
+        await _update(deps, click, client, view_id, refusal_view("Change role", refused))
+        return
+    outcome = await deps.requests.role_form(guid)
     if isinstance(outcome, RoleForm):
         metadata = encode_role_change_metadata(guid, outcome.account.username, click.response_url)
         view = role_change_modal(form=outcome, private_metadata=metadata)
     else:
         role = outcome.account.user_role if outcome.account is not None else None
         view = role_form_problem_view(outcome.problem, role=role)
+    await _update(deps, click, client, view_id, view)
+
+
+async def _update(
+    deps: ListenerDeps, click: Click, client: AsyncWebClient, view_id: str, view: View
+) -> None:
     try:
         await client.views_update(view_id=view_id, view=view)
     except _SLACK_ERRORS as exc:
-        # The person may have closed the modal meanwhile; if not, it says "Reading…" forever.
-        log.warning("views.update failed for a role change: %s", _slack_error(exc))
+        error = _slack_error(exc)
+        log.warning("views.update failed for a role change: %s", error)
+        if error == "not_found":  # they closed the form meanwhile: nothing to tell them
+            return
+        # Otherwise the modal says "Reading…" forever: say so where they clicked.
         await respond.to_clicker(
             deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
         )
