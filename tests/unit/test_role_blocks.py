@@ -21,7 +21,7 @@ from bot.slack.ui.ids import (
     ROLE_INPUT,
     VIEW_APPROVE,
 )
-from bot.slack.ui.limits import MAX_PRIVATE_METADATA
+from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_PRIVATE_METADATA
 from bot.slack.ui.lists import pending_message, status_message
 from bot.slack.ui.messages import (
     decision_notice,
@@ -362,3 +362,31 @@ def test_a_closed_request_says_who_closed_it_and_what_connect_had() -> None:
     told = requester_outcome_message(req, connect_url="https://connect.example.com")
     assert_valid_message(told)
     assert "closed it as it stood" in json.dumps(told)
+
+
+@pytest.mark.parametrize("state", [RequestState.INCOMPLETE, RequestState.CLOSED])
+def test_the_longest_card_with_steps_fits_slacks_budget(state: RequestState) -> None:
+    long = "<&>*" * 2000
+    req = make_request(
+        state=state,
+        full_name=long,
+        username=long,
+        email=long,
+        justification=long,
+        last_error=long,
+        outcome_note=long,
+        deny_reason=long,
+        role_asked="publisher",
+        role_granted="publisher",
+        decided_by="W0APPROVER",
+        closed_by="W0APPROVER",
+        connect_guid="0b6d1a5e-1111-4222-8333-444455556666",
+        steps=(
+            Step(StepAction.CREATE_ACCOUNT, StepStatus.DONE, note=long),
+            Step(StepAction.SET_ROLE, StepStatus.FAILED, error=long, note=long),
+            Step(StepAction.SET_ROLE, StepStatus.FAILED, error=long),
+        ),
+    )
+    card = approval_card(req, connect_url="https://connect.example.com")
+    assert_valid_message(card)
+    assert len(json.dumps(card["blocks"])) <= BLOCKS_JSON_BUDGET

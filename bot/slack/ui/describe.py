@@ -10,8 +10,8 @@ from bot.slack.ui.text import (
     EMAIL,
     ERROR,
     GUID,
-    LONG_TEXT,
     NAME,
+    REASON,
     SAFE_GUID_RE,
     USERNAME,
     clip,
@@ -132,7 +132,9 @@ def step_blocks(req: ProvisioningRequest) -> list[Block]:
         if detail:
             line += f" — {clip(detail, ERROR, multiline=True)}"
         lines.append(line)
-    return [context(plain(clip("\n".join(lines), LONG_TEXT, multiline=True)))]
+    # Each step's detail is cut like an error, and all of them together like a deny reason: the
+    # card must leave room for the justification and the last error within Slack's budget.
+    return [context(plain(clip("\n".join(lines), REASON, multiline=True)))]
 
 
 def person_text(full_name: str, username: str, email: str) -> str:
