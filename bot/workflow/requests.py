@@ -328,6 +328,15 @@ class Requests:
     ) -> ProvisioningRequest | Refused:
         """The authorisation every decision goes through, checked on the server at click time.
         Returns the request (as read for the check) when the user may decide it."""
+        return await self._decider_gate(
+            request_id, user_id, RequestState.PENDING, Refusal.ALREADY_DECIDED
+        )
+
+    async def _decider_gate(
+        self, request_id: str, user_id: str, state: RequestState, otherwise: Refusal
+    ) -> ProvisioningRequest | Refused:
+        """An approver, not the requester, checked now, on a request in `state` (else
+        `otherwise`)."""
         request = await self.store.get(request_id)
         if request is None:
             return Refused(Refusal.NOT_FOUND)
@@ -336,8 +345,8 @@ class Requests:
         refused = await self._approver_refusal(user_id)
         if refused is not None:
             return Refused(refused, request)
-        if request.state is not RequestState.PENDING:
-            return Refused(Refusal.ALREADY_DECIDED, request)
+        if request.state is not state:
+            return Refused(otherwise, request)
         return request
 
     async def approve(
@@ -472,19 +481,10 @@ class Requests:
         return Decided(closed)
 
     async def _incomplete_for(self, request_id: str, user_id: str) -> ProvisioningRequest | Refused:
-        """The gate of what is left to do on an incomplete request: an approver, not the
-        requester, checked now."""
-        request = await self.store.get(request_id)
-        if request is None:
-            return Refused(Refusal.NOT_FOUND)
-        if user_id == request.requester_id:
-            return Refused(Refusal.SELF_APPROVAL, request)
-        refused = await self._approver_refusal(user_id)
-        if refused is not None:
-            return Refused(refused, request)
-        if request.state is not RequestState.INCOMPLETE:
-            return Refused(Refusal.NOTHING_TO_RETRY, request)
-        return request
+        """The gate of what is left to do on an incomplete request: the decision's gate."""
+        return await self._decider_gate(
+            request_id, user_id, RequestState.INCOMPLETE, Refusal.NOTHING_TO_RETRY
+        )
 
     async def _role_in_connect(self, request: ProvisioningRequest) -> str:
         start = "Closed with its failed step not done."

@@ -377,7 +377,8 @@ def test_search_failures_are_distinct() -> None:
     assert "administrator" in all_text(messages[1])
     assert "minute" in all_text(messages[2])
     assert "connect-user-bot check" in all_text(messages[4])
-    assert "Something went wrong" in all_text(messages[5])
+    assert "at least 3 letters" in all_text(messages[5])
+    assert "Something went wrong" in all_text(messages[-1])
 
 
 def test_usage_message() -> None:

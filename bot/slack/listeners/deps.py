@@ -49,3 +49,18 @@ class ListenerDeps:
             await respond.to_clicker(self.client, click, refusal_message(failure), home=self.home)
 
         self.supervisor.spawn(work, name=name, on_error=report_failure)
+
+    async def refuse_unless_searcher(self, user_id: str, response_url: str | None) -> bool:
+        """Tell `user_id` why they may not see directory data, if they may not (the search
+        gate, checked again when a form is submitted: it may be forged, or its sender may no
+        longer search). True when refused."""
+        refused = await self.people.search_refusal(user_id)
+        if refused is None:
+            return False
+        await respond.privately(
+            self.client,
+            user_id=user_id,
+            message=refusal_message(refused),
+            response_url=response_url,
+        )
+        return True

@@ -166,6 +166,19 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
 
 def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
     """Why `/connect-user pending` shows nothing."""
+    return approvers_only_refusal(
+        reason,
+        approver_channel=approver_channel,
+        what="see the requests waiting for approval",
+        decider_what="see or decide the requests waiting",
+        after=" `/connect-user status` shows your own requests.",
+    )
+
+
+def approvers_only_refusal(
+    reason: Refusal, *, approver_channel: str, what: str, decider_what: str, after: str = ""
+) -> Message:
+    """Why something only approvers may see (`what`) shows nothing to this person."""
     match reason:
         case Refusal.CANNOT_CHECK:
             fallback = "I can't check who may approve right now"
@@ -180,7 +193,7 @@ def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
             | Refusal.DEACTIVATED
             | Refusal.UNSAFE_CHANNEL
         ):
-            fallback = text = not_a_decider(reason, what="see or decide the requests waiting")
+            fallback = text = not_a_decider(reason, what=decider_what)
         case (
             Refusal.NOT_APPROVER
             | Refusal.NOT_FOUND
@@ -191,11 +204,10 @@ def pending_refusal(reason: Refusal, *, approver_channel: str) -> Message:
             | Refusal.NOTHING_TO_RETRY
             | Refusal.ROLE_CHANGED
         ):
-            fallback = "Only approvers can see the requests waiting for approval"
+            fallback = f"Only approvers can {what}"
             text = (
-                f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can see "
-                "the requests waiting for approval. `/connect-user status` shows your own "
-                "requests."
+                f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can "
+                f"{what}.{after}"
             )
         case _:
             assert_never(reason)

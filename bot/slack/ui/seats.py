@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from bot.slack.ui.kit import Block, Message, context, md, message, section_md
-from bot.slack.ui.refusals import not_a_decider
-from bot.slack.ui.text import channel_mention
+from bot.slack.ui.refusals import approvers_only_refusal
 from bot.workflow.models import SeatCount
 from bot.workflow.outcomes import Refusal
 from bot.workflow.seats import SeatsOutcome, SeatsProblem
@@ -116,34 +115,9 @@ def _problem_text(problem: SeatsProblem) -> str:
 
 def seats_refusal(reason: Refusal, *, approver_channel: str) -> Message:
     """Why `/connect-user seats` shows nothing to this person."""
-    match reason:
-        case Refusal.CANNOT_CHECK:
-            text = (
-                "I can't check who may approve right now (Slack didn't tell me the approver "
-                "channel's members). Please try again in a minute."
-            )
-        case (
-            Refusal.GUEST
-            | Refusal.EXTERNAL
-            | Refusal.BOT
-            | Refusal.DEACTIVATED
-            | Refusal.UNSAFE_CHANNEL
-        ):
-            text = not_a_decider(reason, what="see Connect's licence seats")
-        case (
-            Refusal.NOT_APPROVER
-            | Refusal.NOT_FOUND
-            | Refusal.SELF_APPROVAL
-            | Refusal.ALREADY_DECIDED
-            | Refusal.NOT_REQUESTER
-            | Refusal.ROLE_NOT_REQUESTABLE
-            | Refusal.NOTHING_TO_RETRY
-            | Refusal.ROLE_CHANGED
-        ):
-            text = (
-                f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can see "
-                "Connect's licence seats."
-            )
-        case _:
-            assert_never(reason)
-    return message(text, [section_md(text)])
+    return approvers_only_refusal(
+        reason,
+        approver_channel=approver_channel,
+        what="see Connect's licence seats",
+        decider_what="see Connect's licence seats",
+    )

@@ -77,14 +77,7 @@ async def file_role_change(
 ) -> None:
     # Filing shows the person's details to the approvers: the same gate as a search, checked
     # again now (the form may have been opened by someone who may no longer search, or forged).
-    refused = await deps.people.search_refusal(user_id)
-    if refused is not None:
-        await respond.privately(
-            deps.client,
-            user_id=user_id,
-            message=refusal_message(refused),
-            response_url=response_url,
-        )
+    if await deps.refuse_unless_searcher(user_id, response_url):
         return
     outcome = await deps.requests.file_role_change(
         requester_id=user_id,
