@@ -21,7 +21,7 @@ from bot.slack.command import Help, Seats, UsageProblem, parse_command
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.messages import usage_message
 from bot.slack.ui.seats import seat_blocks, seats_message, seats_refusal
-from bot.workflow.models import SeatCount
+from bot.workflow.models import RequestKind, SeatCount
 from bot.workflow.outcomes import Refusal, Refused
 from bot.workflow.ports import (
     DirectoryProblem,
@@ -304,7 +304,13 @@ seat_counts = st.builds(
 def test_a_card_with_any_seats_is_valid(req, seats: SeatCount | None) -> None:
     msg = approval_card(req, connect_url=CONNECT, seats=seats)
     assert_valid_message(msg)
-    full = seats is not None and seats.full and req.state is RequestState.PENDING
+    # Only a new account takes a seat: a role change's card has no seat line.
+    full = (
+        seats is not None
+        and seats.full
+        and req.state is RequestState.PENDING
+        and req.kind is RequestKind.NEW_ACCOUNT
+    )
     assert ("will not be able to log in" in response_text(msg)) is full
 
 
