@@ -276,6 +276,7 @@ def build_runtime(
         directory=directory,
         approvers=people,
         provisioner=provisioner,
+        people=people,
         search_limit=settings.search_limit,
         requestable_roles=settings.requestable_roles,
         clock=clock,

@@ -27,7 +27,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cache.fresh import FreshAnswers
-from bot.workflow.ports import ApproverCheckUnavailable, ApproverVerdict
+from bot.workflow.ports import (
+    ApproverCheckUnavailable,
+    ApproverVerdict,
+    PersonLookupUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +305,26 @@ class SlackPeople:
             if user_id not in members:
                 return f"Directory search is limited to members of <#{self.search_channel}>."
         return None
+
+    # -- the person a request is for ------------------------------------------------------------
+
+    async def person_id(self, email: str) -> str | None:
+        """The workspace member with this email (users.lookupByEmail), so that they cannot
+        decide a request for their own access; None when there is none (or only a bot or a
+        deactivated account). Raises PersonLookupUnavailable when Slack cannot say."""
+        try:
+            response = await self.client.users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in ("users_not_found", "user_not_found"):
+                return None
+            raise PersonLookupUnavailable(f"users.lookupByEmail: {error}") from None
+        except Exception as exc:
+            raise PersonLookupUnavailable(f"users.lookupByEmail: {type(exc).__name__}") from None
+        user = response.get("user") or {}
+        if not user.get("id") or user.get("deleted") or user.get("is_bot"):
+            return None
+        return str(user["id"])
 
     # -- profiles and the bot's own organisation -----------------------------------------------
 

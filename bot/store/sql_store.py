@@ -33,6 +33,7 @@ from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
     Step,
+    SubjectLink,
     steps_for,
 )
 from bot.workflow.ports import DuplicateRequestError
@@ -76,6 +77,8 @@ class SqlRequestStore(SqlOutbox):
             "role_asked": new.role_asked,
             "role_before": new.role_before,
             "connect_guid": new.connect_guid,
+            "subject_id": new.subject_id,
+            "subject_link": new.subject_link.value if new.subject_link else None,
             "steps": _step_records(steps_for(new.kind, new.role_asked)),
         }
         for _ in range(_CREATE_ATTEMPTS):
@@ -391,6 +394,8 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         raised_by=m["raised_by"],
         raised_from=m["raised_from"],
         closed_by=m["closed_by"],
+        subject_id=m["subject_id"],
+        subject_link=SubjectLink(m["subject_link"]) if m["subject_link"] else None,
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
     )
 

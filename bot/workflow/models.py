@@ -113,6 +113,15 @@ class Person:
     temp_ticket: str = field(repr=False)
 
 
+class SubjectLink(StrEnum):
+    """Whether the person a request is for was matched to a Slack account at filing."""
+
+    LINKED = "linked"
+    NO_EMAIL = "no_email"  # the directory shows no email (hidden, or none)
+    NOT_FOUND = "not_found"  # nobody in the workspace has that email
+    UNAVAILABLE = "unavailable"  # Slack did not answer
+
+
 class RequestKind(StrEnum):
     """What a request asks for; its steps say how it is carried out."""
 
@@ -184,6 +193,8 @@ class NewRequest:
     role_asked: str | None = None  # None: no choice was offered (Connect's default role)
     role_before: str | None = None  # a role change: the account's role at filing
     connect_guid: str | None = None  # a role change: the account it changes
+    subject_id: str | None = None  # the Slack account of the person it is for, when linked
+    subject_link: SubjectLink | None = None  # how linking them went (None: not attempted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +237,10 @@ class ProvisioningRequest:
     raised_by: str | None = None
     raised_from: str | None = None
     closed_by: str | None = None  # the approver who closed it incomplete
+    # The Slack account of the person the request is for (matched by email at filing): they may
+    # not decide it. `subject_link` says why there is none (None: filed before linking existed).
+    subject_id: str | None = None
+    subject_link: SubjectLink | None = None
     steps: tuple[Step, ...] = ()
 
     def step(self, action: StepAction) -> Step | None:

@@ -37,6 +37,7 @@ class SearchOutcome:
 class Refusal(StrEnum):
     NOT_FOUND = "not_found"
     SELF_APPROVAL = "self_approval"
+    SUBJECT = "subject"  # the request is for the clicker's own Connect access
     NOT_APPROVER = "not_approver"  # not a member of the approver channel
     GUEST = "guest"
     EXTERNAL = "external"  # from another organisation

@@ -275,6 +275,16 @@ class ApproverVerdict(StrEnum):
     UNSAFE_CHANNEL = "unsafe_channel"
 
 
+class PersonLookupUnavailable(Exception):
+    """Slack could not say who has an email address right now."""
+
+
+class PeopleLookup(Protocol):
+    async def person_id(self, email: str) -> str | None:
+        """The workspace member whose email is `email` (None: nobody, or a bot or deactivated
+        account). Raises PersonLookupUnavailable when Slack cannot say."""
+
+
 class ApproverPolicy(Protocol):
     async def approver_verdict(self, user_id: str) -> ApproverVerdict:
         """Who may decide, from answers of bounded age.

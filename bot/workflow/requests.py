@@ -25,6 +25,7 @@ from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
     StepAction,
+    SubjectLink,
 )
 from bot.workflow.outcomes import (
     Decided,
@@ -54,6 +55,8 @@ from bot.workflow.ports import (
     DirectoryRefused,
     DirectoryUnavailable,
     DuplicateRequestError,
+    PeopleLookup,
+    PersonLookupUnavailable,
     RequestStore,
 )
 from bot.workflow.provisioning import Provisioner
@@ -87,6 +90,7 @@ class Requests:
         directory: Directory,
         approvers: ApproverPolicy,
         provisioner: Provisioner,
+        people: PeopleLookup | None = None,
         search_limit: int = 50,
         requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
         clock: Clock = utcnow,
@@ -97,6 +101,7 @@ class Requests:
         self.directory = directory
         self.approvers = approvers
         self.provisioner = provisioner
+        self.people = people
         self.search_limit = search_limit
         self.requestable_roles = tuple(role for role in ROLES if role in requestable_roles)
         self.clock = clock
@@ -288,7 +293,23 @@ class Requests:
         )
         return await self._create(new, outbox)
 
+    async def _link_subject(self, email: str) -> tuple[str | None, SubjectLink | None]:
+        """The Slack account of the person a request is for, matched by the directory's email,
+        so that they cannot decide it; why not, when there is none."""
+        if self.people is None:
+            return None, None
+        if not email.strip():
+            return None, SubjectLink.NO_EMAIL
+        try:
+            found = await self.people.person_id(email.strip())
+        except PersonLookupUnavailable:
+            log.warning("could not match the person of a request to a Slack account")
+            return None, SubjectLink.UNAVAILABLE
+        return (found, SubjectLink.LINKED) if found else (None, SubjectLink.NOT_FOUND)
+
     async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
+        subject_id, link = await self._link_subject(new.person.email)
+        new = dataclasses.replace(new, subject_id=subject_id, subject_link=link)
         try:
             request = await self.store.create(new, outbox=outbox)
         except DuplicateRequestError as exc:
@@ -342,6 +363,9 @@ class Requests:
             return Refused(Refusal.NOT_FOUND)
         if user_id == request.requester_id:
             return Refused(Refusal.SELF_APPROVAL, request)
+        if request.subject_id is not None and user_id == request.subject_id:
+            # Nobody approves their own access, even when someone else asked for it.
+            return Refused(Refusal.SUBJECT, request)
         refused = await self._approver_refusal(user_id)
         if refused is not None:
             return Refused(refused, request)

@@ -27,6 +27,7 @@ from bot.workflow.models import (
     RequestKind,
     StepAction,
     StepStatus,
+    SubjectLink,
 )
 from bot.workflow.outcomes import (
     Decided,
@@ -43,6 +44,7 @@ from bot.workflow.ports import (
     DirectoryRefused,
     DirectoryUnavailable,
     DuplicateRequestError,
+    PersonLookupUnavailable,
 )
 from bot.workflow.provisioning import Provisioner
 from bot.workflow.requests import Requests
@@ -750,3 +752,82 @@ async def test_the_database_counts_an_incomplete_request_as_the_persons_active_o
             )
         )
     assert raised.value.existing.id == request_id
+
+
+# -- nobody approves their own access --------------------------------------------------------------
+
+
+class People:
+    """Slack's users.lookupByEmail, as the workflow sees it."""
+
+    def __init__(self, members: dict[str, str], *, down: bool = False) -> None:
+        self.members = members
+        self.down = down
+
+    async def person_id(self, email: str) -> str | None:
+        if self.down:
+            raise PersonLookupUnavailable("users.lookupByEmail: timeout")
+        return self.members.get(email)
+
+
+def service_with_people(store: SqlRequestStore, connect: Connect, people: People) -> Requests:
+    svc = service(store, connect)
+    svc.people = people
+    return svc
+
+
+async def test_the_person_a_request_is_for_may_not_decide_it(store_backend: StoreBackend) -> None:
+    """APPROVER2's colleague asks Publisher for APPROVER2's own directory entry: APPROVER2 is an
+    approver, but not of their own access."""
+    connect = Connect()
+    svc = service_with_people(store_backend.store, connect, People({"j@example.com": APPROVER2}))
+    request_id = await file(svc, "publisher")
+    request = await store_backend.store.get(request_id)
+    assert request is not None
+    assert (request.subject_id, request.subject_link) == (APPROVER2, SubjectLink.LINKED)
+    for decide in (
+        lambda: svc.approve(request_id, APPROVER2),
+        lambda: svc.deny(request_id, APPROVER2, "no"),
+    ):
+        refused = await decide()
+        assert isinstance(refused, Refused) and refused.reason is Refusal.SUBJECT
+    assert connect.creates == 0
+    connect.set_role_script = [ROLE_REFUSED]
+    assert (await approved(svc, request_id)).state is RequestState.INCOMPLETE
+    for act in (svc.retry, svc.close):
+        refused = await act(request_id, APPROVER2)
+        assert isinstance(refused, Refused) and refused.reason is Refusal.SUBJECT
+
+
+async def test_a_role_change_for_an_approvers_own_account_is_not_theirs_to_approve(
+    store_backend: StoreBackend,
+) -> None:
+    connect = Connect()
+    await with_account(connect)
+    svc = service_with_people(store_backend.store, connect, People({"j@example.com": APPROVER}))
+    filed = await file_change(svc, requester=OUTSIDER)
+    assert isinstance(filed, Filed) and filed.request.subject_id == APPROVER
+    refused = await svc.approve(filed.request.id, APPROVER)
+    assert isinstance(refused, Refused) and refused.reason is Refusal.SUBJECT
+    assert connect.role_calls == []
+
+
+@pytest.mark.parametrize(
+    ("people", "email", "link"),
+    [
+        (People({}), "j@example.com", SubjectLink.NOT_FOUND),
+        (People({}, down=True), "j@example.com", SubjectLink.UNAVAILABLE),
+        (People({"": APPROVER}), "", SubjectLink.NO_EMAIL),
+    ],
+    ids=["nobody has the email", "Slack down", "no email"],
+)
+async def test_a_person_who_cannot_be_matched_is_recorded_so(
+    store_backend: StoreBackend, people: People, email: str, link: SubjectLink
+) -> None:
+    connect = Connect()
+    connect.directory["julie"] = DirectoryEntry("julie", "Julie", "Jolly", email)
+    svc = service_with_people(store_backend.store, connect, people)
+    request = await store_backend.store.get(await file(svc, "publisher"))
+    assert request is not None
+    assert (request.subject_id, request.subject_link) == (None, link)
+    assert isinstance(await svc.approve(request.id, APPROVER), Decided), "filing still works"

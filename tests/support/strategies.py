@@ -19,6 +19,7 @@ from bot.workflow.models import (
     Step,
     StepAction,
     StepStatus,
+    SubjectLink,
 )
 from bot.workflow.roles import ROLES
 from bot.workflow.states import RequestState
@@ -125,6 +126,8 @@ requests = st.builds(
     role_granted=roles,
     role_before=roles,
     raised_by=st.one_of(st.none(), slack_ids),
+    subject_id=st.one_of(st.none(), slack_ids, st.just("not a slack id <!channel>")),
+    subject_link=st.one_of(st.none(), st.sampled_from(list(SubjectLink))),
     raised_from=roles,
     steps=st.lists(
         st.builds(

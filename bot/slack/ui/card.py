@@ -14,6 +14,7 @@ from bot.slack.ui.describe import (
     role_lines,
     status_words,
     step_blocks,
+    subject_blocks,
 )
 from bot.slack.ui.ids import APPROVAL_ACTIONS_BLOCK, RETRY_ACTIONS_BLOCK
 from bot.slack.ui.kit import (
@@ -67,6 +68,7 @@ def approval_card(
         header(title),
         section_md(asked),
         person_fields(req.full_name, req.username, req.email),
+        *subject_blocks(req),
         section_plain(role_lines(req)),
         section_plain(
             "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")

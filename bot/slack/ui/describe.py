@@ -20,7 +20,13 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction, StepStatus
+from bot.workflow.models import (
+    ProvisioningRequest,
+    RequestKind,
+    StepAction,
+    StepStatus,
+    SubjectLink,
+)
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
 
@@ -92,6 +98,31 @@ _STEP_MARKS = {
     StepStatus.FAILED: "✗",
     StepStatus.SKIPPED: "-",
 }
+
+
+def subject_blocks(req: ProvisioningRequest) -> list[Block]:
+    """Who the person is in Slack (they may not decide their own request), or that they could
+    not be matched, so approvers know the rule could not be applied."""
+    link = req.subject_link
+    if link is None:
+        return []
+    if link is SubjectLink.LINKED and req.subject_id:
+        return [
+            context(md(f"In Slack: {mention(req.subject_id)}, who may not decide this request"))
+        ]
+    why = {
+        SubjectLink.NO_EMAIL: "the directory shows no email",
+        SubjectLink.NOT_FOUND: "nobody in this workspace has their email",
+        SubjectLink.UNAVAILABLE: "Slack did not answer when the request was filed",
+    }.get(link, "")
+    return [
+        context(
+            md(
+                f":warning: Could not match this person to a Slack account ({why}): the bot "
+                "cannot stop them from deciding their own request."
+            )
+        )
+    ]
 
 
 def role_lines(req: ProvisioningRequest) -> str:

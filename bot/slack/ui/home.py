@@ -42,6 +42,9 @@ def _decide_row(req: ProvisioningRequest, permalink: str | None, viewer_id: str)
         # The server would refuse anyway; not offering the buttons says why up front.
         row.append(context(md("This is your own request: another approver has to decide.")))
         return row
+    if req.subject_id == viewer_id:
+        row.append(context(md("This request is for your own access: another approver decides.")))
+        return row
     if req.state is RequestState.INCOMPLETE:
         # Approved, but a step failed: what waits on an approver is a retry of that step.
         row.append(step_line(req))
@@ -83,6 +86,7 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             Refusal.NOT_APPROVER  # not in the approver channel: approvals are not their business
             | Refusal.NOT_FOUND
             | Refusal.SELF_APPROVAL
+            | Refusal.SUBJECT
             | Refusal.ALREADY_DECIDED
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE

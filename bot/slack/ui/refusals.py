@@ -88,6 +88,11 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
             text = not_a_decider(reason, what="approve or deny requests")
         case Refusal.SELF_APPROVAL:
             text = "You cannot approve your own request; another approver has to."
+        case Refusal.SUBJECT:
+            text = (
+                "This request is for your own Connect access, so you can't decide it; another "
+                "approver has to."
+            )
         case Refusal.ALREADY_DECIDED if state is RequestState.EXPIRED:
             # Nobody decided an expired request: "already decided" would send people looking
             # for who.
@@ -147,6 +152,7 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
             text = "That request no longer exists."
         case (
             Refusal.SELF_APPROVAL
+            | Refusal.SUBJECT
             | Refusal.NOT_APPROVER
             | Refusal.GUEST
             | Refusal.EXTERNAL
@@ -198,6 +204,7 @@ def approvers_only_refusal(
             Refusal.NOT_APPROVER
             | Refusal.NOT_FOUND
             | Refusal.SELF_APPROVAL
+            | Refusal.SUBJECT
             | Refusal.ALREADY_DECIDED
             | Refusal.NOT_REQUESTER
             | Refusal.ROLE_NOT_REQUESTABLE

@@ -48,6 +48,8 @@ def upgrade() -> None:
         ("raised_by", 64),
         ("raised_from", 20),
         ("closed_by", 64),
+        ("subject_id", 64),
+        ("subject_link", 20),
     ):
         op.add_column("provisioning_requests", sa.Column(column, sa.String(length), nullable=True))
     op.add_column(
@@ -93,6 +95,8 @@ def downgrade() -> None:
     with op.batch_alter_table("provisioning_requests") as batch:
         for column in (
             "steps",
+            "subject_link",
+            "subject_id",
             "closed_by",
             "raised_from",
             "raised_by",
