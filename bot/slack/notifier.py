@@ -470,6 +470,9 @@ class SlackNotifier:
         await self._direct_message(request.requester_id, message)
 
     async def _welcome(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        if request.subject_id:  # matched to their Slack account at filing
+            await self._direct_message(request.subject_id, self._welcome_message(request))
+            return
         if not request.email:
             return
         try:
@@ -481,13 +484,15 @@ class SlackNotifier:
         user = found.get("user") or {}
         if not user.get("id") or user.get("deleted") or user.get("is_bot"):
             return
-        message = welcome_message(
+        await self._direct_message(user["id"], self._welcome_message(request))
+
+    def _welcome_message(self, request: ProvisioningRequest) -> dict[str, Any]:
+        return welcome_message(
             connect_url=self.connect_url,
             username=request.username,
             role=request.role_granted,
             role_change=request.kind is RequestKind.ROLE_CHANGE,
         )
-        await self._direct_message(user["id"], message)
 
     async def _direct_message(self, user_id: str, message: dict[str, Any]) -> None:
         try:

@@ -10,7 +10,7 @@ from bot.slack.ui import ids
 from bot.workflow.models import SubjectLink
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import APPROVER_2, REQUESTER, BotUnderTest, response_text
-from tests.support.flows import PUT, click_approve, file_request, latest_card
+from tests.support.flows import PUT, approve, click_approve, dms_to, file_request, latest_card
 
 
 async def test_an_approver_cannot_approve_a_request_for_their_own_access(
@@ -42,3 +42,15 @@ async def test_a_person_without_a_slack_match_is_flagged_on_the_card(bot: BotUnd
     text = response_text(latest_card(bot))
     assert "Could not match this person to a Slack account" in text
     assert REQUESTER not in (request.subject_id or "")
+
+
+async def test_the_person_matched_at_filing_is_welcomed_without_a_second_lookup(
+    bot: BotUnderTest,
+) -> None:
+    bot.slack.add_user("UJULIE2", email="julie2@example.com")
+    bot.connect.key_role = "publisher"  # one-click approval: no role step
+    request_id = await file_request(bot)
+    await approve(bot, request_id)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert len(dms_to(bot, "UJULIE2")) == 1, "the welcome"
+    assert bot.slack.count("users.lookupByEmail") == 1, "only at filing"
