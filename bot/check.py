@@ -157,6 +157,7 @@ async def _check_slack(settings: Settings, report: Report) -> None:
         else:
             report.ok(f"the bot can read the members of the approver channel {channel}")
         await _check_card_history(client, channel, report)
+    await _check_usergroups(settings, client, report)
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
@@ -203,7 +204,13 @@ async def _check_approver_channel(
         report.fail(f"cannot read the approver channel {channel_id}: {type(exc).__name__}")
         return False
     channel = channel_info(channel_id, answer.get("channel") or {})
-    if channel.is_private:
+    if settings.slack_approver_usergroup:
+        if not channel.is_private:
+            report.ok(
+                f"the approver channel {channel.label} is public, which is fine: only members "
+                "of SLACK_APPROVER_USERGROUP decide"
+            )
+    elif channel.is_private:
         report.ok(f"the approver channel {channel.label} is private")
     elif settings.approver_channel_allow_public:
         report.warn(
@@ -215,6 +222,41 @@ async def _check_approver_channel(
     if channel.shared_externally:
         report.warn(shared_channel_message(channel))
     return True
+
+
+async def _check_usergroups(settings: Settings, client: AsyncWebClient, report: Report) -> None:
+    """Each approver user group: readable, and how many members it has."""
+    for variable, usergroup in (
+        ("SLACK_APPROVER_USERGROUP", settings.slack_approver_usergroup),
+        ("SLACK_ADMIN_APPROVER_USERGROUP", settings.slack_admin_approver_usergroup),
+    ):
+        if not usergroup:
+            continue
+        try:
+            answer = await client.usergroups_users_list(usergroup=usergroup)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error == "plan_upgrade_required":
+                report.fail(
+                    f"{variable} {usergroup}: Slack user groups need a paid Slack plan "
+                    "(plan_upgrade_required); unset it to decide by the approver channel"
+                )
+            elif error == "missing_scope":
+                report.fail(
+                    f"{variable} {usergroup}: the bot lacks the usergroups:read scope "
+                    "(reinstall the app from manifest.yml)"
+                )
+            else:
+                report.fail(f"cannot read {variable} {usergroup}: {error}")
+            continue
+        except Exception as exc:
+            report.fail(f"cannot read {variable} {usergroup}: {type(exc).__name__}")
+            continue
+        size = len(answer.get("users") or [])
+        if size:
+            report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
+        else:
+            report.fail(f"{variable} {usergroup} has no members: nobody could decide")
 
 
 async def _check_database(settings: Settings, report: Report) -> None:

@@ -228,6 +228,8 @@ def build_runtime(
     people = SlackPeople(
         slack_client,
         approver_channel=settings.slack_approver_channel,
+        approver_usergroup=settings.slack_approver_usergroup,
+        admin_approver_usergroup=settings.slack_admin_approver_usergroup,
         search_channel=settings.slack_search_channel,
         allow_guests=settings.allow_guests,
         allow_public_approver_channel=settings.approver_channel_allow_public,

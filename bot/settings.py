@@ -28,6 +28,7 @@ from bot.store.urls import normalize_database_url
 from bot.workflow.roles import parse_roles
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 # What a Connect API key looks like to the client (bot.connect.client): printable ASCII, no spaces.
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = SLACK_DEFAULT_API_URL
     slack_approver_channel: str = Field(description="Channel ID of the approvers, e.g. C0123ABCD")
+    slack_approver_usergroup: str | None = Field(
+        default=None, description="Slack user group ID (S…) whose members may decide"
+    )
+    slack_admin_approver_usergroup: str | None = Field(
+        default=None,
+        description="Slack user group ID (S…) whose members may decide requests for Administrator",
+    )
     slack_search_channel: str | None = Field(
         default=None, description="If set, only members of this channel may search"
     )
@@ -160,6 +168,19 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_approver_usergroup", "slack_admin_approver_usergroup")
+    @classmethod
+    def _usergroup_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not _USERGROUP_ID.match(value):
+            raise ValueError(
+                "must be a user group ID like S0123ABCD (the group's profile in Slack → ⋯ → Copy "
+                "group ID), not its @handle"
+            )
         return value
 
     @field_validator("requestable_roles", mode="before")

@@ -132,6 +132,8 @@ class SlackPeople:
         client: AsyncWebClient,
         *,
         approver_channel: str,
+        approver_usergroup: str | None = None,
+        admin_approver_usergroup: str | None = None,
         search_channel: str | None = None,
         allow_guests: bool = False,
         allow_public_approver_channel: bool = False,
@@ -141,6 +143,10 @@ class SlackPeople:
     ) -> None:
         self.client = client
         self.approver_channel = approver_channel
+        # When set, the user group is who may decide (the channel only receives the cards), and
+        # requests granting Administrator need the admin group too.
+        self.approver_usergroup = approver_usergroup
+        self.admin_approver_usergroup = admin_approver_usergroup
         self.search_channel = search_channel
         self.allow_guests = allow_guests
         self.allow_public_approver_channel = allow_public_approver_channel
@@ -152,16 +158,28 @@ class SlackPeople:
 
     # -- deciders ------------------------------------------------------------------------------
 
-    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
+    async def approver_verdict(self, user_id: str, *, grants: str | None = None) -> ApproverVerdict:
         max_age = self.approver_max_age
         try:
-            channel = await self._channel(self.approver_channel, max_age=max_age)
-            if not channel.is_private and not self.allow_public_approver_channel:
-                log.error("%s", public_channel_message(channel))
-                return ApproverVerdict.UNSAFE_CHANNEL
-            members = await self.channel_members(self.approver_channel, max_age=max_age)
-            if user_id not in members:
-                return ApproverVerdict.NOT_MEMBER
+            if self.approver_usergroup:
+                # The group is the boundary: a public approver channel is acceptable then.
+                members = await self.usergroup_members(self.approver_usergroup, max_age=max_age)
+                if user_id not in members:
+                    return ApproverVerdict.NOT_IN_USERGROUP
+            else:
+                channel = await self._channel(self.approver_channel, max_age=max_age)
+                if not channel.is_private and not self.allow_public_approver_channel:
+                    log.error("%s", public_channel_message(channel))
+                    return ApproverVerdict.UNSAFE_CHANNEL
+                members = await self.channel_members(self.approver_channel, max_age=max_age)
+                if user_id not in members:
+                    return ApproverVerdict.NOT_MEMBER
+            if grants == "administrator" and self.admin_approver_usergroup:
+                admins = await self.usergroup_members(
+                    self.admin_approver_usergroup, max_age=max_age
+                )
+                if user_id not in admins:
+                    return ApproverVerdict.NOT_ADMIN_APPROVER
             profile = await self._profile(user_id, max_age=max_age)
             verdict = self._person_verdict(profile, await self._home())
         except (SlackUnavailable, MembershipUnavailable) as exc:
@@ -203,7 +221,13 @@ class SlackPeople:
                 exc,
             )
             return None
-        if not channel.is_private:
+        if not channel.is_private and self.approver_usergroup:
+            log.info(
+                "the approver channel %s is public; only members of the user group %s decide",
+                channel.label,
+                self.approver_usergroup,
+            )
+        elif not channel.is_private:
             if not self.allow_public_approver_channel:
                 raise ApproverChannelRefused(public_channel_message(channel))
             log.warning(
@@ -244,12 +268,32 @@ class SlackPeople:
     def forget_profile(self, user_id: str) -> None:
         self._answers.invalidate(("user", user_id))
 
+    def forget_usergroup(self, usergroup: str) -> None:
+        self._answers.invalidate(("usergroup", usergroup))
+
     # -- membership ----------------------------------------------------------------------------
 
     async def channel_members(self, channel: str, *, max_age: float) -> frozenset[str]:
         return await self._answers.get(
             ("members", channel), lambda: self._read_members(channel), max_age=max_age
         )
+
+    async def usergroup_members(self, usergroup: str, *, max_age: float) -> frozenset[str]:
+        return await self._answers.get(
+            ("usergroup", usergroup), lambda: self._read_usergroup(usergroup), max_age=max_age
+        )
+
+    async def _read_usergroup(self, usergroup: str) -> frozenset[str]:
+        """usergroups.users.list answers every member at once (the method takes no cursor)."""
+        try:
+            answer = await self.client.usergroups_users_list(usergroup=usergroup)
+        except SlackApiError as exc:
+            raise MembershipUnavailable(
+                f"usergroups.users.list: {exc.response.get('error')}"
+            ) from None
+        except Exception as exc:  # connection errors, timeouts
+            raise MembershipUnavailable(type(exc).__name__) from None
+        return frozenset(str(user) for user in answer.get("users") or [])
 
     async def _read_members(self, channel: str) -> frozenset[str]:
         members: list[str] = []

@@ -9,6 +9,8 @@ from bot.workflow.ports import ApproverCheckUnavailable, ApproverPolicy, Approve
 # Why someone who is not an approver is refused, in the workflow's terms.
 VERDICT_REFUSALS = {
     ApproverVerdict.NOT_MEMBER: Refusal.NOT_APPROVER,
+    ApproverVerdict.NOT_IN_USERGROUP: Refusal.NOT_IN_USERGROUP,
+    ApproverVerdict.NOT_ADMIN_APPROVER: Refusal.NOT_ADMIN_APPROVER,
     ApproverVerdict.GUEST: Refusal.GUEST,
     ApproverVerdict.EXTERNAL: Refusal.EXTERNAL,
     ApproverVerdict.BOT: Refusal.BOT,
@@ -17,11 +19,13 @@ VERDICT_REFUSALS = {
 }
 
 
-async def approver_refusal(approvers: ApproverPolicy, user_id: str) -> Refusal | None:
-    """None when `user_id` is an approver now; otherwise why not (CANNOT_CHECK when the policy
-    cannot tell: never guess)."""
+async def approver_refusal(
+    approvers: ApproverPolicy, user_id: str, *, grants: str | None = None
+) -> Refusal | None:
+    """None when `user_id` is an approver now (of requests granting `grants`, when given);
+    otherwise why not (CANNOT_CHECK when the policy cannot tell: never guess)."""
     try:
-        verdict = await approvers.approver_verdict(user_id)
+        verdict = await approvers.approver_verdict(user_id, grants=grants)
     except ApproverCheckUnavailable:
         return Refusal.CANNOT_CHECK
     if verdict is ApproverVerdict.APPROVER:

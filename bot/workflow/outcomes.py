@@ -39,6 +39,8 @@ class Refusal(StrEnum):
     SELF_APPROVAL = "self_approval"
     SUBJECT = "subject"  # the request is for the clicker's own Connect access
     NOT_APPROVER = "not_approver"  # not a member of the approver channel
+    NOT_IN_USERGROUP = "not_in_usergroup"  # not a member of the approver user group
+    NOT_ADMIN_APPROVER = "not_admin_approver"  # may not decide requests granting Administrator
     GUEST = "guest"
     EXTERNAL = "external"  # from another organisation
     BOT = "bot"

@@ -266,6 +266,8 @@ class ApproverVerdict(StrEnum):
 
     APPROVER = "approver"
     NOT_MEMBER = "not_member"  # not in the approver channel
+    NOT_IN_USERGROUP = "not_in_usergroup"  # not in SLACK_APPROVER_USERGROUP
+    NOT_ADMIN_APPROVER = "not_admin_approver"  # grants Administrator: not in the admin group
     GUEST = "guest"  # a multi- or single-channel guest
     EXTERNAL = "external"  # from another organisation (Slack Connect)
     BOT = "bot"  # a bot or an app user
@@ -286,7 +288,8 @@ class PeopleLookup(Protocol):
 
 
 class ApproverPolicy(Protocol):
-    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
-        """Who may decide, from answers of bounded age.
+    async def approver_verdict(self, user_id: str, *, grants: str | None = None) -> ApproverVerdict:
+        """Who may decide (a request that grants the role `grants`, when given), from answers
+        of bounded age.
 
         Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""

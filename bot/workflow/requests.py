@@ -366,7 +366,9 @@ class Requests:
         if request.subject_id is not None and user_id == request.subject_id:
             # Nobody approves their own access, even when someone else asked for it.
             return Refused(Refusal.SUBJECT, request)
-        refused = await self._approver_refusal(user_id)
+        # The role the decision grants: the one approved (a retry, a close) or the one asked.
+        grants = request.role_granted or request.role_asked
+        refused = await approver_refusal(self.approvers, user_id, grants=grants)
         if refused is not None:
             return Refused(refused, request)
         if request.state is not state:

@@ -13,7 +13,7 @@ class Approvers:
         self.allowed = set(allowed)
         self.broken = broken
 
-    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
+    async def approver_verdict(self, user_id: str, *, grants: str | None = None) -> ApproverVerdict:
         if self.broken:
             raise ApproverCheckUnavailable("Slack is down")
         return ApproverVerdict.APPROVER if user_id in self.allowed else ApproverVerdict.NOT_MEMBER

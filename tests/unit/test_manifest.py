@@ -25,11 +25,14 @@ SCOPES_BY_METHOD = {
     "conversations_open": {"im:write"},
     "users_info": {"users:read"},
     "users_lookupByEmail": {"users:read.email"},
+    "usergroups_users_list": {"usergroups:read"},
 }
 
 
 def methods_called_by_the_bot() -> set[str]:
-    pattern = re.compile(r"\.(auth_test|chat_\w+|conversations_\w+|users_\w+|views_\w+)\(")
+    pattern = re.compile(
+        r"\.(auth_test|chat_\w+|conversations_\w+|users_\w+|usergroups_\w+|views_\w+)\("
+    )
     found: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
         found.update(pattern.findall(path.read_text()))
@@ -56,6 +59,7 @@ SCOPES_BY_EVENT = {
     "user_change": {"users:read"},
     "channel_shared": {"channels:read", "groups:read"},
     "channel_unshared": {"channels:read", "groups:read"},
+    "subteam_members_changed": {"usergroups:read"},
 }
 
 

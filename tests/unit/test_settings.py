@@ -178,3 +178,18 @@ def test_an_unknown_requestable_role_is_named(env: pytest.MonkeyPatch, value: st
         Settings.from_env()
     assert "REQUESTABLE_ROLES" in str(caught.value)
     assert "viewer, publisher, administrator" in str(caught.value)
+
+
+def test_approver_usergroups_are_ids(env: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().slack_approver_usergroup is None
+    env.setenv("SLACK_APPROVER_USERGROUP", " S0123ABCD ")
+    env.setenv("SLACK_ADMIN_APPROVER_USERGROUP", "")
+    settings = Settings.from_env()
+    assert settings.slack_approver_usergroup == "S0123ABCD"
+    assert settings.slack_admin_approver_usergroup is None
+    env.setenv("SLACK_ADMIN_APPROVER_USERGROUP", "@connect-admins")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "SLACK_ADMIN_APPROVER_USERGROUP" in str(caught.value) and "S0123ABCD" in str(
+        caught.value
+    )

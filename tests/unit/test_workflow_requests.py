@@ -138,7 +138,7 @@ class Approvers:
         self.verdicts = verdicts or {APPROVER: ApproverVerdict.APPROVER}
         self.unavailable = False
 
-    async def approver_verdict(self, user_id: str) -> ApproverVerdict:
+    async def approver_verdict(self, user_id: str, *, grants: str | None = None) -> ApproverVerdict:
         if self.unavailable:
             raise ApproverCheckUnavailable("Slack is down")
         return self.verdicts.get(user_id, ApproverVerdict.NOT_MEMBER)

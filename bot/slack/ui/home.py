@@ -84,6 +84,8 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             return [context(md(not_a_decider(reason, what=what)))]
         case (
             Refusal.NOT_APPROVER  # not in the approver channel: approvals are not their business
+            | Refusal.NOT_IN_USERGROUP
+            | Refusal.NOT_ADMIN_APPROVER
             | Refusal.NOT_FOUND
             | Refusal.SELF_APPROVAL
             | Refusal.SUBJECT

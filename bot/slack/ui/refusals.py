@@ -78,6 +78,13 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
     match reason:
         case Refusal.NOT_APPROVER:
             text = "Only members of the approver channel can approve or deny requests."
+        case Refusal.NOT_IN_USERGROUP:
+            text = "Only members of the approvers' Slack user group can approve or deny requests."
+        case Refusal.NOT_ADMIN_APPROVER:
+            text = (
+                "This request grants the Administrator role: only members of the Slack user group "
+                "of administrator approvers can decide it."
+            )
         case (
             Refusal.GUEST
             | Refusal.EXTERNAL
@@ -154,6 +161,8 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
             Refusal.SELF_APPROVAL
             | Refusal.SUBJECT
             | Refusal.NOT_APPROVER
+            | Refusal.NOT_IN_USERGROUP
+            | Refusal.NOT_ADMIN_APPROVER
             | Refusal.GUEST
             | Refusal.EXTERNAL
             | Refusal.BOT
@@ -216,6 +225,9 @@ def approvers_only_refusal(
                 f"Sorry, only approvers (members of {channel_mention(approver_channel)}) can "
                 f"{what}.{after}"
             )
+        case Refusal.NOT_IN_USERGROUP | Refusal.NOT_ADMIN_APPROVER:
+            fallback = f"Only approvers can {what}"
+            text = f"Sorry, only approvers (their Slack user group's members) can {what}.{after}"
         case _:
             assert_never(reason)
     return message(fallback, [section_md(text)])

@@ -38,6 +38,7 @@ class WebApiMethods:
             "conversations.history": self._conversations_history,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }.get(method)
         if impl is None:
@@ -379,6 +380,15 @@ class WebApiMethods:
             if found and found == email and not user.get("deleted"):
                 return {"ok": True, "user": json.loads(json.dumps(user))}
         return {"ok": False, "error": "users_not_found"}
+
+    def _usergroups_users_list(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        # Free workspaces have no user groups; Slack answers every call so.
+        if not self.usergroups_plan:
+            return {"ok": False, "error": "plan_upgrade_required"}
+        members = self._usergroups.get(str(args.get("usergroup") or ""))
+        if members is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(members)}
 
 
 def _invalid_arguments(problems: list[str]) -> dict[str, Any]:

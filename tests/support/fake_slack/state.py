@@ -46,6 +46,9 @@ class WorkspaceState:
         self.enforce_single_use_triggers = True
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
+        # User groups (S…): their members; `usergroups_plan` False answers plan_upgrade_required.
+        self._usergroups: dict[str, list[str]] = {}
+        self.usergroups_plan = True
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._ephemeral_ts: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
@@ -62,6 +65,7 @@ class WorkspaceState:
         """Forget users, channels, messages, views and used triggers (under the lock)."""
         self._users.clear()
         self._channels.clear()
+        self._usergroups.clear()
         self._messages.clear()
         self._ephemeral_ts.clear()
         self._views.clear()
@@ -167,6 +171,11 @@ class WorkspaceState:
     def remove_user(self, user_id: str) -> None:
         with self._lock:
             self._users.pop(user_id, None)
+
+    def add_usergroup(self, usergroup: str, members: list[str]) -> None:
+        """Add (or replace) a user group for ``usergroups.users.list``."""
+        with self._lock:
+            self._usergroups[usergroup] = list(members)
 
     def add_channel(
         self,

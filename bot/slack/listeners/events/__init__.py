@@ -16,6 +16,7 @@ from bot.slack.listeners.events import (
     channel_membership,
     channel_sharing,
     user_change,
+    usergroup_membership,
 )
 
 
@@ -25,6 +26,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.event("member_joined_channel")(membership_changed)
     app.event("member_left_channel")(membership_changed)
     app.event("user_change")(user_change.listener(deps))
+    app.event("subteam_members_changed")(usergroup_membership.listener(deps))
     sharing_changed = channel_sharing.listener(deps)
     app.event("channel_shared")(sharing_changed)
     app.event("channel_unshared")(sharing_changed)
