@@ -254,6 +254,7 @@ def build_runtime(
         cache=cache,
         cache_scope=people.slack_identity,
         seats=seats,
+        escalation_channel=settings.slack_escalation_channel,
     )
     directory = CachedDirectory(
         ConnectDirectory(connect, key_role_from=connect_seats.key_role),
@@ -288,6 +289,7 @@ def build_runtime(
         store=store,
         request_expiry_hours=settings.request_expiry_hours,
         reminder_after_hours=settings.reminder_after_hours,
+        escalate_after_hours=settings.escalate_after_hours,
         clock=clock,
         on_outbox=notifier.wake,
     )

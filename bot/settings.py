@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     request_expiry_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 7 * 24.0
     reminder_after_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
     timers_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # A request still undecided after this long is announced once in the escalation channel.
+    escalate_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
+    slack_escalation_channel: Annotated[str | None, Field(validate_default=True)] = None
     # The roles people may ask for, and approvers grant, through the bot (lowest first).
     requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
 
@@ -183,6 +186,16 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("slack_escalation_channel", mode="after")
+    @classmethod
+    def _escalation_needs_a_channel(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("escalate_after_hours") is not None:
+            raise ValueError(
+                "is not set, but ESCALATE_AFTER_HOURS is: set it to the channel ID (C…) where "
+                "requests nobody decided are announced"
+            )
+        return value
+
     @field_validator("requestable_roles", mode="before")
     @classmethod
     def _roles(cls, value: object) -> object:
@@ -192,7 +205,7 @@ class Settings(BaseSettings):
             return parse_roles(str(part) for part in value)
         return value
 
-    @field_validator("slack_approver_channel", "slack_search_channel")
+    @field_validator("slack_approver_channel", "slack_search_channel", "slack_escalation_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -29,6 +29,7 @@ from bot.slack.respond import NoDirectChannel, direct_message, via_response_url
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.messages import (
     approver_reminder,
+    escalation_message,
     requester_card_failed,
     requester_confirmation,
     requester_outcome_message,
@@ -121,8 +122,10 @@ class SlackNotifier:
         cache: KeyedCache | None = None,
         cache_scope: Callable[[], Awaitable[str | None]] | None = None,
         seats: Seats | None = None,
+        escalation_channel: str | None = None,
     ) -> None:
         self.store = store
+        self.escalation_channel = escalation_channel
         self.client = client
         self.approver_channel = approver_channel
         self.connect_url = connect_url
@@ -150,6 +153,7 @@ class SlackNotifier:
             OutboxKind.NOTIFY_REQUESTER: self._notify_requester,
             OutboxKind.WELCOME: self._welcome,
             OutboxKind.REMIND_APPROVERS: self._remind_approvers,
+            OutboxKind.ESCALATE: self._escalate,
         }
 
     def wake(self) -> None:
@@ -412,6 +416,18 @@ class SlackNotifier:
             unfurl_links=False,
             unfurl_media=False,
             **message,
+        )
+
+    async def _escalate(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
+        if request.state is not RequestState.PENDING:
+            return  # decided between the timer's claim and now
+        if not self.escalation_channel:
+            raise GiveUp("no SLACK_ESCALATION_CHANNEL to escalate to")
+        message = escalation_message(
+            request, card_permalink=await self.card_permalink(request), now=self.clock()
+        )
+        await self.client.chat_postMessage(
+            channel=self.escalation_channel, unfurl_links=False, unfurl_media=False, **message
         )
 
     async def card_permalink(self, request: ProvisioningRequest) -> str | None:

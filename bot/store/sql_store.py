@@ -237,6 +237,7 @@ class SqlRequestStore(SqlOutbox):
         created_before: datetime | None = None,
         newest_first: bool = False,
         limit: int = 50,
+        not_escalated: bool = False,
     ) -> list[ProvisioningRequest]:
         if limit <= 0:
             return []
@@ -245,12 +246,10 @@ class SqlRequestStore(SqlOutbox):
             if newest_first
             else (_requests.c.created_at, _requests.c.id)
         )
-        statement = (
-            sa.select(_requests)
-            .where(*_filters(states, requester_id, created_before))
-            .order_by(*order)
-            .limit(limit)
-        )
+        conditions = _filters(states, requester_id, created_before)
+        if not_escalated:
+            conditions.append(_requests.c.escalated_at.is_(None))
+        statement = sa.select(_requests).where(*conditions).order_by(*order).limit(limit)
         async with self._reader.connect() as conn:
             return [_to_request(row) for row in await conn.execute(statement)]
 
@@ -396,6 +395,7 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         closed_by=m["closed_by"],
         subject_id=m["subject_id"],
         subject_link=SubjectLink(m["subject_link"]) if m["subject_link"] else None,
+        escalated_at=m["escalated_at"],
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
     )
 

@@ -115,6 +115,7 @@ provisioning_requests = sa.Table(
     sa.Column("closed_by", sa.String(64), nullable=True),
     sa.Column("subject_id", sa.String(64), nullable=True),
     sa.Column("subject_link", sa.String(20), nullable=True),
+    sa.Column("escalated_at", UTCDateTime, nullable=True),
     sa.Column("steps", JSONList, nullable=False, server_default="[]"),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.

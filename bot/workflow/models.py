@@ -241,6 +241,7 @@ class ProvisioningRequest:
     # not decide it. `subject_link` says why there is none (None: filed before linking existed).
     subject_id: str | None = None
     subject_link: SubjectLink | None = None
+    escalated_at: datetime | None = None  # when it was announced in the escalation channel
     steps: tuple[Step, ...] = ()
 
     def step(self, action: StepAction) -> Step | None:
@@ -267,6 +268,7 @@ class OutboxKind(StrEnum):
     NOTIFY_REQUESTER = "notify_requester"  # DM the requester the outcome
     WELCOME = "welcome"  # DM the new account holder, when they are in the workspace
     REMIND_APPROVERS = "remind_approvers"  # nudge the approvers in the card's thread
+    ESCALATE = "escalate"  # announce a request nobody decided in the escalation channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,3 +157,4 @@ class TimerReport:
 
     expired: tuple[str, ...] = ()
     reminded: tuple[str, ...] = ()
+    escalated: tuple[str, ...] = ()

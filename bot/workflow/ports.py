@@ -107,9 +107,11 @@ class RequestStore(Protocol):
         created_before: datetime | None = None,
         newest_first: bool = False,
         limit: int = 50,
+        not_escalated: bool = False,
     ) -> list[ProvisioningRequest]:
-        """Requests matching every filter given (created_before is inclusive), oldest first
-        unless `newest_first`, at most `limit`."""
+        """Requests matching every filter given (created_before is inclusive; `not_escalated`:
+        never announced in the escalation channel), oldest first unless `newest_first`, at
+        most `limit`."""
 
     async def count_requests(
         self,

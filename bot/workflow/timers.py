@@ -27,6 +27,7 @@ class Timers:
         store: RequestStore,
         request_expiry_hours: float = 7 * 24.0,
         reminder_after_hours: float = 24.0,
+        escalate_after_hours: float | None = None,
         batch: int = 200,
         clock: Clock = utcnow,
         on_outbox: Callable[[], None] | None = None,
@@ -34,6 +35,9 @@ class Timers:
         self.store = store
         self.request_expiry = timedelta(hours=request_expiry_hours)
         self.reminder_after = timedelta(hours=reminder_after_hours)
+        self.escalate_after = (
+            None if escalate_after_hours is None else timedelta(hours=escalate_after_hours)
+        )
         self.batch = batch
         self.clock = clock
         self._on_outbox = on_outbox or (lambda: None)
@@ -45,9 +49,41 @@ class Timers:
         now = now or self.clock()
         expired = await self._expire_due(now)
         reminded = await self._remind_due(now)
-        if expired or reminded:
+        escalated = await self._escalate_due(now)
+        if expired or reminded or escalated:
             self._on_outbox()
-        return TimerReport(expired=tuple(expired), reminded=tuple(reminded))
+        return TimerReport(
+            expired=tuple(expired), reminded=tuple(reminded), escalated=tuple(escalated)
+        )
+
+    async def _escalate_due(self, now: datetime) -> list[str]:
+        """Announce, once, each request still undecided after ESCALATE_AFTER_HOURS: the claim is
+        one conditional update (escalated_at still empty), so replicas and restarts announce
+        it once."""
+        if self.escalate_after is None:
+            return []
+        pending = {RequestState.PENDING}
+        due = await self.store.list_requests(
+            states=pending,
+            created_before=now - self.escalate_after,
+            not_escalated=True,
+            limit=self.batch,
+        )
+        escalated = []
+        for request in due:
+            claimed = await self.store.transition(
+                request.id,
+                from_states=pending,
+                to_state=RequestState.PENDING,
+                now=now,
+                changes={"escalated_at": now},
+                outbox=[OutboxItem(OutboxKind.ESCALATE)],
+                expect={"escalated_at": None},
+            )
+            if claimed is not None:
+                log.info("request %s: escalated", request.id)
+                escalated.append(request.id)
+        return escalated
 
     async def _expire_due(self, now: datetime) -> list[str]:
         pending = {RequestState.PENDING}

@@ -546,3 +546,77 @@ def test_manifest_enables_the_home_tab_and_its_event() -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert "app_home_opened" in events["bot_events"]  # the rest: tests/unit/test_manifest.py
     assert events["request_url"].endswith("/slack/events")
+
+
+# -- escalation ----------------------------------------------------------------------------------
+
+ESCALATION_CHANNEL = "CESCALATE"
+ESCALATE_HOURS = 4.5
+
+
+def escalations(bot: BotUnderTest) -> list[dict]:
+    return [
+        c.args
+        for c in bot.slack.calls_to("chat.postMessage")
+        if c.ok and c.args["channel"] == ESCALATION_CHANNEL
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_request_nobody_decides_is_escalated_once(
+    backend: str,
+    fake_slack: FakeSlack,
+    fake_connect: FakeConnect,
+    tmp_path: Path,
+    clock: Clock,
+) -> None:
+    fake_slack.add_channel(ESCALATION_CHANNEL, is_private=True, members=["U0BOT"])
+    fake_connect.add_directory_user("bob1", "Bob", "Builder", "bob1@example.com")
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "postgres":
+            url = await stack.enter_async_context(postgres_schema())
+        else:
+            url = f"sqlite:///{tmp_path / 'shared.db'}"
+        settings = lifecycle_settings(
+            fake_slack,
+            fake_connect,
+            url,
+            escalate_after_hours=ESCALATE_HOURS,
+            slack_escalation_channel=ESCALATION_CHANNEL,
+        )
+        bots = []
+        for n in range(2):
+            running = await start_bot(
+                settings, fake_slack, fake_connect, instance_id=f"replica-{n}", clock=clock
+            )
+            stack.push_async_callback(running.stop)
+            bots.append(running)
+
+        request_id = await file_request(bots[0])
+        decided_id = await file_request(bots[0], "bob1")
+        await approve(bots[0], decided_id)
+        clock.advance(hours=ESCALATE_HOURS - 0.5)
+        assert not [
+            r.escalated
+            for r in await asyncio.gather(*(b.runtime.timers.run() for b in bots))
+            if r.escalated
+        ]
+
+        clock.advance(hours=1)
+        passes = [bot.runtime.timers.run() for bot in bots for _ in range(3)]
+        reports = await asyncio.gather(*passes)
+        for bot in bots:
+            await bot.settle()
+        assert [r.escalated for r in reports].count((request_id,)) == 1
+        [posted] = escalations(bots[0])
+        text = response_text(posted)
+        assert "no approver has decided it" in text and f"<@{REQUESTER}>" in text
+        assert "View the request" in text, "links to the card"
+        request = await bots[0].runtime.store.get(request_id)
+        assert request.escalated_at is not None and request.state is RequestState.PENDING
+
+        clock.advance(hours=ESCALATE_HOURS * 3)
+        await asyncio.gather(*(bot.runtime.timers.run() for bot in bots))
+        for bot in bots:
+            await bot.settle()
+        assert len(escalations(bots[0])) == 1, "once, however long it waits"

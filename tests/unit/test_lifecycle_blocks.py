@@ -18,6 +18,7 @@ from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS, MAX_VIEW
 from bot.slack.ui.lists import pending_message, status_message
 from bot.slack.ui.messages import (
     approver_reminder,
+    escalation_message,
     requester_confirmation,
     requester_outcome_message,
     usage_message,
@@ -191,6 +192,18 @@ def test_reminder_says_how_long_it_waited(waited: timedelta, expected: str) -> N
 def test_reminder_keeps_untrusted_names_out_of_mrkdwn() -> None:
     msg = approver_reminder(make_request(username="<!channel> *x*"), now=NOW)
     assert_untrusted_only_in_plain_text(msg)
+
+
+def test_escalation_says_how_long_who_asked_and_links_the_card() -> None:
+    req = make_request(username="<!channel> *x*", full_name="<@U0EVIL>", role_asked="publisher")
+    link = "https://example.slack.com/archives/C1/p1700000000000100"
+    msg = escalation_message(req, card_permalink=link, now=NOW + timedelta(hours=5))
+    assert_valid_message(msg)
+    assert_fallback_inert(msg["text"])
+    assert_untrusted_only_in_plain_text(msg)
+    text = all_text(msg)
+    assert "waited for 5 hours" in text and "<@U0REQ>" in text and link in text
+    assert "Role asked: Publisher" in text
 
 
 # --- pending and status lists -------------------------------------------------------------------

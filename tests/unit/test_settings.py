@@ -193,3 +193,14 @@ def test_approver_usergroups_are_ids(env: pytest.MonkeyPatch) -> None:
     assert "SLACK_ADMIN_APPROVER_USERGROUP" in str(caught.value) and "S0123ABCD" in str(
         caught.value
     )
+
+
+def test_escalation_needs_its_channel(env: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().escalate_after_hours is None
+    env.setenv("ESCALATE_AFTER_HOURS", "0.5")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "SLACK_ESCALATION_CHANNEL" in str(caught.value)
+    env.setenv("SLACK_ESCALATION_CHANNEL", "C0ESCALATE")
+    settings = Settings.from_env()
+    assert (settings.escalate_after_hours, settings.slack_escalation_channel) == (0.5, "C0ESCALATE")

@@ -251,6 +251,27 @@ def approver_reminder(req: ProvisioningRequest, *, now: datetime) -> Message:
     )
 
 
+def escalation_message(
+    req: ProvisioningRequest, *, card_permalink: str | None, now: datetime
+) -> Message:
+    """Posted once in the escalation channel when nobody decided a request in time."""
+    waited = ""
+    if req.created_at:
+        waited = f" for {duration(aware(now) - aware(req.created_at))}"
+    text = (
+        f":rotating_light: A request has waited{waited} and no approver has decided it. "
+        f"{mention(req.requester_id)} asked for it:"
+    )
+    return message(
+        f"Escalated: the request for {fallback_value(req.username)} has waited{waited}",
+        [
+            section_md(text),
+            section_plain(f"{who(req)}\n{access_summary(req)}"),
+            *permalink_block(card_permalink),
+        ],
+    )
+
+
 def cancelled_message(req: ProvisioningRequest) -> Message:
     """The answer to the requester's own Cancel click."""
     return message(

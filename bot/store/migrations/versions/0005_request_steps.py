@@ -54,6 +54,10 @@ def upgrade() -> None:
         op.add_column("provisioning_requests", sa.Column(column, sa.String(length), nullable=True))
     op.add_column(
         "provisioning_requests",
+        sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.add_column(
+        "provisioning_requests",
         sa.Column("steps", sa.JSON(), nullable=False, server_default="[]"),
     )
     # Each existing request gets its one step: done where the request created the account,
@@ -95,6 +99,7 @@ def downgrade() -> None:
     with op.batch_alter_table("provisioning_requests") as batch:
         for column in (
             "steps",
+            "escalated_at",
             "subject_link",
             "subject_id",
             "closed_by",
