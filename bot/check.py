@@ -158,6 +158,7 @@ async def _check_slack(settings: Settings, report: Report) -> None:
             report.ok(f"the bot can read the members of the approver channel {channel}")
         await _check_card_history(client, channel, report)
     await _check_usergroups(settings, client, report)
+    await _check_escalation_channel(settings, client, report)
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         report.fail("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
@@ -257,6 +258,34 @@ async def _check_usergroups(settings: Settings, client: AsyncWebClient, report: 
             report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
         else:
             report.fail(f"{variable} {usergroup} has no members: nobody could decide")
+
+
+async def _check_escalation_channel(
+    settings: Settings, client: AsyncWebClient, report: Report
+) -> None:
+    """Can the bot post where requests nobody decided are announced? An escalation that cannot
+    be posted is given up (it is announced once)."""
+    channel = settings.slack_escalation_channel
+    if not channel:
+        return
+    try:
+        answer = await client.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        report.fail(
+            f"cannot read the escalation channel {channel}: {error}. {_hint(error)}".strip()
+        )
+        return
+    except Exception as exc:
+        report.fail(f"cannot read the escalation channel {channel}: {type(exc).__name__}")
+        return
+    info = answer.get("channel") or {}
+    if info.get("is_archived"):
+        report.fail(f"the escalation channel {channel} is archived")
+    elif info.get("is_member") is False:
+        report.fail(f"the bot is not in the escalation channel {channel}: invite it there")
+    else:
+        report.ok(f"requests nobody decides are escalated in {channel}")
 
 
 async def _check_database(settings: Settings, report: Report) -> None:

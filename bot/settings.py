@@ -189,10 +189,19 @@ class Settings(BaseSettings):
     @field_validator("slack_escalation_channel", mode="after")
     @classmethod
     def _escalation_needs_a_channel(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None and info.data.get("escalate_after_hours") is not None:
+        hours = info.data.get("escalate_after_hours")
+        if hours is None:
+            return value
+        if not value or not value.strip():
             raise ValueError(
                 "is not set, but ESCALATE_AFTER_HOURS is: set it to the channel ID (C…) where "
                 "requests nobody decided are announced"
+            )
+        expiry = info.data.get("request_expiry_hours")
+        if expiry is not None and hours >= expiry:
+            raise ValueError(
+                f"would never be used: ESCALATE_AFTER_HOURS ({hours:g}) must be shorter than "
+                f"REQUEST_EXPIRY_HOURS ({expiry:g}), or requests expire before they escalate"
             )
         return value
 

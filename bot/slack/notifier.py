@@ -426,6 +426,7 @@ class SlackNotifier:
         message = escalation_message(
             request, card_permalink=await self.card_permalink(request), now=self.clock()
         )
+        await self._confirm_lease()  # another replica may have taken the message over
         await self.client.chat_postMessage(
             channel=self.escalation_channel, unfurl_links=False, unfurl_media=False, **message
         )

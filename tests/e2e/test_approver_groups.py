@@ -119,3 +119,23 @@ async def test_check_reads_the_groups(
     out = io.StringIO()
     assert await run_checks(settings, out) == 1
     assert "need a paid Slack plan (plan_upgrade_required)" in out.getvalue()
+
+
+async def test_check_reads_the_escalation_channel(
+    fake_slack: FakeSlack, fake_connect: FakeConnect, database_url: str
+) -> None:
+    fake_slack.add_channel("CESCALATE", is_private=False, is_member=False)
+    settings = make_settings(
+        fake_slack,
+        fake_connect,
+        database_url,
+        escalate_after_hours=4,
+        slack_escalation_channel="CESCALATE",
+    )
+    out = io.StringIO()
+    assert await run_checks(settings, out) == 1
+    assert "the bot is not in the escalation channel CESCALATE: invite it there" in out.getvalue()
+    fake_slack.add_channel("CESCALATE", is_private=False, is_member=True)
+    out = io.StringIO()
+    await run_checks(settings, out)
+    assert "requests nobody decides are escalated in CESCALATE" in out.getvalue()

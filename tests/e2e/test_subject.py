@@ -21,7 +21,7 @@ async def test_an_approver_cannot_approve_a_request_for_their_own_access(
     request_id = await file_request(bot, role="publisher")
     request = await bot.runtime.store.get(request_id)
     assert (request.subject_id, request.subject_link) == (APPROVER_2, SubjectLink.LINKED)
-    assert f"<@{APPROVER_2}>, who may not decide this request" in json.dumps(latest_card(bot))
+    assert f"<@{APPROVER_2}>, who may not decide it" in json.dumps(latest_card(bot))
 
     view, url = await click_approve(bot, request_id, APPROVER_2)
     assert view is None, "no confirmation for the person themselves"

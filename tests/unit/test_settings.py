@@ -204,3 +204,17 @@ def test_escalation_needs_its_channel(env: pytest.MonkeyPatch) -> None:
     env.setenv("SLACK_ESCALATION_CHANNEL", "C0ESCALATE")
     settings = Settings.from_env()
     assert (settings.escalate_after_hours, settings.slack_escalation_channel) == (0.5, "C0ESCALATE")
+
+
+@pytest.mark.parametrize(
+    ("channel", "hours", "named"),
+    [("", "1", "is not set"), ("C0ESCALATE", "200", "must be shorter than REQUEST_EXPIRY_HOURS")],
+)
+def test_an_escalation_that_could_never_happen_is_refused(
+    env: pytest.MonkeyPatch, channel: str, hours: str, named: str
+) -> None:
+    env.setenv("ESCALATE_AFTER_HOURS", hours)
+    env.setenv("SLACK_ESCALATION_CHANNEL", channel)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "SLACK_ESCALATION_CHANNEL" in str(caught.value) and named in str(caught.value)

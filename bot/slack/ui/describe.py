@@ -107,9 +107,9 @@ def subject_blocks(req: ProvisioningRequest) -> list[Block]:
     if link is None:
         return []
     if link is SubjectLink.LINKED and req.subject_id:
-        return [
-            context(md(f"In Slack: {mention(req.subject_id)}, who may not decide this request"))
-        ]
+        who = mention(req.subject_id)
+        # Matched by the email Connect has for them: where people edit their own email, say so.
+        return [context(md(f"In Slack (by the email Connect has): {who}, who may not decide it"))]
     why = {
         SubjectLink.NO_EMAIL: "the directory shows no email",
         SubjectLink.NOT_FOUND: "nobody in this workspace has their email",
