@@ -78,6 +78,15 @@ _SEARCH_REFUSALS = {
 }
 
 
+# Why a role change cannot be filed, when the form could not be offered either.
+_FORM_PROBLEMS = {
+    RoleFormProblem.CANNOT_READ: FileProblem.CANNOT_VERIFY,
+    RoleFormProblem.NO_ACCOUNT: FileProblem.NO_ACCOUNT,
+    RoleFormProblem.ROLES_NOT_MANAGED: FileProblem.ROLES_NOT_MANAGED,
+    RoleFormProblem.NO_OTHER_ROLE: FileProblem.ROLE_NOT_REQUESTABLE,
+}
+
+
 def new_request_id() -> str:
     return secrets.token_hex(8)
 
@@ -253,22 +262,16 @@ class Requests:
         justification = justification.strip()[:MAX_JUSTIFICATION]
         if not justification:
             return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
-        offered = await self._role_choice()
-        if offered is None:
-            return NotFiled(FileProblem.CANNOT_VERIFY)
-        if not offered:
-            return NotFiled(FileProblem.ROLES_NOT_MANAGED)
-        if role not in offered:
-            return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
-        try:
-            account = await self.directory.get_account(guid)
-        except DirectoryError as exc:
-            log.warning("could not read the account for a role change: %s", exc.problem)
-            return NotFiled(FileProblem.CANNOT_VERIFY)
-        if account is None:
-            return NotFiled(FileProblem.NO_ACCOUNT)
-        if account.user_role == role:
+        # The same reading of the account and of the roles the bot may set as the form's.
+        form = await self.role_form(guid)
+        if isinstance(form, NoRoleForm) and form.account is None:
+            return NotFiled(_FORM_PROBLEMS[form.problem])
+        account = form.account
+        assert account is not None
+        if role == account.user_role:
             return NotFiled(FileProblem.SAME_ROLE, guid=guid)
+        if isinstance(form, NoRoleForm) or role not in form.roles:
+            return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
         existing = await self.store.find_active(account.username)
         if existing is not None:
             return Duplicate(existing)

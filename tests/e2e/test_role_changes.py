@@ -444,3 +444,14 @@ async def test_an_account_search_needs_three_letters(
         message = await command(bot, "search ju", REQUESTER)
         assert "at least 3 letters" in response_text(message)
         assert fake_connect.count("GET", USERS) == 0, "Connect is not asked for everyone"
+
+
+async def test_the_requester_and_the_person_are_told_of_the_new_role(bot: BotUnderTest) -> None:
+    bot.slack.add_user("UJULIE1", email="julie1@example.com")  # julie1 is in the workspace
+    await request_role_change(bot, "julie1", "publisher")
+    request_id = card_request_id(role_change_cards(bot)[-1])
+    await approve(bot, request_id)
+    told = response_text(dms_to(bot, REQUESTER)[-1])
+    assert "The role is now Publisher" in told
+    [news] = dms_to(bot, "UJULIE1")
+    assert "Your Posit Connect role is now Publisher" in response_text(news)
