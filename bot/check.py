@@ -19,6 +19,7 @@ from bot.slack.ui.seats import seats_in_use
 from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
 from bot.store.urls import redact_url
+from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.ports import DirectoryError
 
 
@@ -254,10 +255,22 @@ async def _check_usergroups(settings: Settings, client: AsyncWebClient, report: 
             report.fail(f"cannot read {variable} {usergroup}: {type(exc).__name__}")
             continue
         size = len(answer.get("users") or [])
-        if size:
-            report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
-        else:
+        required = ApprovalsRequired(settings.approvals_required)
+        # The most approvals a request these members decide can need.
+        needed = (
+            required.needed("administrator")
+            if usergroup == settings.slack_admin_approver_usergroup
+            else max([1, *settings.approvals_required.values()])
+        )
+        if not size:
             report.fail(f"{variable} {usergroup} has no members: nobody could decide")
+        elif size < needed:
+            report.fail(
+                f"{variable} {usergroup} has {size} member(s), but APPROVALS_REQUIRED asks for "
+                f"{needed} different approvers: such requests could never be approved"
+            )
+        else:
+            report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
 
 
 async def _check_escalation_channel(

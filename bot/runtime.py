@@ -42,6 +42,7 @@ from bot.store.migrate import upgrade
 from bot.store.sql_store import SqlRequestStore
 from bot.tasks import TaskSupervisor
 from bot.web.deps import WebDeps
+from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.ports import DirectoryError
 from bot.workflow.provisioning import Provisioner, settle_schedule
@@ -244,6 +245,7 @@ def build_runtime(
         cache,
         scope=search_scope(settings.connect_server, settings.connect_api_key.get_secret_value()),
     )
+    approvals_required = ApprovalsRequired(settings.approvals_required)
     notifier = SlackNotifier(
         store=store,
         client=slack_client,
@@ -255,6 +257,7 @@ def build_runtime(
         cache_scope=people.slack_identity,
         seats=seats,
         escalation_channel=settings.slack_escalation_channel,
+        approvals_required=approvals_required,
     )
     directory = CachedDirectory(
         ConnectDirectory(connect, key_role_from=connect_seats.key_role),
@@ -282,6 +285,7 @@ def build_runtime(
         people=people,
         search_limit=settings.search_limit,
         requestable_roles=settings.requestable_roles,
+        approvals_required=approvals_required,
         clock=clock,
         on_outbox=notifier.wake,
     )

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.redis_url import parse_redis_url
 from bot.store.urls import normalize_database_url
+from bot.workflow.approvals import parse_approvals_required
 from bot.workflow.roles import parse_roles
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
@@ -123,6 +124,9 @@ class Settings(BaseSettings):
     slack_escalation_channel: Annotated[str | None, Field(validate_default=True)] = None
     # The roles people may ask for, and approvers grant, through the bot (lowest first).
     requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
+    # Distinct approvals each role needs, e.g. viewer:1,publisher:1,administrator:2 (a role not
+    # named needs one).
+    approvals_required: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
 
     # -- hosted on Posit Connect: visitor identity and the audit page ---------------------------
     # Only believe RStudio-Connect-Credentials when the app runs behind Connect: elsewhere anyone
@@ -212,6 +216,13 @@ class Settings(BaseSettings):
             value = value.split(",")
         if isinstance(value, list | tuple):
             return parse_roles(str(part) for part in value)
+        return value
+
+    @field_validator("approvals_required", mode="before")
+    @classmethod
+    def _approvals(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_approvals_required(value)
         return value
 
     @field_validator("slack_approver_channel", "slack_search_channel", "slack_escalation_channel")

@@ -8,10 +8,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import respond
 from bot.slack.home import HomeTab
 from bot.slack.interactions import Click
-from bot.slack.ui.messages import decision_notice, role_raised_message
+from bot.slack.ui.messages import (
+    approval_counted_message,
+    decision_notice,
+    role_raised_message,
+)
 from bot.slack.ui.refusals import approval_refusal, decision_refusal, refusal_message
 from bot.slack.ui.values import is_request_id
-from bot.workflow.outcomes import Decided, DecisionOutcome, Refusal, Refused, RoleRaised
+from bot.workflow.outcomes import (
+    ApprovalCounted,
+    Decided,
+    DecisionOutcome,
+    Refusal,
+    Refused,
+    RoleRaised,
+)
 from bot.workflow.requests import Requests
 from bot.workflow.states import RequestState
 
@@ -29,15 +40,16 @@ async def approve_and_answer(
     *,
     role: str | None = None,
     seen: str | None = None,
+    note: str | None = None,
 ) -> None:
-    """Approve the request `click.value` names, granting `role` (None: the role asked), and
-    tell the clicker what they are owed. `seen`: the role asked when the approver's
-    confirmation opened."""
+    """Approve the request `click.value` names, granting `role` (None: the role asked), with
+    the approver's `note`, and tell the clicker what they are owed. `seen`: the role asked when
+    the approver's confirmation opened."""
     if not is_request_id(click.value):
         message = approval_refusal(Refusal.NOT_FOUND)
         await respond.to_clicker(client, click, message, home=home)
         return
-    outcome = await requests.approve(click.value, click.user_id, role=role, seen=seen)
+    outcome = await requests.approve(click.value, click.user_id, role=role, seen=seen, note=note)
     await answer_approval(client, home, click, outcome)
 
 
@@ -49,6 +61,12 @@ async def answer_approval(
         return
     if isinstance(outcome, RoleRaised):
         message = role_raised_message(outcome.request)
+        await respond.to_clicker(client, click, message, home=home)
+        return
+    if isinstance(outcome, ApprovalCounted):
+        # The card shows the count too, but the approver is owed word that nothing happened
+        # in Connect yet.
+        message = approval_counted_message(outcome.request, needed=outcome.needed)
         await respond.to_clicker(client, click, message, home=home)
         return
     assert isinstance(outcome, Decided)

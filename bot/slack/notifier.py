@@ -35,6 +35,7 @@ from bot.slack.ui.messages import (
     requester_outcome_message,
     welcome_message,
 )
+from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.clock import utcnow
 from bot.workflow.models import (
     OutboxKind,
@@ -123,8 +124,10 @@ class SlackNotifier:
         cache_scope: Callable[[], Awaitable[str | None]] | None = None,
         seats: Seats | None = None,
         escalation_channel: str | None = None,
+        approvals_required: ApprovalsRequired | None = None,
     ) -> None:
         self.store = store
+        self.approvals_required = approvals_required or ApprovalsRequired()
         self.escalation_channel = escalation_channel
         self.client = client
         self.approver_channel = approver_channel
@@ -344,7 +347,12 @@ class SlackNotifier:
     async def _card(self, request: ProvisioningRequest) -> dict[str, Any]:
         """The card as it is now; while it waits, with the licence seats when they can be read."""
         seats = await self._seats_for(request)
-        return approval_card(request, connect_url=self.connect_url, seats=seats)
+        return approval_card(
+            request,
+            connect_url=self.connect_url,
+            seats=seats,
+            approvals_needed=self.approvals_required.needed(request.role_asked),
+        )
 
     async def _seats_for(self, request: ProvisioningRequest) -> SeatCount | None:
         """The seats an approver weighs before approving a new account; None when the card

@@ -17,17 +17,21 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.outbox_store import SqlOutbox, insert_outbox
 from bot.store.tables import (
     ACTIVE_STATE_VALUES,
     ACTIVE_USERNAME_INDEX,
     REQUEST_COLUMNS,
+    approvals,
     provisioning_requests,
 )
 from bot.workflow.models import (
+    Approval,
     NewRequest,
     OutboxItem,
     ProvisioningRequest,
@@ -36,10 +40,11 @@ from bot.workflow.models import (
     SubjectLink,
     steps_for,
 )
-from bot.workflow.ports import DuplicateRequestError
+from bot.workflow.ports import ApprovalRecorded, DuplicateRequestError
 from bot.workflow.states import RequestState
 
 _requests = provisioning_requests
+_approvals = approvals
 # Set by the store itself; letting `changes` touch them would break its guarantees.
 _RESERVED_CHANGE_KEYS = frozenset({"id", "state", "updated_at"})
 # A request that keeps finishing and reappearing between our insert and our lookup is absurd;
@@ -108,7 +113,7 @@ class SqlRequestStore(SqlOutbox):
         async with self._reader.connect() as conn:
             result = await conn.execute(sa.select(_requests).where(_requests.c.id == request_id))
             row = result.first()
-        return None if row is None else _to_request(row)
+            return None if row is None else await _one(conn, row)
 
     async def find_active(self, username: str) -> ProvisioningRequest | None:
         async with self._reader.connect() as conn:
@@ -119,7 +124,7 @@ class SqlRequestStore(SqlOutbox):
                 )
             )
             row = result.first()
-        return None if row is None else _to_request(row)
+            return None if row is None else await _one(conn, row)
 
     async def transition(
         self,
@@ -168,7 +173,79 @@ class SqlRequestStore(SqlOutbox):
             if row is None:
                 return None
             await insert_outbox(conn, request_id, outbox, now)
-        return _to_request(row)
+            return await _one(conn, row)
+
+    async def record_approval(
+        self,
+        request_id: str,
+        *,
+        approver_id: str,
+        role: str | None,
+        note: str | None,
+        now: datetime,
+        expect_role: str | None,
+        needed: int,
+        on_reached: Mapping[str, Any],
+        lease_seconds: float,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> ApprovalRecorded | None:
+        values = _validated_changes(on_reached)
+        role_key = role or ""
+        async with self._engine.begin() as conn:
+            # Taking the request's row first queues concurrent approvals of it one behind the
+            # other (PostgreSQL's row lock; SQLite's IMMEDIATE transaction already does), so
+            # each counts the approvals committed before it and exactly one reaches the count.
+            asked = (
+                _requests.c.role_asked.is_(None)
+                if expect_role is None
+                else _requests.c.role_asked == expect_role
+            )
+            locked = await conn.execute(
+                sa.update(_requests)
+                .where(
+                    _requests.c.id == request_id,
+                    _requests.c.state == RequestState.PENDING.value,
+                    asked,
+                )
+                .values(updated_at=now)
+            )
+            if locked.rowcount != 1:
+                return None
+            insert = _insert_ignoring_duplicates(conn).values(
+                request_id=request_id,
+                approver_id=approver_id,
+                role=role_key,
+                note=note,
+                created_at=now,
+            )
+            counted = (await conn.execute(insert)).rowcount == 1
+            given = (
+                await conn.execute(
+                    sa.select(sa.func.count(sa.distinct(_approvals.c.approver_id))).where(
+                        _approvals.c.request_id == request_id, _approvals.c.role == role_key
+                    )
+                )
+            ).scalar_one()
+            reached = int(given) >= needed
+            if reached:
+                values["state"] = RequestState.PROVISIONING.value
+                values["updated_at"] = now
+                values["lease_expires_at"] = self._db_now(lease_seconds)
+                moved = (
+                    sa.update(_requests)
+                    .where(_requests.c.id == request_id)
+                    .values(values)
+                    .returning(*_requests.c)
+                )
+                row = (await conn.execute(moved)).one()
+            else:
+                row = (
+                    await conn.execute(sa.select(_requests).where(_requests.c.id == request_id))
+                ).one()
+            if counted or reached:
+                await insert_outbox(conn, request_id, outbox, now)
+            request = await _one(conn, row)
+        return ApprovalRecorded(request=request, counted=counted, reached=reached)
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> None:
         async with self._engine.begin() as conn:
@@ -189,7 +266,7 @@ class SqlRequestStore(SqlOutbox):
                 )
                 .order_by(_requests.c.lease_expires_at, _requests.c.id)
             )
-            return [_to_request(row) for row in result]
+            return await _many(conn, result.all())
 
     async def renew_lease(self, request_id: str, *, owner: str, lease_seconds: float) -> bool:
         # Only a lease that is still live: one that ran out may be being taken over right now,
@@ -217,7 +294,7 @@ class SqlRequestStore(SqlOutbox):
         )
         async with self._engine.begin() as conn:
             row = (await conn.execute(statement)).first()
-        return None if row is None else _to_request(row)
+            return None if row is None else await _one(conn, row)
 
     def _live_lease(self, request_id: str, owner: str) -> list[sa.ColumnElement[bool]]:
         return [
@@ -251,7 +328,7 @@ class SqlRequestStore(SqlOutbox):
             conditions.append(_requests.c.escalated_at.is_(None))
         statement = sa.select(_requests).where(*conditions).order_by(*order).limit(limit)
         async with self._reader.connect() as conn:
-            return [_to_request(row) for row in await conn.execute(statement)]
+            return await _many(conn, (await conn.execute(statement)).all())
 
     async def count_requests(
         self,
@@ -280,7 +357,7 @@ class SqlRequestStore(SqlOutbox):
             .limit(limit)
         )
         async with self._reader.connect() as conn:
-            return [_to_request(row) for row in await conn.execute(statement)]
+            return await _many(conn, (await conn.execute(statement)).all())
 
     async def claim_reminder(
         self,
@@ -304,7 +381,15 @@ class SqlRequestStore(SqlOutbox):
             if row is None:
                 return None
             await insert_outbox(conn, request_id, outbox, now)
-        return _to_request(row)
+            return await _one(conn, row)
+
+
+def _insert_ignoring_duplicates(conn: AsyncConnection) -> Any:
+    """An INSERT into approvals that does nothing when the approver approved this role already
+    (the unique constraint), in the dialect's own words."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(_approvals).on_conflict_do_nothing()
+    return sqlite.insert(_approvals).on_conflict_do_nothing()
 
 
 def _filters(
@@ -360,7 +445,37 @@ def _is_active_username_violation(exc: IntegrityError) -> bool:
     return ACTIVE_USERNAME_INDEX in message or "provisioning_requests.username" in message
 
 
-def _to_request(row: Row[Any]) -> ProvisioningRequest:
+async def _one(conn: AsyncConnection, row: Row[Any]) -> ProvisioningRequest:
+    return (await _many(conn, [row]))[0]
+
+
+async def _many(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[ProvisioningRequest]:
+    """The requests of `rows`, each with its approvals (one query for all of them)."""
+    if not rows:
+        return []
+    ids = [row._mapping["id"] for row in rows]
+    given: dict[str, list[Approval]] = {request_id: [] for request_id in ids}
+    result = await conn.execute(
+        sa.select(_approvals)
+        .where(_approvals.c.request_id.in_(ids))
+        .order_by(_approvals.c.created_at, _approvals.c.id)
+    )
+    for approval in result:
+        given[approval.request_id].append(_to_approval(approval))
+    return [_to_request(row, tuple(given[row._mapping["id"]])) for row in rows]
+
+
+def _to_approval(row: Row[Any]) -> Approval:
+    m = row._mapping
+    return Approval(
+        approver_id=m["approver_id"],
+        role=m["role"] or None,
+        note=m["note"],
+        approved_at=m["created_at"],
+    )
+
+
+def _to_request(row: Row[Any], given: tuple[Approval, ...] = ()) -> ProvisioningRequest:
     m = row._mapping
     return ProvisioningRequest(
         id=m["id"],
@@ -397,6 +512,7 @@ def _to_request(row: Row[Any]) -> ProvisioningRequest:
         subject_link=SubjectLink(m["subject_link"]) if m["subject_link"] else None,
         escalated_at=m["escalated_at"],
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
+        approvals=given,
     )
 
 

@@ -166,6 +166,34 @@ outbox = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# One row per approver and role a request was approved for: the unique constraint makes an
+# approver count once however often they click, and counting rows under the request's row lock
+# decides which approval is the last one needed.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column(
+        "request_id",
+        sa.String(32),
+        sa.ForeignKey("provisioning_requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("approver_id", sa.String(64), nullable=False),
+    # The role the approver saw; "" for Connect's default role (NULLs would not be unique).
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("request_id", "approver_id", "role"),
+    sqlite_autoincrement=True,
+)
+
 REQUEST_COLUMNS = frozenset(provisioning_requests.c.keys())
 
 

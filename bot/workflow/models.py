@@ -183,6 +183,17 @@ def steps_for(kind: RequestKind, role: str | None) -> tuple[Step, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's approval of a request, for the role they saw (None: Connect's default
+    role), with the note they added."""
+
+    approver_id: str
+    role: str | None
+    note: str | None = None
+    approved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewRequest:
     request_id: str
     requester_id: str
@@ -243,6 +254,8 @@ class ProvisioningRequest:
     subject_link: SubjectLink | None = None
     escalated_at: datetime | None = None  # when it was announced in the escalation channel
     steps: tuple[Step, ...] = ()
+    # Every approval given, oldest first, for whichever role (see bot.workflow.approvals).
+    approvals: tuple[Approval, ...] = ()
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)

@@ -52,6 +52,7 @@ class Refusal(StrEnum):
     ROLE_NOT_REQUESTABLE = "role_not_requestable"  # a role outside REQUESTABLE_ROLES, or none
     NOTHING_TO_RETRY = "nothing_to_retry"  # no step failed (someone else retried already)
     ROLE_CHANGED = "role_changed"  # the request asks for another role than the approver saw
+    ALREADY_APPROVED = "already_approved"  # this approver's approval counts already
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,15 @@ class RoleRaised:
     The request now asks for that role and waits, pending, for an approval of it."""
 
     request: ProvisioningRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCounted:
+    """The approval was recorded, but the request needs more (APPROVALS_REQUIRED): it stays
+    pending; `needed` approvals of its role in all."""
+
+    request: ProvisioningRequest
+    needed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +140,7 @@ class NoRoleForm:
 
 
 RoleFormOutcome = RoleForm | NoRoleForm
-DecisionOutcome = Decided | Refused | RoleRaised
+DecisionOutcome = Decided | Refused | RoleRaised | ApprovalCounted
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ here (Connect's error codes become `DirectoryRefused` with a `DirectoryProblem`,
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -35,6 +36,17 @@ class DuplicateRequestError(Exception):
     def __init__(self, existing: ProvisioningRequest) -> None:
         super().__init__(f"request {existing.id} is already {existing.state} for this username")
         self.existing = existing
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecorded:
+    """What recording an approval did: `counted` (a new approval: not this approver's repeat
+    click), `reached` (it was the last one needed: the request moved to provisioning, and this
+    caller carries it out)."""
+
+    request: ProvisioningRequest
+    counted: bool
+    reached: bool
 
 
 class ApproverCheckUnavailable(Exception):
@@ -81,6 +93,27 @@ class RequestStore(Protocol):
         Returns the updated request, or None when the guard failed (someone else won). The owed
         messages are inserted in the same transaction, only when the update won.
         """
+
+    async def record_approval(
+        self,
+        request_id: str,
+        *,
+        approver_id: str,
+        role: str | None,
+        note: str | None,
+        now: datetime,
+        expect_role: str | None,
+        needed: int,
+        on_reached: Mapping[str, Any],
+        lease_seconds: float,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> ApprovalRecorded | None:
+        """Record `approver_id`'s approval of the pending request for `role` (once per approver
+        and role), provided it still asks for `expect_role`; when that makes `needed` distinct
+        approvals of `role`, move it to provisioning with `on_reached` and a lease of
+        `lease_seconds` (database clock), all in one transaction, so exactly one approval is the
+        last. `outbox` is written when the approval counted or reached the count (the card
+        changes). None when the request is no longer pending or asks for another role."""
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> None: ...
 

@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
@@ -28,6 +29,7 @@ from bot.workflow.models import (
     SubjectLink,
 )
 from bot.workflow.outcomes import (
+    ApprovalCounted,
     Decided,
     DecisionOutcome,
     Duplicate,
@@ -69,6 +71,7 @@ MAX_JUSTIFICATION = 1000
 # The shortest prefix an account search (servers without remote search) accepts.
 MIN_ACCOUNT_PREFIX = 3
 MAX_DENY_REASON = 500
+MAX_APPROVAL_NOTE = 500
 
 # A search refused by the directory, as the searcher is told.
 _SEARCH_REFUSALS = {
@@ -102,6 +105,7 @@ class Requests:
         people: PeopleLookup | None = None,
         search_limit: int = 50,
         requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
+        approvals_required: ApprovalsRequired | None = None,
         clock: Clock = utcnow,
         id_factory: Callable[[], str] = new_request_id,
         on_outbox: Callable[[], None] | None = None,
@@ -113,6 +117,7 @@ class Requests:
         self.people = people
         self.search_limit = search_limit
         self.requestable_roles = tuple(role for role in ROLES if role in requestable_roles)
+        self.approvals_required = approvals_required or ApprovalsRequired()
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
@@ -385,14 +390,20 @@ class Requests:
         role: str | None = None,
         *,
         seen: str | None = None,
+        note: str | None = None,
     ) -> DecisionOutcome:
-        """Approve, granting `role` (default: the role asked). The role comes back from the
-        approver's client: it must be one REQUESTABLE_ROLES allows, and a role above the one
-        asked is a new question (RoleRaised), never a silent change.
+        """Approve, granting `role` (default: the role asked), with an optional `note` for the
+        card and the requester. The role comes back from the approver's client: it must be one
+        REQUESTABLE_ROLES allows, and a role above the one asked is a new question
+        (RoleRaised), never a silent change.
 
         `seen` is the role the request asked for when the approver's confirmation opened: if
         it asks for another since (a raise), this approval answers a question it did not see
-        and is refused."""
+        and is refused.
+
+        Where APPROVALS_REQUIRED asks for more than one approval of the role, the approval is
+        recorded and counted (ApprovalCounted) until the last one needed: only that one carries
+        the request out, once, however many approvers click at the same moment."""
         allowed = await self.check_can_decide(request_id, approver_id)
         if isinstance(allowed, Refused):
             return allowed
@@ -408,11 +419,19 @@ class Requests:
             return Refused(Refusal.ROLE_NOT_REQUESTABLE, allowed)
         if granted is not None and outranks(granted, allowed.role_asked):
             return await self._raise_role(allowed, approver_id, granted)
+        needed = self.approvals_required.needed(granted)
         now = self.clock()
-        claimed = await self._move_pending(
+        recorded = await self.store.record_approval(
             request_id,
-            RequestState.PROVISIONING,
-            changes={
+            approver_id=approver_id,
+            role=granted,
+            note=(note or "").strip()[:MAX_APPROVAL_NOTE] or None,
+            now=now,
+            # The role the approver saw is the role approved: a raise in between (another
+            # approver's) makes this click lose, also one made while this one was checked.
+            expect_role=allowed.role_asked,
+            needed=needed,
+            on_reached={
                 "decided_by": approver_id,
                 "decided_at": now,
                 "lease_owner": self.provisioner.instance_id,
@@ -420,27 +439,29 @@ class Requests:
                 "outcome_note": None,
                 "role_granted": granted,
             },
-            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
             # By the database's clock, which every replica shares.
             lease_seconds=self.provisioner.lease.total_seconds(),
-            # The role the approver saw is the role approved: a raise in between (another
-            # approver's) makes this click lose, also one made while this one was checked.
-            expect_role=seen if seen is not None else allowed.role_asked,
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
         )
-        if isinstance(claimed, Refused):
-            return claimed
+        if recorded is None:
+            current = await self.store.get(request_id)
+            if (
+                current is not None
+                and current.state is RequestState.PENDING
+                and current.role_asked != allowed.role_asked
+            ):
+                return Refused(Refusal.ROLE_CHANGED, current)
+            return Refused(Refusal.ALREADY_DECIDED, current)
+        self._on_outbox()
+        if not recorded.reached:
+            if not recorded.counted:
+                return Refused(Refusal.ALREADY_APPROVED, recorded.request)
+            log.info(
+                "request %s: approval by %s recorded, %d needed", request_id, approver_id, needed
+            )
+            return ApprovalCounted(recorded.request, needed)
         log.info("request %s approved by %s; carrying it out", request_id, approver_id)
-        return Decided(await self.provisioner.carry_out(claimed))
-
-    def _grantable(
-        self, request: ProvisioningRequest, chosen: str | None, granted: str | None
-    ) -> bool:
-        if request.step(StepAction.SET_ROLE) is None:
-            return chosen is None  # no role is set for this request (none was offered)
-        if granted not in self.requestable_roles:
-            return False
-        # A role change to the role the account had is no change.
-        return not (request.kind is RequestKind.ROLE_CHANGE and granted == request.role_before)
+        return Decided(await self.provisioner.carry_out(recorded.request))
 
     async def _raise_role(
         self, request: ProvisioningRequest, approver_id: str, role: str
@@ -575,8 +596,6 @@ class Requests:
         *,
         changes: dict[str, object],
         outbox: list[OutboxItem],
-        lease_seconds: float | None = None,
-        expect_role: str | None = None,
     ) -> ProvisioningRequest | Refused:
         """One conditional UPDATE out of `pending`; whoever loses the race is told who won."""
         moved = await self.store.transition(
@@ -586,8 +605,6 @@ class Requests:
             now=self.clock(),
             changes=changes,
             outbox=outbox,
-            lease_seconds=lease_seconds,
-            expect=None if expect_role is None else {"role_asked": expect_role},
         )
         if moved is None:
             return Refused(Refusal.ALREADY_DECIDED, await self.store.get(request_id))

@@ -410,3 +410,87 @@ async def test_sigterm_exits_cleanly(fakes, tmp_path) -> None:
         log = bots[0].log_path.read_text()
         assert "bot stopped" in log and "Traceback" not in log
         assert "will be unused" not in log, "Bolt must not pick up a token of its own"
+
+
+async def open_confirmation(
+    client: httpx.AsyncClient, slack: FakeSlack, bot: BotProcess, request_id: str, user: str
+) -> dict:
+    """Press Approve as `user` and return the confirmation it opened (not submitted)."""
+    opened = len([c for c in slack.calls_to("views.open") if c.ok])
+    assert await click(client, bot, request_id, user) == 200
+
+    async def one_more() -> bool:
+        return len([c for c in slack.calls_to("views.open") if c.ok]) > opened
+
+    await wait_until(one_more, what="the approval confirmation")
+    view = [c for c in slack.calls_to("views.open") if c.ok][-1].args["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+async def submit_confirmation(
+    client: httpx.AsyncClient, bot: BotProcess, view: dict, user: str, role: str
+) -> int:
+    body = view_submission_body(
+        callback_id=ids.VIEW_APPROVE,
+        values={
+            ids.ROLE_BLOCK: {
+                ids.ROLE_INPUT: {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": role},
+                        "value": role,
+                    },
+                }
+            }
+        },
+        private_metadata=view["private_metadata"],
+        user_id=user,
+    )
+    response = await post_signed(client, body, SIGNING_SECRET, path=bot.url + "/slack/events")
+    return response.status_code
+
+
+async def test_two_approvals_clicked_at_once_on_two_replicas_change_connect_once(
+    fakes, tmp_path
+) -> None:
+    """Administrator needs two approvals: the two approvers submit at the same moment, each
+    several times, on both replicas. Exactly one of the approvals is the last one needed: one
+    account, one role change, and both approvers on the record."""
+    slack, connect = fakes
+    extra = {
+        "APPROVALS_REQUIRED": "administrator:2",
+        "REQUESTABLE_ROLES": "viewer,publisher,administrator",
+    }
+    async with replicas(slack, connect, tmp_path, **extra) as (bots, store):
+        request_id = await file_pending_request(
+            store, connect.issue_ticket("julie2"), role="administrator"
+        )
+        connect.latency = {"PUT": 0.3}
+        async with httpx.AsyncClient(timeout=10) as client:
+            views = {
+                user: await open_confirmation(client, slack, bots[n], request_id, user)
+                for n, user in enumerate((APPROVER, APPROVER_2))
+            }
+            statuses = await asyncio.gather(
+                *(
+                    submit_confirmation(client, bots[n % 2], views[user], user, "administrator")
+                    for n in range(6)
+                    for user in (APPROVER, APPROVER_2)
+                )
+            )
+        assert set(statuses) == {200}
+
+        async def approved() -> bool:
+            request = await store.get(request_id)
+            return request.state is RequestState.APPROVED and dm_count(slack) >= 1
+
+        await wait_until(approved, what="the approval and the DM")
+        await asyncio.sleep(1.0)  # time for any duplicate to show up
+        assert connect.count(**PUT) == 1, "the account is created once"
+        assert connect.count("PUT", "v1/users/*") == 1, "the role is set once"
+        assert connect.get_local_user("julie2")["user_role"] == "administrator"
+        request = await store.get(request_id)
+        assert sorted(a.approver_id for a in request.approvals) == [APPROVER, APPROVER_2]
+        assert all(a.role == "administrator" for a in request.approvals)
+        assert request.decided_by in (APPROVER, APPROVER_2)
+        assert dm_count(slack) == 1

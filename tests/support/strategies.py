@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from bot.workflow.models import (
+    Approval,
     DirectoryEntry,
     ProvisioningRequest,
     RequestKind,
@@ -138,6 +139,16 @@ requests = st.builds(
             note=st.one_of(st.none(), untrusted("E")),
         ),
         max_size=3,
+    ).map(tuple),
+    approvals=st.lists(
+        st.builds(
+            Approval,
+            approver_id=st.one_of(slack_ids, st.just("not a slack id <!channel>")),
+            role=roles,
+            note=st.one_of(st.none(), untrusted("N")),
+            approved_at=times,
+        ),
+        max_size=5,
     ).map(tuple),
 )
 

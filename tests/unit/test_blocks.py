@@ -11,6 +11,7 @@ from bot.slack.command import UsageProblem
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
+    ACTION_APPROVE_WITH_NOTE,
     ACTION_CLOSE,
     ACTION_DENY,
     ACTION_REQUEST_ACCOUNT,
@@ -56,7 +57,7 @@ from bot.slack.ui.values import (
     is_request_id,
     person_value_too_long,
 )
-from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, DirectoryPage, ProvisioningRequest, StepAction
 from bot.workflow.outcomes import FileProblem, Refusal, SearchProblem
 from bot.workflow.states import RequestState
 from tests.support.blockkit import (
@@ -586,10 +587,12 @@ def test_pending_card() -> None:
     msg = approval_card(make_request(), connect_url=CONNECT)
     assert_valid_message(msg)
     assert_fallback_inert(msg["text"])
-    approve, deny = card_buttons(msg)
+    approve, with_note, deny = card_buttons(msg)
     assert approve["action_id"] == ACTION_APPROVE and approve["style"] == "primary"
+    # No role to confirm: Approve decides at once, so a note needs its own button.
+    assert with_note["action_id"] == ACTION_APPROVE_WITH_NOTE and "style" not in with_note
     assert deny["action_id"] == ACTION_DENY and deny["style"] == "danger"
-    assert approve["value"] == deny["value"] == "req-1"
+    assert approve["value"] == with_note["value"] == deny["value"] == "req-1"
     md = "\n".join(mrkdwn_texts(msg))
     assert "<@U0REQ>" in md and "<!date^" in md
     plain = "\n".join(plain_texts(msg))
@@ -739,11 +742,14 @@ def test_approval_card_always_valid(req: ProvisioningRequest) -> None:
     assert len(json.dumps(msg["blocks"])) <= BLOCKS_JSON_BUDGET
     assert_untrusted_only_in_plain_text(msg)
     assert_no_ticket(msg, req.temp_ticket)
-    for mark in ("J", "R", "E"):  # justification, reason, error never reach notifications
+    for mark in ("J", "R", "E", "N"):  # justification, reason, error, note: never in notifications
         assert f"{UNTRUSTED}{mark}" not in msg["text"]
     found = card_buttons(msg)
     if req.state is RequestState.PENDING:
-        assert [x["action_id"] for x in found] == [ACTION_APPROVE, ACTION_DENY]
+        expected = [ACTION_APPROVE, ACTION_DENY]
+        if req.step(StepAction.SET_ROLE) is None:
+            expected.insert(1, ACTION_APPROVE_WITH_NOTE)
+        assert [x["action_id"] for x in found] == expected
         assert all(x["value"] == req.id for x in found)
     elif req.state is RequestState.INCOMPLETE:
         assert [(x["action_id"], x["value"]) for x in found] == [

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from bot.slack.command import Help, Pending, Status, UsageProblem, parse_command
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
-from bot.slack.ui.ids import ACTION_APPROVE, ACTION_CANCEL, ACTION_CLOSE, ACTION_DENY, ACTION_RETRY
+from bot.slack.ui.ids import (
+    ACTION_APPROVE,
+    ACTION_APPROVE_WITH_NOTE,
+    ACTION_CANCEL,
+    ACTION_CLOSE,
+    ACTION_DENY,
+    ACTION_RETRY,
+)
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS
 from bot.slack.ui.lists import pending_message, status_message
 from bot.slack.ui.messages import (
@@ -307,7 +314,7 @@ def test_home_for_an_approver_uses_the_cards_actions() -> None:
         (x["action_id"], x["value"]) for x in buttons(view) if x["action_id"] != ACTION_CANCEL
     ]
     # Their own request gets no Approve/Deny: the server would refuse it anyway.
-    assert decide == [(ACTION_APPROVE, "a1"), (ACTION_DENY, "a1")]
+    assert decide == [(ACTION_APPROVE, "a1"), (ACTION_APPROVE_WITH_NOTE, "a1"), (ACTION_DENY, "a1")]
     assert "your own request" in all_text(view)
 
 

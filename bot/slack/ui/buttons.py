@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.slack.ui.ids import (
     ACTION_APPROVE,
+    ACTION_APPROVE_WITH_NOTE,
     ACTION_CANCEL,
     ACTION_CLOSE,
     ACTION_DENY,
@@ -14,19 +15,20 @@ from bot.slack.ui.ids import (
 )
 from bot.slack.ui.kit import Block, button
 from bot.slack.ui.limits import MAX_ID
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import ProvisioningRequest, StepAction
 
 
-def decision_actions(request_id: str, *, block_id: str) -> Block:
-    """An actions block with Approve and Deny; both carry the request id."""
-    return {
-        "type": "actions",
-        "block_id": block_id[:MAX_ID],
-        "elements": [
-            button("Approve", action_id=ACTION_APPROVE, value=request_id, style="primary"),
-            button("Deny", action_id=ACTION_DENY, value=request_id, style="danger"),
-        ],
-    }
+def decision_actions(req: ProvisioningRequest, *, block_id: str) -> Block:
+    """An actions block with Approve and Deny, each carrying the request id. A request that
+    sets a role opens a confirmation on Approve (with a note); one that sets none is approved
+    by the click, so it also gets "Approve with note"."""
+    elements = [button("Approve", action_id=ACTION_APPROVE, value=req.id, style="primary")]
+    if req.step(StepAction.SET_ROLE) is None:
+        elements.append(
+            button("Approve with note", action_id=ACTION_APPROVE_WITH_NOTE, value=req.id)
+        )
+    elements.append(button("Deny", action_id=ACTION_DENY, value=req.id, style="danger"))
+    return {"type": "actions", "block_id": block_id[:MAX_ID], "elements": elements}
 
 
 def retry_actions(request_id: str, *, block_id: str) -> Block:

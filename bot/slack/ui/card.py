@@ -7,8 +7,12 @@ from typing import Any, assert_never
 
 from bot.slack.ui.buttons import decision_actions, retry_actions
 from bot.slack.ui.describe import (
+    approval_count_blocks,
+    approved_by,
     decided,
+    granted_notes,
     guid_blocks,
+    mentions,
     outcome_note,
     person_fields,
     role_lines,
@@ -40,6 +44,7 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
+from bot.workflow.approvals import approvers_of
 from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
@@ -52,12 +57,17 @@ from bot.workflow.states import RequestState
 
 
 def approval_card(
-    req: ProvisioningRequest, *, connect_url: str, seats: SeatCount | None = None
+    req: ProvisioningRequest,
+    *,
+    connect_url: str,
+    seats: SeatCount | None = None,
+    approvals_needed: int = 1,
 ) -> Message:
     """The approver-channel card, rendered from the request's state (re-render to update).
 
     `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
-    line; a role change takes no new seat)."""
+    line; a role change takes no new seat). `approvals_needed`: how many approvals the role
+    asked needs now (APPROVALS_REQUIRED), shown with those given while it waits."""
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
@@ -82,9 +92,17 @@ def approval_card(
     blocks.extend(step_blocks(req))
     if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
         blocks.extend(seat_blocks(seats))
-    blocks.extend(_state_blocks(req, connect_url))
+    blocks.extend(_state_blocks(req, connect_url, approvals_needed))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
+
+
+def _approved_before(req: ProvisioningRequest) -> list[Block]:
+    """Approvals given before a denial ended the request (any denial does)."""
+    names = approvers_of(req.approvals)
+    if not names:
+        return []
+    return [context(md(f"Approved before the denial by {mentions(names)}"))]
 
 
 def _doing(req: ProvisioningRequest, *, done: bool) -> str:
@@ -98,26 +116,26 @@ def _doing(req: ProvisioningRequest, *, done: bool) -> str:
     return f"the role was set to {role}" if done else f"Setting the role to {role}"
 
 
-def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
+def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> list[Block]:
     """What the card says under the request: the buttons while pending, else what happened."""
     state = req.state
     match state:
         case RequestState.PENDING:
-            blocks: list[Block] = []
+            blocks: list[Block] = approval_count_blocks(req, needed)
             if req.last_error:
                 blocks.append(
                     section_plain(
                         "⚠ The last attempt failed: " + clip(req.last_error, ERROR, multiline=True)
                     )
                 )
-            blocks.append(decision_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
+            blocks.append(decision_actions(req, block_id=APPROVAL_ACTIONS_BLOCK))
             return blocks
         case RequestState.PROVISIONING if req.last_error:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
             return [
                 section_md(
                     f":mag: Checking whether {_doing(req, done=True)}… "
-                    f"(approved by {mention(req.decided_by)})"
+                    f"(approved by {approved_by(req)})"
                 ),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
             ]
@@ -125,8 +143,9 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             return [
                 section_md(
                     f":hourglass_flowing_sand: {_doing(req, done=False)}… "
-                    f"(approved by {mention(req.decided_by)})"
-                )
+                    f"(approved by {approved_by(req)})"
+                ),
+                *granted_notes(req),
             ]
         case RequestState.APPROVED:
             done = (
@@ -136,7 +155,8 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                 + (f" with the role {role_label(req.role_granted)}" if req.role_granted else "")
             )
             return [
-                section_md(f":white_check_mark: Approved by {decided(req)}; {done}."),
+                section_md(f":white_check_mark: Approved by {approved_by(req)}; {done}."),
+                *granted_notes(req),
                 *outcome_note(req),
                 *guid_blocks(req.connect_guid, connect_url),
             ]
@@ -144,8 +164,9 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             return [
                 section_plain(f"{clip(req.username, USERNAME)} already had an account."),
                 section_md(
-                    f":information_source: Approved by {decided(req)}; nothing was created."
+                    f":information_source: Approved by {approved_by(req)}; nothing was created."
                 ),
+                *granted_notes(req),
                 *outcome_note(req),
                 *guid_blocks(req.connect_guid, connect_url),
             ]
@@ -155,6 +176,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                 section_plain(
                     "Reason: " + (clip(req.deny_reason, REASON, multiline=True) or "(none given)")
                 ),
+                *_approved_before(req),
             ]
         case RequestState.EXPIRED:
             when = f" {slack_date(req.updated_at)}" if req.updated_at else ""
@@ -173,7 +195,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
             ]
         case RequestState.INCOMPLETE:
             return [
-                section_md(f":warning: Approved by {decided(req)}, but a step failed."),
+                section_md(f":warning: Approved by {approved_by(req)}, but a step failed."),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
                 retry_actions(req.id, block_id=RETRY_ACTIONS_BLOCK),
                 *guid_blocks(req.connect_guid, connect_url),
@@ -181,7 +203,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
         case RequestState.CLOSED:
             return [
                 section_md(
-                    f":heavy_minus_sign: Approved by {decided(req)}; a step failed and "
+                    f":heavy_minus_sign: Approved by {approved_by(req)}; a step failed and "
                     f"{mention(req.closed_by)} closed the request as it stood."
                 ),
                 *outcome_note(req),

@@ -20,7 +20,9 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
+from bot.workflow.approvals import approvals_for, approvers_of, counting
 from bot.workflow.models import (
+    Approval,
     ProvisioningRequest,
     RequestKind,
     StepAction,
@@ -211,6 +213,67 @@ def decided(req: ProvisioningRequest) -> str:
     """Who decided and when, for mrkdwn."""
     when = f" {slack_date(req.decided_at)}" if req.decided_at else ""
     return f"{mention(req.decided_by)}{when}"
+
+
+def mentions(user_ids: tuple[str, ...]) -> str:
+    """ "<@A>", "<@A> and <@B>", "<@A>, <@B> and <@C>"."""
+    named = [mention(user_id) for user_id in user_ids]
+    if len(named) < 2:
+        return "".join(named) or "someone"
+    return ", ".join(named[:-1]) + " and " + named[-1]
+
+
+def approved_by(req: ProvisioningRequest) -> str:
+    """Who approved and when, for mrkdwn: everyone whose approval counted (of the role
+    granted), else the one who decided (approved before approvals were recorded one by one)."""
+    names = approvers_of(approvals_for(req, req.role_granted))
+    when = f" {slack_date(req.decided_at)}" if req.decided_at else ""
+    return f"{mentions(names or (req.decided_by or '',))}{when}"
+
+
+def approval_notes(approvals: tuple[Approval, ...]) -> list[Block]:
+    """The notes approvers added, each under their name (the note as plain text: it is theirs
+    to write, not to format)."""
+    return [
+        context(md(f"Note from {mention(approval.approver_id)}:"), plain(note))
+        for approval in approvals
+        if (note := clip(approval.note, REASON, multiline=True))
+    ]
+
+
+def granted_notes(req: ProvisioningRequest) -> list[Block]:
+    """The notes of the approvals that approved the request."""
+    return approval_notes(approvals_for(req, req.role_granted))
+
+
+def approval_count_blocks(req: ProvisioningRequest, needed: int) -> list[Block]:
+    """While a request waits: how many of the approvals it needs it has, and whose; approvals
+    of a role it no longer asks for (before a raise) are shown as not counting."""
+    given = counting(req)
+    names = approvers_of(given)
+    blocks: list[Block] = []
+    role = role_label(req.role_asked)
+    if names:
+        blocks.append(
+            section_md(
+                f":ballot_box_with_check: {len(names)} of {needed} approvals ({role}): "
+                f"{mentions(names)}"
+            )
+        )
+    elif needed > 1:
+        blocks.append(
+            section_md(
+                f":ballot_box_with_check: Needs {needed} approvals ({role}) from different "
+                "approvers before anything changes in Connect."
+            )
+        )
+    blocks.extend(approval_notes(given))
+    others = approvers_of(a for a in req.approvals if a.role != req.role_asked)
+    if others:
+        blocks.append(
+            context(md(f"Approvals of another role do not count for {role}: {mentions(others)}"))
+        )
+    return blocks
 
 
 def guid_blocks(guid: str | None, connect_url: str) -> list[Block]:

@@ -50,7 +50,7 @@ def _decide_row(req: ProvisioningRequest, permalink: str | None, viewer_id: str)
         row.append(step_line(req))
         row.append(retry_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
         return row
-    row.append(decision_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
+    row.append(decision_actions(req, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
     return row
 
 
@@ -94,6 +94,7 @@ def _not_waiting(reason: Refusal) -> list[Block]:
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
             | Refusal.ROLE_CHANGED
+            | Refusal.ALREADY_APPROVED
         ):
             return []
         case _:

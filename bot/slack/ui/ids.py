@@ -5,6 +5,8 @@ from __future__ import annotations
 # action_id of each button
 ACTION_REQUEST_ACCOUNT = "request_account"
 ACTION_APPROVE = "approve_request"
+# A request that sets no role: Approve decides at once; this opens the confirmation for a note.
+ACTION_APPROVE_WITH_NOTE = "approve_with_note"
 ACTION_DENY = "deny_request"
 ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
@@ -26,6 +28,9 @@ DENY_REASON_INPUT = "deny_reason_input"
 # request form, the role-change form and the approver's confirmation
 ROLE_BLOCK = "role_block"
 ROLE_INPUT = "role_input"
+# The approver's optional note in the approval confirmation
+APPROVAL_NOTE_BLOCK = "approval_note_block"
+APPROVAL_NOTE_INPUT = "approval_note_input"
 
 # block_id of the card's Approve/Deny actions block
 APPROVAL_ACTIONS_BLOCK = "approval_actions"

@@ -11,9 +11,12 @@ from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
     access_summary,
+    approved_by,
     decided,
+    granted_notes,
     guid_blocks,
     kind_words,
+    mentions,
     outcome_note,
     permalink_block,
     status_words,
@@ -32,6 +35,7 @@ from bot.slack.ui.text import (
     link_url,
     mention,
 )
+from bot.workflow.approvals import approvers_of, counting
 from bot.workflow.models import ProvisioningRequest, RequestKind
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
@@ -146,22 +150,30 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
         case RequestState.APPROVED if req.kind is RequestKind.ROLE_CHANGE:
             fallback = f"Your role change for {user} was approved"
             line = (
-                f":white_check_mark: Your request was approved by {decided(req)}. The role is now "
-                f"{role_label(req.role_granted)}:"
+                f":white_check_mark: Your request was approved by {approved_by(req)}. The role is "
+                f"now {role_label(req.role_granted)}:"
             )
-            extra = [*guid_blocks(req.connect_guid, connect_url)]
+            extra = [*granted_notes(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.APPROVED:
             fallback = f"Your request for {user} was approved"
             role = f" with the role {role_label(req.role_granted)}" if req.role_granted else ""
             line = (
-                f":white_check_mark: Your request was approved by {decided(req)}. "
+                f":white_check_mark: Your request was approved by {approved_by(req)}. "
                 f"Account created{role}:"
             )
-            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
+            extra = [
+                *granted_notes(req),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
         case RequestState.ALREADY_EXISTS:
             fallback = f"{user} already had a Posit Connect account"
             line = ":information_source: This person already had a Posit Connect account:"
-            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
+            extra = [
+                *granted_notes(req),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
         case RequestState.DENIED:
             fallback = f"Your request for {user} was denied"
             line = f":no_entry_sign: Your request was denied by {decided(req)}:"
@@ -180,14 +192,21 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
                 ":heavy_minus_sign: Your request was approved, but a step failed and an approver "
                 "closed it as it stood:"
             )
-            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
+            extra = [
+                *granted_notes(req),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
         case RequestState.INCOMPLETE:
             fallback = f"Your request for {user} is incomplete"
             line = (
                 ":warning: Your request was approved, but a step failed; the approvers can "
                 "retry it."
             )
-            extra = [section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}")]
+            extra = [
+                *granted_notes(req),
+                section_plain(f"Error: {clip(req.last_error, ERROR, multiline=True)}"),
+            ]
         case RequestState.PENDING | RequestState.PROVISIONING if req.last_error:
             fallback = f"Your request for {user} is still pending: carrying it out failed"
             line = (
@@ -307,6 +326,25 @@ def role_raised_message(req: ProvisioningRequest) -> Message:
                 f":arrow_up: You chose {role}, above the role asked for. That is a new question, "
                 f"so nothing was approved yet: the request now asks for {role} and waits for an "
                 "approval (press Approve again to approve it)."
+            ),
+            section_plain(f"{who(req)}\n{access_summary(req)}"),
+        ],
+    )
+
+
+def approval_counted_message(req: ProvisioningRequest, *, needed: int) -> Message:
+    """To an approver whose approval was recorded but is not the last one the role needs."""
+    role = role_label(req.role_asked)
+    names = approvers_of(counting(req))
+    left = max(0, needed - len(names))
+    more = "one more approver" if left == 1 else f"{left} more approvers"
+    return message(
+        f"Your approval of the request for {fallback_value(req.username)} was recorded",
+        [
+            section_md(
+                f":ballot_box_with_check: Your approval was recorded: {len(names)} of {needed} "
+                f"approvals for {role} ({mentions(names)}). Nothing changes in Connect until "
+                f"{more} approve."
             ),
             section_plain(f"{who(req)}\n{access_summary(req)}"),
         ],

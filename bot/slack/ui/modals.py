@@ -9,6 +9,8 @@ from typing import Any, assert_never
 
 from bot.slack.ui.describe import account_role, account_standing, person_text, role_lines, who
 from bot.slack.ui.ids import (
+    APPROVAL_NOTE_BLOCK,
+    APPROVAL_NOTE_INPUT,
     DENY_REASON_BLOCK,
     DENY_REASON_INPUT,
     JUSTIFICATION_BLOCK,
@@ -24,13 +26,14 @@ from bot.slack.ui.kit import Block, View, context, md, plain, section_md, sectio
 from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.text import USERNAME, clip
 from bot.slack.ui.values import PersonValue
-from bot.workflow.models import ProvisioningRequest, RequestKind
+from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction
 from bot.workflow.outcomes import RoleForm, RoleFormProblem
 from bot.workflow.roles import DEFAULT_ROLE_LABEL, outranks, role_label
 
 JUSTIFICATION_MIN_LENGTH = 3
 JUSTIFICATION_MAX_LENGTH = 1000
 DENY_REASON_MAX_LENGTH = 500
+APPROVAL_NOTE_MAX_LENGTH = 500
 
 
 def _check_metadata(private_metadata: str) -> None:
@@ -224,11 +227,19 @@ def role_form_problem_view(problem: RoleFormProblem, *, role: str | None = None)
     }
 
 
-def approve_modal(req: ProvisioningRequest, *, roles: Sequence[str], private_metadata: str) -> View:
-    """Confirm an approval and the role it grants: `roles` (REQUESTABLE_ROLES) with the role
-    asked preselected. A role above it is a new question, which the modal says; the submission
-    is checked again on the server (the approver, the role). Raises ValueError if
-    private_metadata is over 3,000 chars."""
+def approve_modal(
+    req: ProvisioningRequest,
+    *,
+    roles: Sequence[str],
+    private_metadata: str,
+    approvals_needed: int = 1,
+) -> View:
+    """Confirm an approval, with an optional note for the card and the requester, and the role
+    it grants when the request sets one: `roles` (REQUESTABLE_ROLES) with the role asked
+    preselected. A role above it is a new question, which the modal says; the submission is
+    checked again on the server (the approver, the role). `approvals_needed`: how many the
+    role asked needs (said when more than one). Raises ValueError if private_metadata is over
+    3,000 chars."""
     _check_metadata(private_metadata)
     if req.kind is RequestKind.ROLE_CHANGE:
         # Giving the account the role it has is no change.
@@ -237,21 +248,42 @@ def approve_modal(req: ProvisioningRequest, *, roles: Sequence[str], private_met
     else:
         question = f"Approve the account request for {who(req)}?"
     asked = role_label(req.role_asked)
-    higher = [role for role in roles if req.role_asked and outranks(role, req.role_asked)]
-    blocks: list[Block] = [
-        section_plain(question),
-        section_plain(role_lines(req)),
-        role_select(roles, label="Role to grant", initial=req.role_asked),
-    ]
-    if higher:
+    blocks: list[Block] = [section_plain(question), section_plain(role_lines(req))]
+    if req.step(StepAction.SET_ROLE) is not None:
+        blocks.append(role_select(roles, label="Role to grant", initial=req.role_asked))
+        if any(req.role_asked and outranks(role, req.role_asked) for role in roles):
+            blocks.append(
+                context(
+                    plain(
+                        f"A role above {asked} (the one asked for) is a new question: nothing is "
+                        "approved, the request asks for that role and waits for another approval."
+                    )
+                )
+            )
+    if approvals_needed > 1:
         blocks.append(
             context(
                 plain(
-                    f"A role above {asked} (the one asked for) is a new question: nothing is "
-                    "approved, the request asks for that role and waits for another approval."
+                    f"{asked} needs {approvals_needed} approvals from different approvers: "
+                    "yours is counted, and Connect is changed when the last one is given."
                 )
             )
         )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": APPROVAL_NOTE_BLOCK,
+            "optional": True,
+            "label": plain("Note (optional)"),
+            "hint": plain("Shown on the card and to the requester."),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": APPROVAL_NOTE_INPUT,
+                "multiline": True,
+                "max_length": APPROVAL_NOTE_MAX_LENGTH,
+            },
+        }
+    )
     return {
         "type": "modal",
         "callback_id": VIEW_APPROVE,

@@ -130,6 +130,11 @@ def approval_refusal(reason: Refusal, *, state: RequestState | None = None) -> M
                 "approver raised it). Nothing was approved: press Approve on the card again to "
                 "see the new question."
             )
+        case Refusal.ALREADY_APPROVED:
+            text = (
+                "Your approval of this request counts already: it needs approvals from other "
+                "approvers too. The card shows how many it has."
+            )
         case Refusal.NOTHING_TO_RETRY:
             status = f" ({status_words(state)})" if state else ""
             text = f"There is no failed step left to retry{status}."
@@ -172,6 +177,7 @@ def cancel_refusal(reason: Refusal, *, state: RequestState | None = None) -> Mes
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
             | Refusal.ROLE_CHANGED
+            | Refusal.ALREADY_APPROVED
         ):  # a decision's reasons: cancelling asks nothing of who the requester is
             text = _GENERIC
         case _:
@@ -219,6 +225,7 @@ def approvers_only_refusal(
             | Refusal.ROLE_NOT_REQUESTABLE
             | Refusal.NOTHING_TO_RETRY
             | Refusal.ROLE_CHANGED
+            | Refusal.ALREADY_APPROVED
         ):
             fallback = f"Only approvers can {what}"
             text = (

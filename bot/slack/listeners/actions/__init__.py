@@ -30,6 +30,7 @@ from bot.slack.ui import ids
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_REQUEST_ACCOUNT)(request_account.listener(deps))
     app.action(ids.ACTION_APPROVE)(approve.listener(deps))
+    app.action(ids.ACTION_APPROVE_WITH_NOTE)(approve.listener(deps, with_note=True))
     app.action(ids.ACTION_DENY)(deny.listener(deps))
     app.action(ids.ACTION_CANCEL)(cancel.listener(deps))
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))

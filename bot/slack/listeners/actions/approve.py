@@ -1,6 +1,7 @@
 """Approve, on the card or an approver's Home tab. A request that sets a role opens a
-confirmation first (the role to grant, the one asked preselected: views/approve_role.py
-approves when it is submitted); any other request is approved by the click. Either way the
+confirmation first (the role to grant, the one asked preselected, and a note:
+views/approve_role.py approves when it is submitted); any other request is approved by the
+click, or by the same confirmation (a note only) from "Approve with note". Either way the
 workflow decides (and carries the request out) after ack(), checking the approver again; the
 card shows the outcome, the clicker hears of a refusal or a failure."""
 
@@ -38,7 +39,7 @@ FORM_NOT_OPENED = (
 )
 
 
-def listener(deps: ListenerDeps) -> Listener:
+def listener(deps: ListenerDeps, *, with_note: bool = False) -> Listener:
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         click = read_click(body)
@@ -46,7 +47,7 @@ def listener(deps: ListenerDeps) -> Listener:
         # valid for 3 seconds.
         deps.after_click(
             click,
-            click_approve(deps, click, body.get("trigger_id")),
+            click_approve(deps, click, body.get("trigger_id"), with_note=with_note),
             name="approve",
             failure=FAILURE,
         )
@@ -54,8 +55,11 @@ def listener(deps: ListenerDeps) -> Listener:
     return approve
 
 
-async def click_approve(deps: ListenerDeps, click: Click, trigger_id: str | None) -> None:
-    """A request with a role step: open the confirmation; any other: approve."""
+async def click_approve(
+    deps: ListenerDeps, click: Click, trigger_id: str | None, *, with_note: bool = False
+) -> None:
+    """A request with a role step, or a click on "Approve with note": open the confirmation;
+    any other: approve."""
     if not is_request_id(click.value):
         message = approval_refusal(Refusal.NOT_FOUND)
         await respond.to_clicker(deps.client, click, message, home=deps.home)
@@ -70,7 +74,7 @@ async def click_approve(deps: ListenerDeps, click: Click, trigger_id: str | None
     if isinstance(checked, Refused):
         await respond.to_clicker(deps.client, click, decision_refusal(checked), home=deps.home)
         return
-    if checked.step(StepAction.SET_ROLE) is None:
+    if checked.step(StepAction.SET_ROLE) is None and not with_note:
         await run_approve(deps, click)
         return
     if trigger_id:
@@ -85,6 +89,7 @@ async def click_approve(deps: ListenerDeps, click: Click, trigger_id: str | None
             checked,
             roles=deps.requests.requestable_roles,
             private_metadata=encode_approval_metadata(form),
+            approvals_needed=deps.requests.approvals_required.needed(checked.role_asked),
         )
         try:
             await deps.client.views_open(trigger_id=trigger_id, view=view)
