@@ -55,6 +55,11 @@ class Search:
 
 
 @dataclass(frozen=True)
+class RequestOwn:
+    """The caller asks for their own Connect account."""
+
+
+@dataclass(frozen=True)
 class Pending:
     """What waits for a decision (approvers only)."""
 
@@ -69,11 +74,12 @@ class Seats:
     """Connect's licence seats (approvers only)."""
 
 
-ParsedCommand = Help | Search | Pending | Status | Seats
+ParsedCommand = Help | Search | RequestOwn | Pending | Status | Seats
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
-_BARE_SUBCOMMANDS: dict[str, type[Pending] | type[Status] | type[Seats]] = {
+_BARE_SUBCOMMANDS: dict[str, type[RequestOwn] | type[Pending] | type[Status] | type[Seats]] = {
+    "request": RequestOwn,
     "pending": Pending,
     "status": Status,
     "seats": Seats,

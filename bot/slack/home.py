@@ -7,6 +7,7 @@ cards and messages, decided by the same listeners.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
@@ -15,10 +16,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.ui.home import HOME_MINE_LIMIT, HOME_WAITING_LIMIT, home_view
 from bot.slack.ui.kit import Message
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, ProvisioningRequest
 from bot.workflow.requests import Requests
 
 log = logging.getLogger(__name__)
+
+# The Home tab says whether the viewer has an account when the directory says so quickly; else
+# it offers the button, whose click looks again.
+OWN_ACCOUNT_SECONDS = 1.5
 
 # Permalinks of the cards of some requests, by request id (the notifier's card_permalinks).
 CardLinks = Callable[[Iterable[ProvisioningRequest]], Awaitable[Mapping[str, str | None]]]
@@ -35,8 +40,11 @@ class HomeTab:
     async def publish(self, user_id: str, *, notice: Message | None = None) -> bool:
         """Render and publish `user_id`'s Home tab, with `notice` at the top; False when Slack
         did not take it."""
-        content = await self.requests.home(
-            user_id, mine_limit=HOME_MINE_LIMIT, waiting_limit=HOME_WAITING_LIMIT
+        content, own = await asyncio.gather(
+            self.requests.home(
+                user_id, mine_limit=HOME_MINE_LIMIT, waiting_limit=HOME_WAITING_LIMIT
+            ),
+            self._own_account(user_id),
         )
         waiting = content.waiting
         listed = [*content.mine.requests, *(waiting.requests if waiting else ())]
@@ -49,6 +57,7 @@ class HomeTab:
             waiting_refusal=content.waiting_refusal,
             permalinks=await self.card_links(listed),
             notice=notice,
+            own_account=own,
         )
         try:
             await self.client.views_publish(user_id=user_id, view=view)
@@ -59,3 +68,11 @@ class HomeTab:
             log.warning("views.publish failed: %s", type(exc).__name__)
             return False
         return True
+
+    async def _own_account(self, user_id: str) -> DirectoryEntry | None:
+        """The viewer's Connect account, when the directory says quickly that they have one."""
+        try:
+            own = await asyncio.wait_for(self.requests.own_entry(user_id), OWN_ACCOUNT_SECONDS)
+        except TimeoutError:
+            return None
+        return own.entry if own.entry is not None and own.entry.has_account else None

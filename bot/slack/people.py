@@ -27,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cache.fresh import FreshAnswers
+from bot.workflow.models import SlackIdentity
 from bot.workflow.ports import (
     ApproverCheckUnavailable,
     ApproverVerdict,
@@ -369,6 +370,25 @@ class SlackPeople:
         if not user.get("id") or user.get("deleted") or user.get("is_bot"):
             return None
         return str(user["id"])
+
+    async def identity(self, user_id: str) -> SlackIdentity | None:
+        """The email and name on the profile (users.info, read now: a person asking for their
+        own account is matched by it, so an old answer could match someone's former email)."""
+        try:
+            response = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            raise PersonLookupUnavailable(f"users.info: {exc.response.get('error')}") from None
+        except Exception as exc:
+            raise PersonLookupUnavailable(f"users.info: {type(exc).__name__}") from None
+        profile = (response.get("user") or {}).get("profile") or {}
+        email = str(profile.get("email") or "").strip()
+        if not email:
+            return None
+        return SlackIdentity(
+            email=email,
+            first_name=str(profile.get("first_name") or "").strip(),
+            last_name=str(profile.get("last_name") or "").strip(),
+        )
 
     # -- profiles and the bot's own organisation -----------------------------------------------
 

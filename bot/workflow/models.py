@@ -113,6 +113,15 @@ class Person:
     temp_ticket: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class SlackIdentity:
+    """What a Slack profile says about who someone is, to find them in the directory."""
+
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+
+
 class SubjectLink(StrEnum):
     """Whether the person a request is for was matched to a Slack account at filing."""
 

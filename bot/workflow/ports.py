@@ -26,6 +26,7 @@ from bot.workflow.models import (
     OutboxMessage,
     ProvisioningRequest,
     SeatCount,
+    SlackIdentity,
 )
 from bot.workflow.states import RequestState
 
@@ -320,6 +321,10 @@ class PeopleLookup(Protocol):
     async def person_id(self, email: str) -> str | None:
         """The workspace member whose email is `email` (None: nobody, or a bot or deactivated
         account). Raises PersonLookupUnavailable when Slack cannot say."""
+
+    async def identity(self, user_id: str) -> SlackIdentity | None:
+        """The email and name on `user_id`'s Slack profile, read now (None: the profile shows
+        no email). Raises PersonLookupUnavailable when Slack cannot say."""
 
 
 class ApproverPolicy(Protocol):

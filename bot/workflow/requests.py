@@ -16,8 +16,10 @@ from collections.abc import Callable
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
+from bot.workflow.finding import FindProblem, OwnEntry, queries_for, same_email, shortlist
 from bot.workflow.models import (
     DirectoryCapabilities,
+    DirectoryEntry,
     DirectoryPage,
     NewRequest,
     OutboxItem,
@@ -169,6 +171,52 @@ class Requests:
         return SearchOutcome(
             page=_without_tickets(page), accounts_only=accounts_only, role_changes=role_changes
         )
+
+    # -- a person's own entry --------------------------------------------------------------------
+
+    async def own_entry(self, user_id: str) -> OwnEntry:
+        """The directory entry of the person `user_id` is, found by the email on their Slack
+        profile: the entries their email's local part and their names find, kept only when the
+        entry's email equals the Slack email. Where the login provider has no directory search,
+        their Connect account is looked for the same way."""
+        if self.people is None:
+            return OwnEntry(problem=FindProblem.SLACK_UNAVAILABLE)
+        try:
+            identity = await self.people.identity(user_id)
+        except PersonLookupUnavailable:
+            log.warning("could not read a requester's Slack profile to find their own entry")
+            return OwnEntry(problem=FindProblem.SLACK_UNAVAILABLE)
+        if identity is None:
+            return OwnEntry(problem=FindProblem.NO_EMAIL)
+        queries = queries_for(identity)
+        try:
+            caps: DirectoryCapabilities | None = await self.directory.capabilities()
+        except DirectoryError:
+            caps = None
+        accounts_only = caps is not None and caps.remote_user_search is False
+        try:
+            try:
+                entries = await self._shortlist(queries, accounts=accounts_only)
+            except DirectoryRefused as exc:
+                if exc.kind is not DirectoryProblem.PROVIDER_CANNOT or accounts_only:
+                    raise
+                accounts_only = True  # an older server that did not say so beforehand
+                entries = await self._shortlist(queries, accounts=True)
+        except DirectoryError as exc:
+            log.warning("could not look for a requester's own entry: %s", exc.problem)
+            return OwnEntry(problem=FindProblem.CONNECT_UNAVAILABLE, email=identity.email)
+        mine = [entry for entry in entries if same_email(entry.email, identity.email)]
+        if len(mine) > 1:
+            return OwnEntry(problem=FindProblem.SEVERAL, email=identity.email)
+        if not mine:
+            problem = FindProblem.NO_DIRECTORY if accounts_only else FindProblem.NOT_FOUND
+            return OwnEntry(problem=problem, email=identity.email)
+        return OwnEntry(entry=mine[0], email=identity.email)
+
+    async def _shortlist(self, queries: tuple[str, ...], *, accounts: bool) -> list[DirectoryEntry]:
+        if accounts:  # an account search refuses short prefixes (see _search_accounts)
+            queries = tuple(q for q in queries if len(q) >= MIN_ACCOUNT_PREFIX)
+        return await shortlist(self.directory, queries, limit=self.search_limit, accounts=accounts)
 
     # -- roles ---------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.slack.ui import ids
 from bot.workflow.models import NewRequest, OutboxItem, OutboxKind, Person
 from bot.workflow.states import RequestState
-from tests.support.blockkit import assert_valid_message, buttons
+from tests.support.blockkit import assert_valid_message, buttons, request_buttons
 from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
@@ -435,21 +435,21 @@ async def test_home_tab_shows_own_requests_and_what_waits_for_approvers(
     mine = await open_home(bot, REQUESTER)
     text = response_text(mine)
     assert "My requests" in text and "julie2" in text and "Waiting for approval" not in text
-    assert [(x["action_id"], x["value"]) for x in buttons(mine)] == [
+    assert [(x["action_id"], x["value"]) for x in request_buttons(mine)] == [
         (ids.ACTION_CANCEL, request_id)
     ]
 
     theirs = await open_home(bot, APPROVER)
     text = response_text(theirs)
     assert "Waiting for approval (1)" in text and "haven't requested" in text
-    assert [(x["action_id"], x["value"]) for x in buttons(theirs)] == [
+    assert [(x["action_id"], x["value"]) for x in request_buttons(theirs)] == [
         (ids.ACTION_APPROVE, request_id),
         (ids.ACTION_DENY, request_id),
     ]
     assert f"https://test.slack.com/archives/{APPROVER_CHANNEL}/" in text
 
     outsider = await open_home(bot, OUTSIDER)
-    assert "Waiting for approval" not in response_text(outsider) and buttons(outsider) == []
+    assert "Waiting for approval" not in response_text(outsider) and request_buttons(outsider) == []
 
     assert await open_home(bot, REQUESTER, tab="messages") is None
 
@@ -521,7 +521,7 @@ async def test_cancel_on_the_home_tab(bot: BotUnderTest) -> None:
     assert await state_of(bot, request_id) is RequestState.CANCELLED
     home = home_of(bot, REQUESTER)
     assert "You cancelled" in response_text(home) and "cancelled" in response_text(home)
-    assert buttons(home) == []
+    assert request_buttons(home) == []
     assert "Cancelled by" in response_text(latest_card(bot))
 
 

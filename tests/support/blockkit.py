@@ -574,6 +574,11 @@ def buttons(payload: Any) -> list[dict[str, Any]]:
     return found
 
 
+def request_buttons(payload: Any) -> list[dict[str, Any]]:
+    """The buttons acting on requests: not the Home tab's "Request my Connect account"."""
+    return [b for b in buttons(payload) if b.get("action_id") != "request_my_account"]
+
+
 def assert_fallback_inert(text: str) -> None:
     """The fallback `text` cannot ping, link or format: the bot writes only escaped data there.
 

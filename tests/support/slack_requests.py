@@ -209,8 +209,10 @@ def home_block_actions_body(
     view_blocks: list[dict[str, Any]] | None = None,
     api_app_id: str = API_APP_ID,
     bot_id: str = "B0BOT",
+    view_type: str = "home",
 ) -> str:
-    """A button click on the App Home tab, as ``payload=<json>``.
+    """A button click on the App Home tab (or, with ``view_type="modal"``, in a modal), as
+    ``payload=<json>``.
 
     As Slack sends it: ``container`` is ``{"type": "view", "view_id": …}``, the payload carries
     the ``view`` (type ``home``), and there is NO ``message``, ``channel`` or ``response_url``.
@@ -226,7 +228,7 @@ def home_block_actions_body(
     view = {
         "id": view_id,
         "team_id": team_id,
-        "type": "home",
+        "type": view_type,
         "blocks": view_blocks or [],
         "private_metadata": "",
         "callback_id": "",

@@ -10,7 +10,9 @@ from bot.slack.command import (
     PREFIX_MAX_LENGTH,
     Help,
     Pending,
+    RequestOwn,
     Search,
+    Seats,
     Status,
     UsageProblem,
     parse_command,
@@ -38,6 +40,11 @@ def slack_escape(text: str) -> str:
 @pytest.mark.parametrize("text", ["", "   ", "\t\n", "help", "HELP", "  Help  "])
 def test_help_without_reason(text: str) -> None:
     assert parse_command(text) == Help()
+
+
+@pytest.mark.parametrize("text", ["request", " Request ", "REQUEST"])
+def test_request_alone_asks_for_your_own_account(text: str) -> None:
+    assert parse_command(text) == RequestOwn()
 
 
 @pytest.mark.parametrize("text", ["search", "SEARCH", "search   ", "Search \t "])
@@ -146,10 +153,12 @@ noisy_text = st.lists(st.one_of(st.text(max_size=20), escapes), max_size=60).map
 
 
 def _check_result(result: object, text: str | None = None) -> None:
-    assert isinstance(result, Help | Search | Pending | Status)
-    if isinstance(result, Pending | Status) and text is not None:
+    assert isinstance(result, Help | Search | RequestOwn | Pending | Status | Seats)
+    if isinstance(result, Pending | Status | Seats) and text is not None:
         # Only the bare word asks for a list; anything after it is explained, not ignored.
         assert unescape_slack(text).strip().lower() == type(result).__name__.lower()
+    if isinstance(result, RequestOwn) and text is not None:
+        assert unescape_slack(text).strip().lower() == "request"
     if isinstance(result, Search):
         prefix = result.prefix
         assert prefix and prefix == prefix.strip()

@@ -42,6 +42,7 @@ from tests.support.blockkit import (
     buttons,
     mrkdwn_texts,
     plain_texts,
+    request_buttons,
 )
 from tests.support.samples import NOW, make_request
 from tests.support.strategies import (
@@ -295,7 +296,7 @@ def test_home_for_a_requester() -> None:
     assert_valid_home_view(view)
     text = all_text(view)
     assert "My requests" in text and "Waiting for approval" not in text
-    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [(ACTION_CANCEL, "a1")]
+    assert [(x["action_id"], x["value"]) for x in request_buttons(view)] == [(ACTION_CANCEL, "a1")]
 
 
 def test_home_for_an_approver_uses_the_cards_actions() -> None:
@@ -311,7 +312,9 @@ def test_home_for_an_approver_uses_the_cards_actions() -> None:
     assert_valid_home_view(view)
     assert "Waiting for approval (2)" in all_text(view)
     decide = [
-        (x["action_id"], x["value"]) for x in buttons(view) if x["action_id"] != ACTION_CANCEL
+        (x["action_id"], x["value"])
+        for x in request_buttons(view)
+        if x["action_id"] != ACTION_CANCEL
     ]
     # Their own request gets no Approve/Deny: the server would refuse it anyway.
     assert decide == [(ACTION_APPROVE, "a1"), (ACTION_APPROVE_WITH_NOTE, "a1"), (ACTION_DENY, "a1")]
@@ -329,7 +332,7 @@ def test_home_offers_an_incomplete_request_its_retry_or_close() -> None:
         permalinks=links(waiting),
     )
     assert_valid_home_view(view)
-    assert [(x["action_id"], x["value"]) for x in buttons(view)] == [
+    assert [(x["action_id"], x["value"]) for x in request_buttons(view)] == [
         (ACTION_RETRY, "a1"),
         (ACTION_CLOSE, "a1"),
     ]
@@ -402,7 +405,7 @@ def test_home_worst_case_fits_and_keeps_room_for_both_lists(filler: str) -> None
     assert_valid_home_view(view)
     assert len(view["blocks"]) <= MAX_VIEW_BLOCKS
     assert len(json.dumps(view["blocks"])) <= BLOCKS_JSON_BUDGET
-    actions = {x["action_id"] for x in buttons(view)}
+    actions = {x["action_id"] for x in request_buttons(view)}
     assert {ACTION_CANCEL, ACTION_APPROVE, ACTION_DENY} <= actions
     more = [t for t in mrkdwn_texts(view) if t.startswith("…and ")]
     assert len(more) == 2

@@ -43,7 +43,7 @@ from tests.support.blockkit import (
     assert_valid_home_view,
     assert_valid_message,
     assert_valid_view,
-    buttons,
+    request_buttons,
 )
 from tests.support.samples import make_request
 
@@ -224,7 +224,7 @@ def test_pending_list_and_home_show_the_role_asked() -> None:
     )
     assert_valid_home_view(view)
     assert "Role asked: Publisher" in json.dumps(view)
-    assert next(b["action_id"] for b in buttons(view)) == ACTION_APPROVE
+    assert next(b["action_id"] for b in request_buttons(view)) == ACTION_APPROVE
 
 
 def test_home_offers_a_retry_for_an_incomplete_request() -> None:
@@ -243,7 +243,7 @@ def test_home_offers_a_retry_for_an_incomplete_request() -> None:
         viewer_id="U0OTHER", mine=[], mine_total=0, waiting=[req], waiting_total=1, permalinks={}
     )
     assert_valid_home_view(view)
-    assert [b["action_id"] for b in buttons(view)] == [ACTION_RETRY, ACTION_CLOSE]
+    assert [b["action_id"] for b in request_buttons(view)] == [ACTION_RETRY, ACTION_CLOSE]
     assert "Set the role to Publisher failed: Connect refused the role" in json.dumps(view)
 
 

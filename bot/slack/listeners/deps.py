@@ -12,6 +12,7 @@ from bot.slack import respond
 from bot.slack.home import HomeTab
 from bot.slack.interactions import Click
 from bot.slack.notifier import SlackNotifier
+from bot.slack.own_request import OwnRequestDeps
 from bot.slack.people import SlackPeople
 from bot.slack.ui.refusals import refusal_message
 from bot.tasks import TaskSupervisor
@@ -49,6 +50,22 @@ class ListenerDeps:
             await respond.to_clicker(self.client, click, refusal_message(failure), home=self.home)
 
         self.supervisor.spawn(work, name=name, on_error=report_failure)
+
+    @property
+    def own_request(self) -> OwnRequestDeps:
+        def after_click(
+            click: Click, work: Coroutine[Any, Any, None], name: str, failure: str
+        ) -> None:
+            self.after_click(click, work, name=name, failure=failure)
+
+        return OwnRequestDeps(
+            requests=self.requests,
+            people=self.people,
+            client=self.client,
+            home=self.home,
+            connect_url=self.connect_url,
+            after_click=after_click,
+        )
 
     async def refuse_unless_searcher(self, user_id: str, response_url: str | None) -> bool:
         """Tell `user_id` why they may not see directory data, if they may not (the search

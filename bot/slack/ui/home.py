@@ -7,13 +7,18 @@ from collections.abc import Mapping, Sequence
 from typing import assert_never
 
 from bot.slack.ui.buttons import decision_actions, retry_actions
-from bot.slack.ui.describe import step_words
-from bot.slack.ui.ids import HOME_DECIDE_BLOCK_PREFIX
+from bot.slack.ui.describe import account_standing, step_words
+from bot.slack.ui.ids import (
+    ACTION_REQUEST_MINE,
+    HOME_DECIDE_BLOCK_PREFIX,
+    OWN_ACCOUNT_ACTIONS_BLOCK,
+)
 from bot.slack.ui.kit import (
     Block,
     Message,
     View,
     blocks_json_len,
+    button,
     context,
     divider,
     fit_rows,
@@ -26,8 +31,8 @@ from bot.slack.ui.kit import (
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_VIEW_BLOCKS
 from bot.slack.ui.lists import status_row, waiting_context, waiting_summary
 from bot.slack.ui.refusals import not_a_decider
-from bot.slack.ui.text import ERROR, clip
-from bot.workflow.models import ProvisioningRequest
+from bot.slack.ui.text import ERROR, USERNAME, clip
+from bot.workflow.models import DirectoryEntry, ProvisioningRequest
 from bot.workflow.outcomes import Refusal
 from bot.workflow.states import RequestState
 
@@ -111,6 +116,7 @@ def home_view(
     waiting_refusal: Refusal | None = None,
     permalinks: Mapping[str, str | None],
     notice: Message | None = None,
+    own_account: DirectoryEntry | None = None,
 ) -> View:
     """The App Home tab: "My requests" and, for approvers (`waiting` not None), "Waiting for
     approval" with the same Approve/Deny buttons as the cards (the same handlers decide them).
@@ -118,16 +124,37 @@ def home_view(
     `notice` is a message from the renderers (a refusal, an outcome) shown at the top: Home tab
     clicks have no response_url, so the answer to a click is shown where it was made.
     `waiting_refusal` says why `waiting` is None; the viewer is told when it is about them
-    (a guest, from another organisation, …) or when it could not be checked.
+    (a guest, from another organisation, …) or when it could not be checked. `own_account`: the
+    viewer's Connect account when it is known they have one; otherwise they are offered
+    "Request my Connect account".
     """
     head: list[Block] = [header("Posit Connect accounts")]
     if notice:
         head.extend(notice.get("blocks") or [])
         head.append(divider())
+    if own_account is not None:
+        head.append(
+            context(
+                plain(
+                    f"Your Posit Connect account: {clip(own_account.username, USERNAME)} · "
+                    + account_standing(own_account.user_role, own_account.locked)
+                )
+            )
+        )
+    else:
+        head.append(
+            {
+                "type": "actions",
+                "block_id": OWN_ACCOUNT_ACTIONS_BLOCK,
+                "elements": [
+                    button("Request my Connect account", action_id=ACTION_REQUEST_MINE, value="me")
+                ],
+            }
+        )
     head.append(
         context(
             md(
-                "Ask for an account with `/connect-user search &lt;prefix&gt;`; "
+                "Ask for an account for someone else with `/connect-user search &lt;prefix&gt;`; "
                 "`/connect-user help` lists every command."
             )
         )

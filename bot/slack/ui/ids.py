@@ -12,6 +12,8 @@ ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 ACTION_RETRY = "retry_step"
 ACTION_CLOSE = "close_incomplete"
+# "Request my Connect account", on the Home tab
+ACTION_REQUEST_MINE = "request_my_account"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -36,6 +38,8 @@ APPROVAL_NOTE_INPUT = "approval_note_input"
 APPROVAL_ACTIONS_BLOCK = "approval_actions"
 # block_id of the card's Retry button (an incomplete request)
 RETRY_ACTIONS_BLOCK = "retry_actions"
+# block_id of Change role in the modal telling someone they have an account already
+OWN_ACCOUNT_ACTIONS_BLOCK = "own_account_actions"
 # block_id of the requester's Cancel button under their confirmation
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)

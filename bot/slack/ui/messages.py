@@ -45,6 +45,8 @@ _USAGE_MD = (
     "• `/connect-user search &lt;prefix&gt;`: find people in the directory whose name, "
     "username or email starts with the prefix, and request a Posit Connect account for them, "
     "or a new role for someone who has one. Example: `/connect-user search jan`\n"
+    "• `/connect-user request`: ask for your own Posit Connect account (found in the directory by "
+    "the email on your Slack profile)\n"
     "• `/connect-user status`: your own requests and what became of them; cancel one that is "
     "still waiting\n"
     "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"

@@ -20,6 +20,7 @@ from bot.slack.listeners.actions import (
     deny,
     options,
     request_account,
+    request_mine,
     retry,
     unknown,
 )
@@ -29,6 +30,7 @@ from bot.slack.ui import ids
 
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_REQUEST_ACCOUNT)(request_account.listener(deps))
+    app.action(ids.ACTION_REQUEST_MINE)(request_mine.listener(deps))
     app.action(ids.ACTION_APPROVE)(approve.listener(deps))
     app.action(ids.ACTION_APPROVE_WITH_NOTE)(approve.listener(deps, with_note=True))
     app.action(ids.ACTION_DENY)(deny.listener(deps))

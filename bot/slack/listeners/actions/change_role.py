@@ -47,8 +47,12 @@ def listener(deps: ListenerDeps) -> Listener:
         click = read_click(body)
         # On the click's own path, not supervised work: the trigger_id is valid for 3 seconds.
         # After ack() nothing else answers the clicker, so a failure is answered here.
+        view = body.get("view") or {}
+        # Clicked inside a modal (the one telling someone they have an account already): the
+        # form replaces it, as a second modal cannot be opened over it with views.open.
+        in_modal = str(view.get("id") or "") if view.get("type") == "modal" else ""
         try:
-            await open_role_form(deps, click, body.get("trigger_id"), client)
+            await open_role_form(deps, click, body.get("trigger_id"), client, in_modal=in_modal)
         except Exception:
             log.exception("a Change role click failed")
             await respond.to_clicker(deps.client, click, refusal_message(FAILURE), home=deps.home)
@@ -57,11 +61,26 @@ def listener(deps: ListenerDeps) -> Listener:
 
 
 async def open_role_form(
-    deps: ListenerDeps, click: Click, trigger_id: str | None, client: AsyncWebClient
+    deps: ListenerDeps,
+    click: Click,
+    trigger_id: str | None,
+    client: AsyncWebClient,
+    *,
+    in_modal: str = "",
 ) -> None:
     guid = click.value
     if not is_account_guid(guid):
         await respond.via_response_url(click.response_url, outdated_button_message())
+        return
+    if in_modal:
+        try:
+            await client.views_update(view_id=in_modal, view=role_change_loading_view())
+        except _SLACK_ERRORS as exc:
+            log.warning("views.update failed for a role change: %s", _slack_error(exc))
+            return  # the modal they clicked in stays as it was
+        deps.after_click(
+            click, fill_role_form(deps, click, in_modal, client), name="role-form", failure=FAILURE
+        )
         return
     if not trigger_id:
         log.warning("a Change role click came without a trigger_id")

@@ -1,5 +1,5 @@
-"""`/connect-user`: search the directory, list what waits or what became of your requests, show
-Connect's licence seats, or show how to use the command."""
+"""`/connect-user`: search the directory, ask for your own account, list what waits or what
+became of your requests, show Connect's licence seats, or show how to use the command."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.command import Help, Pending, Search, Seats, Status, parse_command
+from bot.slack.command import Help, Pending, RequestOwn, Search, Seats, Status, parse_command
+from bot.slack.interactions import Click
 from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.own_request import open_own_request
 from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
@@ -37,7 +39,18 @@ def listener(deps: ListenerDeps) -> Listener:
         response_url = command.get("response_url")
 
         # Parsing is pure and cheap: done here too so a failure is reported in the command's terms.
-        if isinstance(parse_command(command.get("text") or ""), Search):
+        parsed = parse_command(command.get("text") or "")
+        if isinstance(parsed, RequestOwn):
+            # A modal, opened on this path: the command's trigger_id lasts 3 seconds.
+            click = Click(
+                value="",
+                user_id=command["user_id"],
+                response_url=response_url,
+                channel=command.get("channel_id"),
+            )
+            await open_own_request(deps.own_request, click, command.get("trigger_id"), deps.client)
+            return
+        if isinstance(parsed, Search):
             failure = search_error_message("")
         else:
             failure = refusal_message(
@@ -77,7 +90,7 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await status_reply(deps, command["user_id"])
     if isinstance(parsed, Seats):
         return await seats_reply(deps, command["user_id"])
-    assert isinstance(parsed, Search)
+    assert isinstance(parsed, Search), parsed  # RequestOwn opens a modal instead
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
         return refusal_message(refusal)
