@@ -183,6 +183,7 @@ class Runtime:
             store=self.store,
             engine=self.engine,
             connect=self.connect,
+            clock=self.requests.clock,
         )
 
 
