@@ -97,7 +97,8 @@ OUTCOMES: tuple[Outcome, ...] = (
     # Approved by an approver: provisioning is an approval being carried out, already_exists one
     # that found the account in Connect.
     Outcome("approved", "Approved", "#009e73", ("approved", "already_exists", "provisioning")),
-    Outcome("incomplete", "Approved, a step failed", "#e69f00", ("incomplete", "closed")),
+    # Approved, but a later step (setting the role) failed: waiting for a retry, or closed.
+    Outcome("incomplete", "Incomplete", "#e69f00", ("incomplete", "closed")),
     Outcome("denied", "Denied", "#d55e00", ("denied",)),
     Outcome("expired", "Expired", "#999999", ("expired",)),
     Outcome("cancelled", "Cancelled", "#cc79a7", ("cancelled",)),
@@ -332,7 +333,8 @@ def render_chart_svg(view: InsightsView) -> str:
     out.append('<g class="legend">')
     x, y = float(plot_left), float(_LEGEND_Y)
     for outcome in view.outcomes:
-        width = 22 + 7.2 * len(outcome.label)
+        # An estimate of the label's width: SVG text cannot be measured on the server.
+        width = 22 + 6.6 * len(outcome.label)
         if x + width > plot_right:
             x, y = float(plot_left), y + 18
         out.append(
