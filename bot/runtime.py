@@ -184,6 +184,7 @@ class Runtime:
             store=self.store,
             engine=self.engine,
             connect=self.connect,
+            clock=self.requests.clock,
         )
 
 

@@ -1,4 +1,5 @@
-"""Read-only queries behind the audit page: every provisioning request, filtered and paged.
+"""Read-only queries behind the audit page: every provisioning request, filtered and paged, and
+the aggregates of its insights view (counts per week and state, time to decision, what waits).
 
 Columns are selected by name, never `select(table)`: the ticket must not be read at all (a page
 cannot leak what it never loaded), and columns other migrations add later are not this page's
@@ -7,9 +8,12 @@ business until someone chooses to show them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import math
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -233,3 +237,164 @@ def _to_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:
         role_before=m["role_before"],
         steps=_steps(m["steps"]),
     )
+
+
+# -- Insights: aggregates over a bounded window of weeks -----------------------------------------
+
+# The longest window the aggregate query takes (the page offers fewer): its result has at most
+# one row per week and state, so it stays small however long the history is.
+MAX_INSIGHT_WEEKS = 53
+WAITING_STATE = "pending"
+# Requests no approver decided although decided_at may be set: a pending one had its approval
+# undone by a failed provisioning attempt (decided_at is cleared then, but a row written by an
+# older release may keep it), and a cancelled one was withdrawn by its requester.
+_NOT_DECIDED_BY_APPROVER = ("pending", "cancelled")
+PERCENTILES = (0.5, 0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class WeekStateCount:
+    week: int  # index into RequestInsights.week_starts: 0 is the oldest week
+    state: str  # as stored: a state added by a newer release is counted too
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTimes:
+    """How long approvers took, over the requests filed in the window that they decided."""
+
+    decided: int
+    # Linear interpolation between the two nearest ranks (PostgreSQL's percentile_cont), in
+    # seconds; None when nothing was decided.
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OldestWaiting:
+    id: str
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInsights:
+    week_starts: tuple[datetime, ...]  # each week's first instant, oldest first
+    counts: tuple[WeekStateCount, ...]  # only the (week, state) pairs that have requests
+    decision_times: DecisionTimes
+    waiting: int  # pending now, whenever filed
+    oldest_waiting: OldestWaiting | None
+
+
+def _seconds_between(
+    dialect: str, start: sa.ColumnElement[Any], end: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    if dialect == "postgresql":
+        return sa.extract("epoch", end) - sa.extract("epoch", start)
+    # SQLite keeps datetimes as UTC text; julianday reads it with sub-second precision.
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+def interpolation_ranks(count: int, fraction: float) -> tuple[int, float]:
+    """The 0-based rank below the percentile and how far towards the next rank it lies."""
+    position = (count - 1) * fraction
+    below = math.floor(position)
+    return below, position - below
+
+
+async def request_insights(engine: AsyncEngine, week_starts: Sequence[datetime]) -> RequestInsights:
+    """Requests filed since week_starts[0], counted per week (a request belongs to the last week
+    that starts at or before its filing) and state; how long the decided ones took; and the
+    requests pending now. Every figure is computed by the database; what comes back is bounded by
+    the number of weeks, states and percentiles, never by the number of requests."""
+    starts = tuple(week_starts)
+    if not 1 <= len(starts) <= MAX_INSIGHT_WEEKS:
+        raise ValueError(f"give 1 to {MAX_INSIGHT_WEEKS} week starts")
+    if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
+        raise ValueError("week starts must increase")
+    created = _requests.c.created_at
+    in_window = created >= starts[0]
+    # The week is found by comparisons with the boundaries, which mean the same on every
+    # database (no dialect's date functions, no time zone settings).
+    week = sa.case(
+        *((created >= start, index) for index, start in reversed(list(enumerate(starts)))),
+        else_=-1,
+    ).label("week")
+    # Grouped outside a subquery: PostgreSQL would not match a GROUP BY expression whose bound
+    # parameters are numbered apart from the same expression in the select list.
+    filed = sa.select(week, _requests.c.state).where(in_window).subquery()
+    per_week = sa.select(filed.c.week, filed.c.state, sa.func.count().label("n")).group_by(
+        filed.c.week, filed.c.state
+    )
+
+    decided_conditions = (
+        in_window,
+        _requests.c.decided_at.is_not(None),
+        _requests.c.state.not_in(_NOT_DECIDED_BY_APPROVER),
+    )
+    seconds = _seconds_between(engine.dialect.name, created, _requests.c.decided_at).label(
+        "seconds"
+    )
+    decided_count = sa.select(sa.func.count()).select_from(_requests).where(*decided_conditions)
+
+    waiting = _requests.c.state == WAITING_STATE
+    waiting_count = sa.select(sa.func.count()).select_from(_requests).where(waiting)
+    oldest = (
+        sa.select(_requests.c.id, _requests.c.username, created)
+        .where(waiting)
+        .order_by(created, _requests.c.id)
+        .limit(1)
+    )
+
+    async with for_reads(engine).connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # One snapshot for every figure: the percentiles' offsets come from the count.
+            # (SQLite's deferred read transaction is one snapshot already.)
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        counts = tuple(
+            WeekStateCount(week=int(row.week), state=str(row.state), count=int(row.n))
+            for row in await conn.execute(per_week)
+            if row.week is not None and 0 <= int(row.week) < len(starts)
+        )
+        decided = int((await conn.execute(decided_count)).scalar_one())
+        percentiles: list[float | None] = []
+        for fraction in PERCENTILES:
+            if decided == 0:
+                percentiles.append(None)
+                continue
+            # At most two rows per percentile, whatever the number decided.
+            below, towards_next = interpolation_ranks(decided, fraction)
+            nearest = (
+                sa.select(seconds)
+                .where(*decided_conditions)
+                .order_by(seconds)
+                .limit(2)
+                .offset(below)
+            )
+            values = [_as_float(value) for value in (await conn.execute(nearest)).scalars()]
+            if not values:  # cannot happen within one snapshot; never an IndexError
+                percentiles.append(None)
+                continue
+            low = values[0]
+            high = values[1] if len(values) > 1 else low
+            percentiles.append(low + (high - low) * towards_next)
+        waiting_now = int((await conn.execute(waiting_count)).scalar_one())
+        oldest_row = (await conn.execute(oldest)).first()
+    return RequestInsights(
+        week_starts=starts,
+        counts=counts,
+        decision_times=DecisionTimes(
+            decided=decided, median_seconds=percentiles[0], p90_seconds=percentiles[1]
+        ),
+        waiting=waiting_now,
+        oldest_waiting=None
+        if oldest_row is None
+        else OldestWaiting(
+            id=oldest_row.id, username=oldest_row.username, created_at=oldest_row.created_at
+        ),
+    )
+
+
+def _as_float(value: Any) -> float:
+    # PostgreSQL's extract() is numeric (a Decimal here); SQLite's arithmetic is a float.
+    return float(value) if isinstance(value, int | float | Decimal) else float(str(value))

@@ -125,13 +125,34 @@ def negotiate(accept: str | None) -> Format:
     return max(candidates)[2] if candidates else "html"
 
 
-def parse_query(params: QueryParams, accept: str | None) -> AuditQuery:
-    """Read and bound the query string, or raise BadQuery naming the parameter."""
+View = Literal["requests", "insights"]
+VIEWS: tuple[View, ...] = ("requests", "insights")
+
+
+def parse_view(params: QueryParams) -> View:
+    """Which view of the audit page is asked for: the list of requests unless `view=insights`."""
+    values = params.getlist("view")
+    if len(values) > 1:
+        raise BadQuery("give view at most once")
+    wanted = values[0].strip().lower() if values else ""
+    if not wanted or wanted == "requests":
+        return "requests"
+    if wanted == "insights":
+        return "insights"
+    raise BadQuery(f"unknown view {_quoted(wanted)}; use one of: {', '.join(VIEWS)}")
+
+
+def refuse_control_characters(params: QueryParams) -> None:
     for name, value in params.multi_items():
         # No filter needs them, and PostgreSQL refuses NUL in text outright: a 400 on every
         # database rather than a 503 on one.
         if _has_control_characters(name) or _has_control_characters(value):
             raise BadQuery(f"{_quoted(name)} must not contain control characters")
+
+
+def parse_query(params: QueryParams, accept: str | None) -> AuditQuery:
+    """Read and bound the query string, or raise BadQuery naming the parameter."""
+    refuse_control_characters(params)
     for name in _SINGLE_VALUED:
         if len(params.getlist(name)) > 1:
             raise BadQuery(f"give {name} at most once")
@@ -150,8 +171,8 @@ def parse_query(params: QueryParams, accept: str | None) -> AuditQuery:
     search = params.get("q", "").strip()
     if len(search) > MAX_SEARCH_CHARS:
         raise BadQuery(f"the search text is limited to {MAX_SEARCH_CHARS} characters")
-    page = _bounded_int(params.get("page"), "page", 1, MAX_PAGE, default=1)
-    per_page = _bounded_int(
+    page = bounded_int(params.get("page"), "page", 1, MAX_PAGE, default=1)
+    per_page = bounded_int(
         params.get("per_page"), "per_page", 1, MAX_PER_PAGE, default=DEFAULT_PER_PAGE
     )
     fmt_param = params.get("format")
@@ -168,7 +189,7 @@ def _has_control_characters(text: str) -> bool:
     return any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in text)
 
 
-def _bounded_int(raw: str | None, name: str, low: int, high: int, *, default: int) -> int:
+def bounded_int(raw: str | None, name: str, low: int, high: int, *, default: int) -> int:
     if raw is None or raw == "":
         return default
     # Digits only: int() would also take "+3", " 3" and "3_000".

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.connect.client import ConnectClient
 from bot.settings import Settings
+from bot.workflow.clock import Clock, utcnow
 
 
 class Pingable(Protocol):
@@ -28,3 +29,4 @@ class WebDeps:
     store: Pingable  # the health check
     engine: AsyncEngine  # the audit page's read-only queries
     connect: ConnectClient  # who a visitor is, when the credentials header holds GUIDs
+    clock: Clock = utcnow  # the bot's now: which weeks the audit page's insights show

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from bot.cache.backend import build_backend
 from bot.cache.keyed import KeyedCache
-from bot.store.audit_queries import AuditRecord, iter_requests, list_requests
+from bot.store.audit_queries import AuditRecord, iter_requests, list_requests, request_insights
 from bot.web.access import AccessDecision, AuditAccess
 from bot.web.audit_page import (
     AuditQuery,
@@ -33,6 +33,7 @@ from bot.web.audit_page import (
     negotiate,
     page_json,
     parse_query,
+    parse_view,
     render_error,
     render_page,
 )
@@ -46,6 +47,13 @@ from bot.web.credentials import (
     parse_credentials,
 )
 from bot.web.deps import WebDeps
+from bot.web.insights import (
+    build_view,
+    insights_json,
+    parse_insights_query,
+    render_insights,
+    week_starts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,7 @@ class VisitorPages:
     def __init__(self, deps: WebDeps) -> None:
         settings = deps.settings
         self._engine = deps.engine
+        self._clock = deps.clock
         self.trusted = settings.trust_connect_credentials
         # Who a visitor is and their Connect role decide access to the audit trail: kept in this
         # process only, never in Redis, where whoever can write could make themselves an auditor.
@@ -150,6 +159,9 @@ class VisitorPages:
                 "administrator to add you to AUDIT_USERS or AUDIT_GROUPS.",
             )
         try:
+            view = parse_view(request.query_params)
+            if view == "insights":
+                return await self._insights(request, accept, visitor, result.reason)
             query = parse_query(request.query_params, accept)
         except BadQuery as exc:
             return _error(_format_hint(request, accept), 400, str(exc))
@@ -166,6 +178,24 @@ class VisitorPages:
         if query.format == "json":
             return JSONResponse(page_json(page), headers=_PRIVATE)
         html = render_page(page, query, visitor=visitor.username or "")
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
+
+    async def _insights(
+        self, request: Request, accept: str | None, visitor: Visitor, reason: str
+    ) -> Response:
+        """The insights view: the caller has let the visitor in already. Raises BadQuery."""
+        query = parse_insights_query(request.query_params, accept)
+        log.info("audit insights %s for %s (%s)", query.format, visitor.username, reason)
+        now = self._clock()
+        try:
+            data = await request_insights(self._engine, week_starts(now, query.weeks))
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("audit insights: the store could not be read: %s", type(exc).__name__)
+            return _error(query.format, 503, "The request history cannot be read right now.")
+        insights = build_view(data, now=now)
+        if query.format == "json":
+            return JSONResponse(insights_json(insights), headers=_PRIVATE)
+        html = render_insights(insights, query, visitor=visitor.username or "")
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 
     async def _csv(self, query: AuditQuery) -> Response:
