@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.connect.client import ConnectClient
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
 
 
@@ -28,3 +29,4 @@ class WebDeps:
     store: Pingable  # the health check
     engine: AsyncEngine  # the audit page's read-only queries
     connect: ConnectClient  # who a visitor is, when the credentials header holds GUIDs
+    metrics: PrometheusMetrics | None = None  # GET /metrics; None: METRICS_ENABLED is off
