@@ -346,7 +346,7 @@ def _plain(value: object) -> str | None:
 # are present; this bot is configured explicitly, so they must not steer it.
 BOLT_ENVIRONMENT_OVERRIDES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_VERIFICATION_TOKEN")
 # Read once into Settings; after that neither a library (Bolt peeks) nor a child process needs them.
-SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "METRICS_TOKEN")
 
 
 def isolate_from_bolt_environment(environ: MutableMapping[str, str]) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.slack.ui import ids
+from bot.workflow.states import RequestState
 from tests.support.bot_under_test import (
     APPROVER,
     REQUESTER,
@@ -166,6 +167,77 @@ async def test_filing_and_approving_moves_the_counters(metrics_bot: BotUnderTest
     labels = label_values(after)
     assert not any(guid in label or "julie" in label for label in labels)
     assert not any(request_id in label for label in labels)
+
+
+async def test_denials_and_expiries_are_counted_with_their_waiting_time(
+    fake_slack, fake_connect, database_url
+) -> None:
+    now = [datetime.now(UTC)]
+    fake_connect.add_directory_user("bob1", "Bob", "Builder", "bob1@example.com")
+    bot = await start_metrics_bot(fake_slack, fake_connect, database_url, clock=lambda: now[0])
+    try:
+        denied_id = await file_request(bot, "julie2")
+        await file_request(bot, "bob1")
+        now[0] += timedelta(hours=2)
+        opened = fake_slack.count("views.open")
+        await bot.click(ids.ACTION_DENY, denied_id, user_id=APPROVER)
+        view = (await fake_slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
+        await bot.submit(
+            ids.VIEW_DENY_REASON,
+            {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_INPUT: "Use the shared account."}},
+            view["private_metadata"],
+            user_id=APPROVER,
+        )
+        await bot.settle()
+        now[0] += timedelta(days=8)  # past REQUEST_EXPIRY_HOURS (a week)
+        await bot.runtime.timers.run()
+        await bot.settle()
+
+        samples = await scrape(bot)
+        decided, seconds = f"{P}_requests_decided_total", f"{P}_request_decision_seconds"
+        denied = {"kind": "new_account", "outcome": "denied"}
+        expired = {"kind": "new_account", "outcome": "expired"}
+        assert value(samples, decided, **denied) == 1
+        assert value(samples, decided, **expired) == 1
+        assert value(samples, f"{seconds}_sum", **denied) == pytest.approx(2 * 3600)
+        assert value(samples, f"{seconds}_sum", **expired) == pytest.approx((8 * 24 + 2) * 3600)
+        # A week and more falls in the histogram's last finite bucket, not below it.
+        assert value(samples, f"{seconds}_bucket", le="604800.0", **expired) == 0
+        assert value(samples, f"{seconds}_bucket", le="2.592e+06", **expired) == 1
+    finally:
+        await bot.stop()
+
+
+async def test_a_recovered_lease_is_counted(metrics_bot: BotUnderTest) -> None:
+    bot = metrics_bot
+    request_id = await file_request(bot)
+    # A process claimed the request and died right after its PUT went through.
+    now = datetime.now(UTC)
+    claimed = await bot.runtime.store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.PROVISIONING,
+        now=now,
+        changes={
+            "decided_by": APPROVER,
+            "decided_at": now,
+            "lease_owner": "dead:1",
+            "lease_expires_at": now - timedelta(seconds=1),
+            "put_sent_at": now - timedelta(seconds=30),
+        },
+    )
+    assert claimed is not None
+    bot.connect.add_local_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    assert value(await scrape(bot), f"{P}_leases_recovered_total") == 0
+    assert len(await bot.runtime.provisioner.recover_expired_leases()) == 1
+    await bot.settle()
+    samples = await scrape(bot)
+    assert value(samples, f"{P}_leases_recovered_total") == 1
+    assert (
+        value(samples, f"{P}_requests_finished_total", outcome="already_exists")
+        + value(samples, f"{P}_requests_finished_total", outcome="approved")
+        == 1
+    )
 
 
 async def test_connect_refusals_are_counted_with_status_and_code(
