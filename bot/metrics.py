@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -75,7 +74,9 @@ def endpoint_template(path: str) -> str:
 class PrometheusMetrics:
     """The Metrics port over a CollectorRegistry of its own, and what `GET /metrics` serves."""
 
-    content_type = CONTENT_TYPE_LATEST
+    # The classic text format every Prometheus reads (the library's own default when a scraper
+    # asks for nothing else); the bot's names and labels need nothing newer.
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
 
     def __init__(
         self,

@@ -12,17 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.asgi import LazyApp
+from bot.cli import run_socket_mode
 from bot.slack.ui import ids
 from bot.workflow.states import RequestState
 from tests.support.bot_under_test import (
     APPROVER,
     REQUESTER,
     BotUnderTest,
+    free_socket,
     make_settings,
     start_bot,
 )
+from tests.support.entrypoints import set_bot_environment
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
 from tests.support.flows import approve, command, file_request, request_button
@@ -362,6 +367,8 @@ async def test_no_label_holds_a_guid_a_username_or_an_id(metrics_bot: BotUnderTe
 
 async def test_scrape_is_plain_prometheus_text(metrics_bot: BotUnderTest) -> None:
     response = await metrics_bot.http.get("/metrics", headers=BEARER)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     families = {family.name for family in text_string_to_metric_families(response.text)}
     for name in (
         "requests_filed",
@@ -377,4 +384,65 @@ async def test_scrape_is_plain_prometheus_text(metrics_bot: BotUnderTest) -> Non
         "cache_lookups",
     ):
         assert f"{P}_{name}" in families, name
-    assert isinstance(response, httpx.Response)
+
+
+async def test_socket_mode_says_it_serves_no_metrics(
+    fake_slack, fake_connect, database_url, caplog
+) -> None:
+    settings = make_settings(
+        fake_slack,
+        fake_connect,
+        database_url,
+        slack_signing_secret=None,
+        slack_app_token="xapp-test-app-token-0000",
+        metrics_enabled=True,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_socket_mode(settings, stop, instance_id="socket-1"))
+    try:
+        for _ in range(500):
+            if fake_slack.socket_connections:
+                break
+            assert not running.done(), running.exception()
+            await asyncio.sleep(0.01)
+        assert fake_slack.socket_connections == 1
+        assert "METRICS_ENABLED is ignored in Socket Mode" in caplog.text
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+
+
+async def test_hosted_on_connect_metrics_answer_under_its_prefix_with_the_header(
+    clean_environment,
+    monkeypatch,
+    capsys,
+    fake_slack: FakeSlack,
+    fake_connect: FakeConnect,
+    tmp_path,
+) -> None:
+    """`bot.asgi:app` as Connect runs it: settings from the environment, under /content/<guid>/,
+    Authorization holding Connect's own key scheme and the token in X-Metrics-Token."""
+    set_bot_environment(monkeypatch, fake_slack, fake_connect, f"sqlite:///{tmp_path / 'h.db'}")
+    monkeypatch.setenv("METRICS_ENABLED", "true")
+    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
+    sock = free_socket()
+    server = uvicorn.Server(
+        uvicorn.Config(LazyApp(), lifespan="on", log_config=None, root_path="/content/abc")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(1000):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, capsys.readouterr().err
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            behind_connect = {"Authorization": "Key visitor-api-key", "X-Metrics-Token": TOKEN}
+            response = await http.get("/metrics", headers=behind_connect)
+            assert response.status_code == 200
+            assert f"{P}_outbox_messages 0.0" in response.text
+            assert (await http.get("/metrics")).status_code == 401
+    finally:
+        server.should_exit = True
+        await task
