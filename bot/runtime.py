@@ -117,6 +117,8 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self._started = True
+        if self.metrics is not None and self.settings.metrics_token is None:
+            log.warning("GET /metrics answers anyone: set METRICS_TOKEN unless only you reach it")
         log.info("bot started as %s", self.instance_id)
 
     async def _read_capabilities(self) -> None:

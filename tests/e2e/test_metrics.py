@@ -127,11 +127,14 @@ async def test_metrics_are_off_unless_enabled(bot: BotUnderTest) -> None:
     assert (await bot.http.get("/metrics")).status_code == 404
 
 
-async def test_without_a_token_metrics_are_open(fake_slack, fake_connect, database_url) -> None:
+async def test_without_a_token_metrics_are_open_with_a_warning(
+    fake_slack, fake_connect, database_url, caplog
+) -> None:
     bot = await start_metrics_bot(fake_slack, fake_connect, database_url, metrics_token=None)
     try:
         samples = await scrape(bot, headers={})
         assert value(samples, f"{P}_outbox_messages") == 0
+        assert "GET /metrics answers anyone" in caplog.text
     finally:
         await bot.stop()
 
