@@ -127,6 +127,9 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event, **runtime_opt
 
     from bot.runtime import build_runtime
 
+    if settings.metrics_enabled:
+        log.warning("METRICS_ENABLED is ignored in Socket Mode: no HTTP server serves /metrics")
+        settings = settings.model_copy(update={"metrics_enabled": False})
     assert settings.slack_app_token is not None
     runtime = build_runtime(settings, socket_mode=True, **runtime_options)
     stopping = asyncio.create_task(stop.wait(), name="socket-mode-stop")

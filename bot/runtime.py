@@ -31,7 +31,9 @@ from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory
 from bot.connect.seats import ConnectSeats
 from bot.connect.transport import AiohttpTransport
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
+from bot.slack.call_metrics import count_calls
 from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.deps import ListenerDeps
@@ -44,7 +46,7 @@ from bot.tasks import TaskSupervisor
 from bot.web.deps import WebDeps
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.clock import Clock, utcnow
-from bot.workflow.ports import DirectoryError
+from bot.workflow.ports import NO_METRICS, DirectoryError, Metrics
 from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
 from bot.workflow.seats import SeatReport
@@ -78,6 +80,8 @@ class Runtime:
     timers: Timers
     supervisor: TaskSupervisor
     bolt: AsyncApp
+    # What GET /metrics serves; None when METRICS_ENABLED is off (the route does not exist).
+    metrics: PrometheusMetrics | None = None
     recovery_interval: float = RECOVERY_INTERVAL_SECONDS
     timers_interval: float = TIMERS_INTERVAL_SECONDS
     # Why `start` refused to start, in plain words (no traceback), for the server to report.
@@ -114,6 +118,8 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self._started = True
+        if self.metrics is not None and self.settings.metrics_token is None:
+            log.warning("GET /metrics answers anyone: set METRICS_TOKEN unless only you reach it")
         log.info("bot started as %s", self.instance_id)
 
     async def _read_capabilities(self) -> None:
@@ -185,6 +191,7 @@ class Runtime:
             engine=self.engine,
             connect=self.connect,
             clock=self.requests.clock,
+            metrics=self.metrics,
         )
 
 
@@ -196,7 +203,7 @@ def search_scope(connect_server: str, api_key: str) -> str:
     return f"{connect_server}#{fingerprint[:16]}"
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
+def build_slack_client(settings: Settings, metrics: Metrics = NO_METRICS) -> AsyncWebClient:
     client = AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
@@ -204,6 +211,8 @@ def build_slack_client(settings: Settings) -> AsyncWebClient:
     )
     # Honour 429 Retry-After on interactive calls (views.open, conversations.members…).
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    if metrics is not NO_METRICS:
+        count_calls(client, metrics)
     return client
 
 
@@ -217,15 +226,25 @@ def build_runtime(
     instance_id = instance_id or new_instance_id()
     engine = create_engine(settings.database_url)
     store = SqlRequestStore(engine)
+    # A registry of this runtime's own: each replica (and each app in a test) serves its own.
+    prometheus = (
+        PrometheusMetrics(outbox_backlog=store.outbox_backlog, clock=clock)
+        if settings.metrics_enabled
+        else None
+    )
+    metrics: Metrics = prometheus if prometheus is not None else NO_METRICS
     connect = ConnectClient(
         settings.connect_server,
         settings.connect_api_key.get_secret_value(),
         timeout=settings.connect_timeout,
         transport=AiohttpTransport(max_connections=50),
+        metrics=metrics,
     )
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    cache = KeyedCache(build_backend(redis_url, namespace=settings.cache_namespace))
-    slack_client = build_slack_client(settings)
+    cache = KeyedCache(
+        build_backend(redis_url, namespace=settings.cache_namespace), metrics=metrics
+    )
+    slack_client = build_slack_client(settings, metrics)
     # No cache argument: who may decide is answered in this process only, never from Redis.
     people = SlackPeople(
         slack_client,
@@ -277,6 +296,7 @@ def build_runtime(
         settle_delays=settle_schedule(settings.connect_timeout),
         clock=clock,
         on_outbox=notifier.wake,
+        metrics=metrics,
     )
     requests = Requests(
         store=store,
@@ -289,6 +309,7 @@ def build_runtime(
         approvals_required=approvals_required,
         clock=clock,
         on_outbox=notifier.wake,
+        metrics=metrics,
     )
     timers = Timers(
         store=store,
@@ -297,6 +318,7 @@ def build_runtime(
         escalate_after_hours=settings.escalate_after_hours,
         clock=clock,
         on_outbox=notifier.wake,
+        metrics=metrics,
     )
     supervisor = TaskSupervisor()
     signing_secret = (
@@ -343,6 +365,7 @@ def build_runtime(
         timers=timers,
         supervisor=supervisor,
         bolt=bolt,
+        metrics=prometheus,
         recovery_interval=settings.recovery_interval_seconds,
         timers_interval=settings.timers_interval_seconds,
     )

@@ -38,7 +38,7 @@ _API_KEY = re.compile(r"^[\x21-\x7e]+$")
 # and anything still holding an ellipsis. A copied .env that keeps one is not configured yet.
 _PLACEHOLDER = re.compile(r"\.\.\.|…")
 _REQUIRED = ("slack_bot_token", "slack_approver_channel", "connect_server", "connect_api_key")
-_OPTIONAL_SECRETS = ("slack_signing_secret", "slack_app_token")
+_OPTIONAL_SECRETS = ("slack_signing_secret", "slack_app_token", "metrics_token")
 # LEASE_SECONDS must be at least twice CONNECT_TIMEOUT plus this.
 LEASE_MARGIN_SECONDS = 10.0
 
@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     audit_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     audit_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     audit_allow_connect_admins: bool = True
+
+    # -- operations: Prometheus metrics ----------------------------------------------------------
+    # GET /metrics serves this replica's metrics; without the setting the route does not exist.
+    metrics_enabled: bool = False
+    # When set, a scrape must present it (Authorization: Bearer …, or X-Metrics-Token behind a
+    # proxy that uses Authorization itself, as Posit Connect does).
+    metrics_token: SecretStr | None = None
 
     @field_validator(*_REQUIRED, mode="before")
     @classmethod
@@ -350,7 +357,7 @@ def _plain(value: object) -> str | None:
 # are present; this bot is configured explicitly, so they must not steer it.
 BOLT_ENVIRONMENT_OVERRIDES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_VERIFICATION_TOKEN")
 # Read once into Settings; after that neither a library (Bolt peeks) nor a child process needs them.
-SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+SECRETS_READ_ONCE = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "METRICS_TOKEN")
 
 
 def isolate_from_bolt_environment(environ: MutableMapping[str, str]) -> list[str]:

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
 
+from bot.workflow.ports import NO_METRICS, Metrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -27,11 +29,19 @@ def cache_key(*parts: str | int | float | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
 
 
+def cache_name(key: str) -> str:
+    """What a key is for, as its prefix names it (`search:…` → `search`); "other" without one.
+    Keys end in a hash of their values, so the prefix is the only readable part."""
+    name, colon, _ = key.partition(":")
+    return name if colon and name.replace("-", "").replace("_", "").isalnum() else "other"
+
+
 class KeyedCache:
     """get-or-compute over an aiocache backend, with one in-flight computation per key."""
 
-    def __init__(self, backend: BaseCache) -> None:
+    def __init__(self, backend: BaseCache, *, metrics: Metrics = NO_METRICS) -> None:
         self.backend = backend
+        self.metrics = metrics
         self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     async def get_or_compute(
@@ -47,6 +57,7 @@ class KeyedCache:
             return await compute()
         pending = self._inflight.get(key)
         if pending is not None:
+            self.metrics.cache_lookup(cache_name(key), "shared")
             return await asyncio.shield(pending)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -82,9 +93,13 @@ class KeyedCache:
             stored = None
         if stored is not None:
             try:
-                return load(stored)
+                value = load(stored)
             except Exception:
                 log.warning("cache entry %s did not load; recomputing", key[:12])
+            else:
+                self.metrics.cache_lookup(cache_name(key), "hit")
+                return value
+        self.metrics.cache_lookup(cache_name(key), "miss")
         value = await compute()
         try:
             await self.backend.set(key, dump(value), ttl=ttl)

@@ -47,6 +47,7 @@ from bot.connect.models import (
     ServerSettings,
     UserSearchResult,
 )
+from bot.workflow.ports import NO_METRICS, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class ConnectClient:
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 50,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         api_key = api_key.strip()  # a trailing newline from a secrets file is common
         if not _KEY_RE.match(api_key):
@@ -114,6 +116,7 @@ class ConnectClient:
         self._timeout = timeout
         self._read_retries = read_retries
         self._backoff = backoff
+        self._metrics = metrics
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -294,8 +297,12 @@ class ConnectClient:
             )
         except httpx.HTTPError as exc:
             error = ConnectError(f"{method} {log_path} failed ({type(exc).__name__})")
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        elapsed_ms = elapsed * 1000
         if error is not None:
+            outcome = error.reason if isinstance(error, ConnectUnavailable) else "error"
+            # Counted under the path's template (log_path), never the path with a GUID in it.
+            self._metrics.connect_call(method, log_path, outcome, "", elapsed)
             # Raised here, outside the except block, so no __context__ points at httpx's
             # exception (and through it at the request headers).
             logger.debug("%s %s failed (%s) in %.0f ms", method, log_path, error, elapsed_ms)
@@ -303,6 +310,10 @@ class ConnectClient:
         assert response is not None
         logger.debug("%s %s -> %d in %.0f ms", method, log_path, response.status_code, elapsed_ms)
         error = self._status_error(response, method, log_path, secrets)
+        code = error.code if isinstance(error, ConnectAPIError) else None
+        self._metrics.connect_call(
+            method, log_path, str(response.status_code), "" if code is None else str(code), elapsed
+        )
         if error is not None:
             raise error
         return response

@@ -162,6 +162,19 @@ class SqlOutbox:
             )
             return int(result.scalar_one())
 
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait (neither delivered nor given up) and when the oldest was
+        written; one aggregate over the undelivered rows (the partial index keeps them few)."""
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
+                .select_from(outbox)
+                .where(outbox.c.delivered_at.is_(None), outbox.c.failed_at.is_(None))
+            )
+            count, oldest = result.one()
+        # min() keeps the column's type, so the oldest time comes back as an aware UTC datetime.
+        return int(count), oldest
+
     async def _update_message(self, message_id: int, **values: Any) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(sa.update(outbox).where(outbox.c.id == message_id).values(values))

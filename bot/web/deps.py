@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.connect.client import ConnectClient
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
 from bot.workflow.clock import Clock, utcnow
 
@@ -30,3 +31,4 @@ class WebDeps:
     engine: AsyncEngine  # the audit page's read-only queries
     connect: ConnectClient  # who a visitor is, when the credentials header holds GUIDs
     clock: Clock = utcnow  # the bot's now: which weeks the audit page's insights show
+    metrics: PrometheusMetrics | None = None  # GET /metrics; None: METRICS_ENABLED is off

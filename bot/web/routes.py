@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from bot.web import slack_inbound
 from bot.web.deps import WebDeps
+from bot.web.metrics_route import metrics_routes
 from bot.web.slack_inbound import (
     SLACK_CONTENT_TYPES,
     BodyRefused,
@@ -93,4 +94,10 @@ def build_routes(deps: WebDeps) -> list[Route]:
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *visitor_routes(deps),
+        *metrics_routes(deps.metrics, _metrics_token(deps)),
     ]
+
+
+def _metrics_token(deps: WebDeps) -> str | None:
+    token = deps.settings.metrics_token
+    return token.get_secret_value() if token is not None else None

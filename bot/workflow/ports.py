@@ -333,3 +333,74 @@ class ApproverPolicy(Protocol):
         of bounded age.
 
         Raises ApproverCheckUnavailable when the answer cannot be known: never guess."""
+
+
+class Metrics(Protocol):
+    """What the bot counts for its operators (served as Prometheus metrics when enabled).
+
+    Every argument is a bounded name (a kind, an outcome, an endpoint template, a Slack method),
+    never a person's data: no username, prefix, email, GUID or id. Each call only increments a
+    counter or observes a value, so the hot paths stay cheap."""
+
+    def request_filed(self, kind: str) -> None:
+        """A request was filed (stored, its card owed)."""
+
+    def request_decided(self, kind: str, outcome: str, seconds: float | None) -> None:
+        """A pending request was decided (`approved`, `denied`, `cancelled`, `expired`),
+        `seconds` after it was filed (None when the filing time is unknown)."""
+
+    def request_finished(self, kind: str, outcome: str) -> None:
+        """Carrying out an approval ended (`approved`, `already_exists`, `incomplete`,
+        `returned_to_pending`)."""
+
+    def lease_recovered(self) -> None:
+        """An approval whose holder stopped was taken over by this process."""
+
+    def connect_call(
+        self, method: str, endpoint: str, outcome: str, code: str, seconds: float
+    ) -> None:
+        """One HTTP attempt to Connect: `endpoint` is the path template (`/v1/users/{guid}`),
+        `outcome` the status (`200`, `404`) or why there is none (`timeout`, `connection`),
+        `code` Connect's error code ("" when none)."""
+
+    def slack_error(self, method: str, error: str) -> None:
+        """A Slack Web API call answered an error (`ok: false`, or no answer)."""
+
+    def slack_rate_limited(self, method: str) -> None:
+        """A Slack Web API call answered 429."""
+
+    def cache_lookup(self, cache: str, result: str) -> None:
+        """A shared-cache read: `hit`, `miss`, or `shared` (joined a look-up in flight)."""
+
+
+class NoMetrics:
+    """Counts nothing: the default, and what runs with METRICS_ENABLED off."""
+
+    def request_filed(self, kind: str) -> None:
+        pass
+
+    def request_decided(self, kind: str, outcome: str, seconds: float | None) -> None:
+        pass
+
+    def request_finished(self, kind: str, outcome: str) -> None:
+        pass
+
+    def lease_recovered(self) -> None:
+        pass
+
+    def connect_call(
+        self, method: str, endpoint: str, outcome: str, code: str, seconds: float
+    ) -> None:
+        pass
+
+    def slack_error(self, method: str, error: str) -> None:
+        pass
+
+    def slack_rate_limited(self, method: str) -> None:
+        pass
+
+    def cache_lookup(self, cache: str, result: str) -> None:
+        pass
+
+
+NO_METRICS = NoMetrics()

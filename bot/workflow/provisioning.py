@@ -29,10 +29,12 @@ from bot.workflow.models import (
     StepStatus,
 )
 from bot.workflow.ports import (
+    NO_METRICS,
     Directory,
     DirectoryError,
     DirectoryProblem,
     DirectoryRefused,
+    Metrics,
     RequestStore,
 )
 from bot.workflow.states import RequestState
@@ -121,10 +123,12 @@ class Provisioner:
         settle_delays: Sequence[float] = settle_schedule(10.0),
         clock: Clock = utcnow,
         on_outbox: Callable[[], None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
         self.directory = directory
         self.instance_id = instance_id
+        self.metrics = metrics
         self.lease = timedelta(seconds=lease_seconds)
         self.settle_delays = tuple(settle_delays)
         # How long after a PUT went out Connect may still carry it out: the request's own
@@ -470,6 +474,7 @@ class Provisioner:
         if finished is None:
             return await self._reload(request)
         log.info("request %s ended %s (guid %s)", request.id, state, finished.connect_guid)
+        self.metrics.request_finished(finished.kind.value, state.value)
         self._on_outbox()
         return finished
 
@@ -583,6 +588,7 @@ class Provisioner:
         if failed is None:
             return await self._reload(request)
         log.warning("request %s: the role step failed; waiting for a retry", request.id)
+        self.metrics.request_finished(failed.kind.value, RequestState.INCOMPLETE.value)
         self._on_outbox()
         return failed
 
@@ -637,6 +643,7 @@ class Provisioner:
         )
         if pending is None:
             return await self._reload(request)
+        self.metrics.request_finished(pending.kind.value, "returned_to_pending")
         self._on_outbox()
         return pending
 
@@ -700,6 +707,7 @@ class Provisioner:
         )
         if taken is None:
             return None
+        self.metrics.lease_recovered()
         log.info("request %s: settling an interrupted approval", stuck.id)
         async with self._holding(taken.id):
             if _account_settled(taken):

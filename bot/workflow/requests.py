@@ -52,6 +52,7 @@ from bot.workflow.outcomes import (
     SearchProblem,
 )
 from bot.workflow.ports import (
+    NO_METRICS,
     ApproverPolicy,
     Directory,
     DirectoryError,
@@ -59,6 +60,7 @@ from bot.workflow.ports import (
     DirectoryRefused,
     DirectoryUnavailable,
     DuplicateRequestError,
+    Metrics,
     PeopleLookup,
     PersonLookupUnavailable,
     RequestStore,
@@ -111,10 +113,12 @@ class Requests:
         clock: Clock = utcnow,
         id_factory: Callable[[], str] = new_request_id,
         on_outbox: Callable[[], None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
         self.directory = directory
         self.approvers = approvers
+        self.metrics = metrics
         self.provisioner = provisioner
         self.people = people
         self.search_limit = search_limit
@@ -371,6 +375,7 @@ class Requests:
         except DuplicateRequestError as exc:
             return Duplicate(exc.existing)
         log.info("request %s (%s) filed by %s", request.id, request.kind, new.requester_id)
+        self.metrics.request_filed(request.kind.value)
         self._on_outbox()
         return Filed(request)
 
@@ -508,6 +513,7 @@ class Requests:
                 "request %s: approval by %s recorded, %d needed", request_id, approver_id, needed
             )
             return ApprovalCounted(recorded.request, needed)
+        self._count_decision(recorded.request, "approved")
         log.info("request %s approved by %s; carrying it out", request_id, approver_id)
         return Decided(await self.provisioner.carry_out(recorded.request))
 
@@ -613,6 +619,7 @@ class Requests:
         )
         if isinstance(denied, Refused):
             return denied
+        self._count_decision(denied, "denied")
         log.info("request %s denied by %s", request_id, approver_id)
         return Decided(denied)
 
@@ -634,8 +641,17 @@ class Requests:
         )
         if isinstance(cancelled, Refused):  # an approver's click won the race
             return cancelled
+        self._count_decision(cancelled, "cancelled")
         log.info("request %s cancelled by its requester", request_id)
         return Decided(cancelled)
+
+    def _count_decision(self, request: ProvisioningRequest, outcome: str) -> None:
+        waited = (
+            (request.decided_at - request.created_at).total_seconds()
+            if request.decided_at and request.created_at
+            else None
+        )
+        self.metrics.request_decided(request.kind.value, outcome, waited)
 
     async def _move_pending(
         self,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import OutboxItem, OutboxKind
 from bot.workflow.outcomes import TimerReport
-from bot.workflow.ports import RequestStore
+from bot.workflow.ports import NO_METRICS, Metrics, RequestStore
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,10 @@ class Timers:
         batch: int = 200,
         clock: Clock = utcnow,
         on_outbox: Callable[[], None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.request_expiry = timedelta(hours=request_expiry_hours)
         self.reminder_after = timedelta(hours=reminder_after_hours)
         self.escalate_after = (
@@ -106,6 +108,8 @@ class Timers:
             )
             if done is not None:  # None: decided or expired elsewhere meanwhile
                 log.info("request %s expired undecided", request.id)
+                waited = (now - done.created_at).total_seconds() if done.created_at else None
+                self.metrics.request_decided(done.kind.value, "expired", waited)
                 expired.append(request.id)
         return expired
 

@@ -22,6 +22,7 @@ INFRASTRUCTURE_LOGGERS = ("aiohttp.access", "aiohttp.server", "uvicorn.access", 
 ALWAYS_SECRET = (
     "xoxb-test-bot-token-0000",
     "test-signing-secret-0123456789abcdef",
+    "metrics-scrape-token-0123456789",  # tests/e2e/test_metrics.py
 )
 MIN_SECRET_LENGTH = 8
 

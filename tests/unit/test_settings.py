@@ -118,6 +118,29 @@ def test_bolt_environment_is_isolated() -> None:
     assert environ == {"PATH": "/bin"}
 
 
+def test_metrics_are_off_by_default_and_the_token_is_a_secret(env: pytest.MonkeyPatch) -> None:
+    settings = Settings.from_env()
+    assert settings.metrics_enabled is False and settings.metrics_token is None
+    env.setenv("METRICS_ENABLED", "true")
+    env.setenv("METRICS_TOKEN", " scrape-token-4242 ")
+    settings = Settings.from_env()
+    assert settings.metrics_enabled is True
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == "scrape-token-4242"
+    assert "scrape-token-4242" not in repr(settings)
+    env.setenv("METRICS_TOKEN", "")  # an empty line in .env: no token
+    assert Settings.from_env().metrics_token is None
+    env.setenv("METRICS_TOKEN", "...")
+    with pytest.raises(ConfigurationError, match="METRICS_TOKEN still holds the example value"):
+        Settings.from_env()
+
+
+def test_the_metrics_token_leaves_the_environment_once_read() -> None:
+    environ = {"METRICS_TOKEN": "scrape-token-4242", "PATH": "/bin"}
+    assert isolate_from_bolt_environment(environ) == []
+    assert environ == {"PATH": "/bin"}
+
+
 def test_audit_lists_are_comma_separated(env: pytest.MonkeyPatch) -> None:
     env.setenv("AUDIT_USERS", "alice, bob ,,carol")
     env.setenv("AUDIT_GROUPS", "")
