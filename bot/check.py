@@ -227,7 +227,9 @@ async def _check_approver_channel(
 
 
 async def _check_usergroups(settings: Settings, client: AsyncWebClient, report: Report) -> None:
-    """Each approver user group: readable, and how many members it has."""
+    """Each approver user group: readable, how many members it has, and enough of them for
+    the approvals APPROVALS_REQUIRED asks of the roles people may ask for."""
+    members: dict[str, frozenset[str]] = {}
     for variable, usergroup in (
         ("SLACK_APPROVER_USERGROUP", settings.slack_approver_usergroup),
         ("SLACK_ADMIN_APPROVER_USERGROUP", settings.slack_admin_approver_usergroup),
@@ -254,23 +256,37 @@ async def _check_usergroups(settings: Settings, client: AsyncWebClient, report: 
         except Exception as exc:
             report.fail(f"cannot read {variable} {usergroup}: {type(exc).__name__}")
             continue
-        size = len(answer.get("users") or [])
-        required = ApprovalsRequired(settings.approvals_required)
-        # The most approvals a request these members decide can need.
-        needed = (
-            required.needed("administrator")
-            if usergroup == settings.slack_admin_approver_usergroup
-            else max([1, *settings.approvals_required.values()])
+        members[variable] = frozenset(str(user) for user in answer.get("users") or [])
+
+    required = ApprovalsRequired(settings.approvals_required)
+    roles = settings.requestable_roles
+    approvers = members.get("SLACK_APPROVER_USERGROUP")
+    if approvers is not None:
+        # The most approvals a request can need (None: Connect's default role).
+        needed = max(required.needed(role) for role in (*roles, None))
+        _report_group(report, "SLACK_APPROVER_USERGROUP", settings, len(approvers), needed)
+    admins = members.get("SLACK_ADMIN_APPROVER_USERGROUP")
+    if admins is not None:
+        # Who decides Administrator must be in both groups, when both are set.
+        deciders = admins & approvers if approvers is not None else admins
+        needed = required.needed("administrator") if "administrator" in roles else 1
+        _report_group(report, "SLACK_ADMIN_APPROVER_USERGROUP", settings, len(deciders), needed)
+
+
+def _report_group(
+    report: Report, variable: str, settings: Settings, size: int, needed: int
+) -> None:
+    usergroup = getattr(settings, variable.lower())
+    if not size:
+        report.fail(f"{variable} {usergroup} has no members who may decide: nobody could")
+    elif size < needed:
+        report.fail(
+            f"{variable} {usergroup} has {size} member(s) who may decide, but "
+            f"APPROVALS_REQUIRED asks for {needed} different approvers: such requests could "
+            "never be approved"
         )
-        if not size:
-            report.fail(f"{variable} {usergroup} has no members: nobody could decide")
-        elif size < needed:
-            report.fail(
-                f"{variable} {usergroup} has {size} member(s), but APPROVALS_REQUIRED asks for "
-                f"{needed} different approvers: such requests could never be approved"
-            )
-        else:
-            report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
+    else:
+        report.ok(f"{variable} {usergroup} has {size} member(s), who may decide")
 
 
 async def _check_escalation_channel(

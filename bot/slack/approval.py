@@ -66,7 +66,9 @@ async def answer_approval(
     if isinstance(outcome, ApprovalCounted):
         # The card shows the count too, but the approver is owed word that nothing happened
         # in Connect yet.
-        message = approval_counted_message(outcome.request, needed=outcome.needed)
+        message = approval_counted_message(
+            outcome.request, needed=outcome.needed, role=outcome.role
+        )
         await respond.to_clicker(client, click, message, home=home)
         return
     assert isinstance(outcome, Decided)

@@ -351,7 +351,7 @@ class SlackNotifier:
             request,
             connect_url=self.connect_url,
             seats=seats,
-            approvals_needed=self.approvals_required.needed(request.role_asked),
+            approvals=self.approvals_required,
         )
 
     async def _seats_for(self, request: ProvisioningRequest) -> SeatCount | None:

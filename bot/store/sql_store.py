@@ -200,19 +200,23 @@ class SqlRequestStore(SqlOutbox):
                 if expect_role is None
                 else _requests.c.role_asked == expect_role
             )
-            locked = await conn.execute(
-                sa.update(_requests)
-                .where(
-                    _requests.c.id == request_id,
-                    _requests.c.state == RequestState.PENDING.value,
-                    asked,
+            current_round = (
+                await conn.execute(
+                    sa.update(_requests)
+                    .where(
+                        _requests.c.id == request_id,
+                        _requests.c.state == RequestState.PENDING.value,
+                        asked,
+                    )
+                    .values(updated_at=now)
+                    .returning(_requests.c.approval_round)
                 )
-                .values(updated_at=now)
-            )
-            if locked.rowcount != 1:
+            ).scalar_one_or_none()
+            if current_round is None:
                 return None
             insert = _insert_ignoring_duplicates(conn).values(
                 request_id=request_id,
+                round=current_round,
                 approver_id=approver_id,
                 role=role_key,
                 note=note,
@@ -222,7 +226,9 @@ class SqlRequestStore(SqlOutbox):
             given = (
                 await conn.execute(
                     sa.select(sa.func.count(sa.distinct(_approvals.c.approver_id))).where(
-                        _approvals.c.request_id == request_id, _approvals.c.role == role_key
+                        _approvals.c.request_id == request_id,
+                        _approvals.c.round == current_round,
+                        _approvals.c.role == role_key,
                     )
                 )
             ).scalar_one()
@@ -472,6 +478,7 @@ def _to_approval(row: Row[Any]) -> Approval:
         role=m["role"] or None,
         note=m["note"],
         approved_at=m["created_at"],
+        round=m["round"],
     )
 
 
@@ -513,6 +520,7 @@ def _to_request(row: Row[Any], given: tuple[Approval, ...] = ()) -> Provisioning
         escalated_at=m["escalated_at"],
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
         approvals=given,
+        approval_round=m["approval_round"],
     )
 
 

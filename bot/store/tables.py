@@ -117,6 +117,9 @@ provisioning_requests = sa.Table(
     sa.Column("subject_link", sa.String(20), nullable=True),
     sa.Column("escalated_at", UTCDateTime, nullable=True),
     sa.Column("steps", JSONList, nullable=False, server_default="[]"),
+    # Which round of approvals counts: a decision undone (the request back to pending after
+    # Connect refused) starts a new one, so earlier approvals never call Connect again alone.
+    sa.Column("approval_round", sa.Integer, nullable=False, server_default=sa.text("0")),
     # The database, not the service, guarantees one active request per username, so two replicas
     # inserting at the same instant cannot both succeed.
     sa.Index(
@@ -185,12 +188,14 @@ approvals = sa.Table(
         nullable=False,
         index=True,
     ),
+    # The request's approval_round when it was given: only the current round counts.
+    sa.Column("round", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("approver_id", sa.String(64), nullable=False),
     # The role the approver saw; "" for Connect's default role (NULLs would not be unique).
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("request_id", "approver_id", "role"),
+    sa.UniqueConstraint("request_id", "round", "approver_id", "role"),
     sqlite_autoincrement=True,
 )
 

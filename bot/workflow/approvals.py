@@ -32,9 +32,6 @@ class ApprovalsRequired:
             return max(self.counts.get("viewer", 1), self.counts.get("publisher", 1))
         return self.counts.get(role, 1)
 
-    def needs_several(self) -> bool:
-        return any(count > 1 for count in self.counts.values())
-
 
 def parse_approvals_required(text: str) -> dict[str, int]:
     """`viewer:1,publisher:1,administrator:2` as a mapping; raises ValueError saying what is
@@ -63,14 +60,42 @@ def parse_approvals_required(text: str) -> dict[str, int]:
     return counts
 
 
+def current(request: ProvisioningRequest) -> tuple[Approval, ...]:
+    """The approvals of the request's current round, oldest first (a decision undone, the
+    request back to pending, leaves its approvals on record but counting no more)."""
+    return tuple(a for a in request.approvals if a.round == request.approval_round)
+
+
 def approvals_for(request: ProvisioningRequest, role: str | None) -> tuple[Approval, ...]:
-    """The approvals given for `role`, oldest first."""
-    return tuple(approval for approval in request.approvals if approval.role == role)
+    """The current round's approvals of `role`, oldest first."""
+    return tuple(approval for approval in current(request) if approval.role == role)
 
 
 def counting(request: ProvisioningRequest) -> tuple[Approval, ...]:
     """The approvals counting towards the question the request asks now (the role asked)."""
     return approvals_for(request, request.role_asked)
+
+
+def other_roles(request: ProvisioningRequest) -> dict[str | None, tuple[Approval, ...]]:
+    """The current round's approvals of roles other than the one asked (a lower role granted
+    in a confirmation, or the role asked before a raise), by role."""
+    found: dict[str | None, list[Approval]] = {}
+    for approval in current(request):
+        if approval.role != request.role_asked:
+            found.setdefault(approval.role, []).append(approval)
+    return {role: tuple(given) for role, given in found.items()}
+
+
+def deciding(request: ProvisioningRequest) -> tuple[Approval, ...]:
+    """The approvals that approved the request: those of the role the last one (its decider's)
+    was for, in the round that reached the count. Empty for requests approved before approvals
+    were recorded, and for those not approved."""
+    last = next(
+        (a for a in reversed(current(request)) if a.approver_id == request.decided_by), None
+    )
+    if last is None:
+        return ()
+    return approvals_for(request, last.role)
 
 
 def approvers_of(approvals: Iterable[Approval]) -> tuple[str, ...]:

@@ -200,6 +200,7 @@ class Approval:
     role: str | None
     note: str | None = None
     approved_at: datetime | None = None
+    round: int = 0  # the request's approval round it was given in (see approval_round)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +264,10 @@ class ProvisioningRequest:
     subject_link: SubjectLink | None = None
     escalated_at: datetime | None = None  # when it was announced in the escalation channel
     steps: tuple[Step, ...] = ()
-    # Every approval given, oldest first, for whichever role (see bot.workflow.approvals).
+    # Every approval given, oldest first, for whichever role and round (bot.workflow.approvals).
     approvals: tuple[Approval, ...] = ()
+    # Approvals of this round count; an approval undone (back to pending) starts the next.
+    approval_round: int = 0
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)

@@ -72,10 +72,11 @@ class RoleRaised:
 @dataclass(frozen=True, slots=True)
 class ApprovalCounted:
     """The approval was recorded, but the request needs more (APPROVALS_REQUIRED): it stays
-    pending; `needed` approvals of its role in all."""
+    pending; `needed` approvals of `role` (the role this approval was for) in all."""
 
     request: ProvisioningRequest
     needed: int
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

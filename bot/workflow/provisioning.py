@@ -629,6 +629,9 @@ class Provisioner:
             "lease_expires_at": None,
             "put_sent_at": None,
             "role_granted": None,
+            # The decision is undone: so are its approvals (they stay on record). Connect is
+            # called again only when a new round reaches the count.
+            "approval_round": request.approval_round + 1,
         }
         if steps is not None:
             changes["steps"] = steps

@@ -512,7 +512,7 @@ class Requests:
             log.info(
                 "request %s: approval by %s recorded, %d needed", request_id, approver_id, needed
             )
-            return ApprovalCounted(recorded.request, needed)
+            return ApprovalCounted(recorded.request, needed, granted)
         self._count_decision(recorded.request, "approved")
         log.info("request %s approved by %s; carrying it out", request_id, approver_id)
         return Decided(await self.provisioner.carry_out(recorded.request))

@@ -174,7 +174,10 @@ async def test_a_raise_starts_the_count_again_under_that_roles_approvers(
     assert request.state is RequestState.PENDING and request.role_asked == "administrator"
     card = card_text(bot)
     assert "Needs 2 approvals (Administrator)" in card
-    assert f"Approvals of another role do not count for Administrator: <@{APPROVER}>" in card
+    assert (
+        f"Publisher: 1 of 2 approvals (<@{APPROVER}>); they count towards granting Publisher, "
+        "not Administrator."
+    ) in card
     # Administrator's approvers now: APPROVER_2 is not one of them.
     refused = await approve(bot, request_id, APPROVER_2)
     assert "Administrator" in await last_answer(bot, refused)
@@ -266,8 +269,8 @@ async def test_check_says_when_a_group_is_too_small_for_the_count(
     out = io.StringIO()
     assert await run_checks(settings, out) == 1
     assert (
-        f"SLACK_ADMIN_APPROVER_USERGROUP {ADMINS_GROUP} has 1 member(s), but APPROVALS_REQUIRED "
-        "asks for 2 different approvers"
+        f"SLACK_ADMIN_APPROVER_USERGROUP {ADMINS_GROUP} has 1 member(s) who may decide, but "
+        "APPROVALS_REQUIRED asks for 2 different approvers"
     ) in out.getvalue()
     fake_slack.add_usergroup(ADMINS_GROUP, [APPROVER, APPROVER_2])
     out = io.StringIO()
@@ -275,3 +278,67 @@ async def test_check_says_when_a_group_is_too_small_for_the_count(
     assert f"SLACK_ADMIN_APPROVER_USERGROUP {ADMINS_GROUP} has 2 member(s), who may decide" in (
         out.getvalue()
     )
+
+
+async def test_a_lower_role_with_a_count_of_its_own_is_counted_for_that_role(
+    two_for_admin: BotUnderTest,
+) -> None:
+    bot = two_for_admin
+    request_id = await file_request(bot, role="administrator")
+    answer = await approve_with_note(
+        bot, request_id, APPROVER, "Publisher is enough", role="publisher"
+    )
+    assert "1 of 2 approvals for Publisher" in await last_answer(bot, answer)
+    card = card_text(bot)
+    assert (
+        f"Publisher: 1 of 2 approvals (<@{APPROVER}>); they count towards granting Publisher, "
+        "not Administrator."
+    ) in card
+    assert "Publisher is enough" in card
+    assert bot.connect.count(**PUT) == 0
+    await approve(bot, request_id, APPROVER_3, role="publisher")
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED and request.role_granted == "publisher"
+    assert bot.connect.count(**PUT) == 1 and bot.connect.count(*SET_ROLE) == 1
+
+
+async def test_approvals_of_an_attempt_connect_refused_do_not_count_again(
+    two_for_admin: BotUnderTest,
+) -> None:
+    """Connect refuses the account (no free seat): the request is pending again, and its earlier
+    approvals are on record but count no more — one of those approvers alone cannot make the
+    bot call Connect again."""
+    bot = two_for_admin
+    bot.connect.license_checked_on_create = True
+    bot.connect.license["users"] = 2  # the key's owner and julie1 take both seats
+    request_id = await file_request(bot, role="publisher")
+    await approve(bot, request_id, APPROVER)
+    await approve(bot, request_id, APPROVER_3)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PENDING and bot.connect.count(**PUT) == 1
+    assert "no free seats" in card_text(bot)
+    assert "Needs 2 approvals (Publisher)" in card_text(bot)
+
+    again = await approve(bot, request_id, APPROVER)
+    assert "1 of 2 approvals for Publisher" in await last_answer(bot, again)
+    assert bot.connect.count(**PUT) == 1, "one earlier approver alone changes nothing"
+    bot.connect.license["users"] += 1
+    await approve(bot, request_id, APPROVER_3)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED and bot.connect.count(**PUT) == 2
+    assert len(request.approvals) == 4, "every approval stays on record"
+
+
+async def test_an_account_already_there_keeps_every_approver_and_note(
+    two_for_admin: BotUnderTest,
+) -> None:
+    bot = two_for_admin
+    request_id = await file_request(bot, role="publisher")
+    bot.connect.add_local_user("julie2", "Julie", "Jolly", "julie2@example.com")
+    await approve_with_note(bot, request_id, APPROVER, "First note.")
+    await approve_with_note(bot, request_id, APPROVER_3, "Second note.")
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.ALREADY_EXISTS
+    card = card_text(bot)
+    assert f"Approved by <@{APPROVER}> and <@{APPROVER_3}>" in card
+    assert "First note." in card and "Second note." in card

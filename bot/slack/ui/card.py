@@ -9,10 +9,10 @@ from bot.slack.ui.buttons import decision_actions, retry_actions
 from bot.slack.ui.describe import (
     approval_count_blocks,
     approved_by,
+    approved_so_far,
     decided,
     granted_notes,
     guid_blocks,
-    mentions,
     outcome_note,
     person_fields,
     role_lines,
@@ -44,7 +44,7 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.approvals import approvers_of
+from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
@@ -61,13 +61,13 @@ def approval_card(
     *,
     connect_url: str,
     seats: SeatCount | None = None,
-    approvals_needed: int = 1,
+    approvals: ApprovalsRequired | None = None,
 ) -> Message:
     """The approver-channel card, rendered from the request's state (re-render to update).
 
     `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
-    line; a role change takes no new seat). `approvals_needed`: how many approvals the role
-    asked needs now (APPROVALS_REQUIRED), shown with those given while it waits."""
+    line; a role change takes no new seat). `approvals`: how many approvals each role needs
+    now (APPROVALS_REQUIRED), shown with those given while it waits."""
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
@@ -92,17 +92,15 @@ def approval_card(
     blocks.extend(step_blocks(req))
     if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
         blocks.extend(seat_blocks(seats))
-    blocks.extend(_state_blocks(req, connect_url, approvals_needed))
+    blocks.extend(_state_blocks(req, connect_url, approvals or ApprovalsRequired()))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
 
 
 def _approved_before(req: ProvisioningRequest) -> list[Block]:
     """Approvals given before a denial ended the request (any denial does)."""
-    names = approvers_of(req.approvals)
-    if not names:
-        return []
-    return [context(md(f"Approved before the denial by {mentions(names)}"))]
+    names = approved_so_far(req)
+    return [context(md(f"Approved before the denial by {names}"))] if names else []
 
 
 def _doing(req: ProvisioningRequest, *, done: bool) -> str:
@@ -116,12 +114,14 @@ def _doing(req: ProvisioningRequest, *, done: bool) -> str:
     return f"the role was set to {role}" if done else f"Setting the role to {role}"
 
 
-def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> list[Block]:
+def _state_blocks(
+    req: ProvisioningRequest, connect_url: str, required: ApprovalsRequired
+) -> list[Block]:
     """What the card says under the request: the buttons while pending, else what happened."""
     state = req.state
     match state:
         case RequestState.PENDING:
-            blocks: list[Block] = approval_count_blocks(req, needed)
+            blocks: list[Block] = approval_count_blocks(req, required)
             if req.last_error:
                 blocks.append(
                     section_plain(
@@ -180,10 +180,16 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
             ]
         case RequestState.EXPIRED:
             when = f" {slack_date(req.updated_at)}" if req.updated_at else ""
+            so_far = approved_so_far(req)
+            why = (
+                f"it did not get every approval it needed in time (approved by {so_far})"
+                if so_far
+                else "nobody approved or denied it in time"
+            )
             return [
                 section_md(
-                    f":hourglass: Expired{when}: nobody approved or denied it in time, so it can "
-                    "no longer be decided. The requester can ask again."
+                    f":hourglass: Expired{when}: {why}, so it can no longer be decided. The "
+                    "requester can ask again."
                 )
             ]
         case RequestState.CANCELLED:

@@ -20,7 +20,14 @@ from bot.slack.ui.text import (
     mention,
     slack_date,
 )
-from bot.workflow.approvals import approvals_for, approvers_of, counting
+from bot.workflow.approvals import (
+    ApprovalsRequired,
+    approvers_of,
+    counting,
+    current,
+    deciding,
+    other_roles,
+)
 from bot.workflow.models import (
     Approval,
     ProvisioningRequest,
@@ -224,9 +231,9 @@ def mentions(user_ids: tuple[str, ...]) -> str:
 
 
 def approved_by(req: ProvisioningRequest) -> str:
-    """Who approved and when, for mrkdwn: everyone whose approval counted (of the role
-    granted), else the one who decided (approved before approvals were recorded one by one)."""
-    names = approvers_of(approvals_for(req, req.role_granted))
+    """Who approved and when, for mrkdwn: everyone whose approval counted, else the one who
+    decided (approved before approvals were recorded one by one)."""
+    names = approvers_of(deciding(req))
     when = f" {slack_date(req.decided_at)}" if req.decided_at else ""
     return f"{mentions(names or (req.decided_by or '',))}{when}"
 
@@ -243,14 +250,16 @@ def approval_notes(approvals: tuple[Approval, ...]) -> list[Block]:
 
 def granted_notes(req: ProvisioningRequest) -> list[Block]:
     """The notes of the approvals that approved the request."""
-    return approval_notes(approvals_for(req, req.role_granted))
+    return approval_notes(deciding(req))
 
 
-def approval_count_blocks(req: ProvisioningRequest, needed: int) -> list[Block]:
-    """While a request waits: how many of the approvals it needs it has, and whose; approvals
-    of a role it no longer asks for (before a raise) are shown as not counting."""
+def approval_count_blocks(req: ProvisioningRequest, required: ApprovalsRequired) -> list[Block]:
+    """While a request waits: how many of the approvals it needs it has, and whose; then the
+    approvals of other roles (a lower one, or the one asked before a raise), each counted
+    towards granting that role."""
     given = counting(req)
     names = approvers_of(given)
+    needed = required.needed(req.role_asked)
     blocks: list[Block] = []
     role = role_label(req.role_asked)
     if names:
@@ -268,12 +277,26 @@ def approval_count_blocks(req: ProvisioningRequest, needed: int) -> list[Block]:
             )
         )
     blocks.extend(approval_notes(given))
-    others = approvers_of(a for a in req.approvals if a.role != req.role_asked)
-    if others:
+    for other, approvals in other_roles(req).items():
+        approvers = approvers_of(approvals)
         blocks.append(
-            context(md(f"Approvals of another role do not count for {role}: {mentions(others)}"))
+            context(
+                md(
+                    f"{role_label(other)}: {len(approvers)} of {required.needed(other)} approvals "
+                    f"({mentions(approvers)}); they count towards granting {role_label(other)}, "
+                    f"not {role}."
+                )
+            )
         )
+        blocks.extend(approval_notes(approvals))
     return blocks
+
+
+def approved_so_far(req: ProvisioningRequest) -> str:
+    """Who approved a request that ended without enough approvals (expired, denied), for
+    mrkdwn; "" when nobody did."""
+    names = approvers_of(current(req))
+    return mentions(names) if names else ""
 
 
 def guid_blocks(guid: str | None, connect_url: str) -> list[Block]:

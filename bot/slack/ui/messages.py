@@ -12,6 +12,7 @@ from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
     access_summary,
     approved_by,
+    approved_so_far,
     decided,
     granted_notes,
     guid_blocks,
@@ -35,7 +36,7 @@ from bot.slack.ui.text import (
     link_url,
     mention,
 )
-from bot.workflow.approvals import approvers_of, counting
+from bot.workflow.approvals import approvals_for, approvers_of
 from bot.workflow.models import ProvisioningRequest, RequestKind
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
@@ -225,8 +226,14 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             waited = ""
             if req.created_at and req.updated_at:
                 waited = f" within {duration(aware(req.updated_at) - aware(req.created_at))}"
+            so_far = approved_so_far(req)
+            why = (
+                f"it did not get every approval it needed{waited} (approved by {so_far})"
+                if so_far
+                else f"nobody approved or denied it{waited}"
+            )
             line = (
-                f":hourglass: Your request expired: nobody approved or denied it{waited}. "
+                f":hourglass: Your request expired: {why}. "
                 "You can ask again with `/connect-user search`."
             )
         case RequestState.CANCELLED:
@@ -334,10 +341,10 @@ def role_raised_message(req: ProvisioningRequest) -> Message:
     )
 
 
-def approval_counted_message(req: ProvisioningRequest, *, needed: int) -> Message:
-    """To an approver whose approval was recorded but is not the last one the role needs."""
-    role = role_label(req.role_asked)
-    names = approvers_of(counting(req))
+def approval_counted_message(req: ProvisioningRequest, *, needed: int, role: str | None) -> Message:
+    """To an approver whose approval of `role` was recorded but is not the last one it needs."""
+    names = approvers_of(approvals_for(req, role))
+    role_text = role_label(role)
     left = max(0, needed - len(names))
     more = "one more approver" if left == 1 else f"{left} more approvers"
     return message(
@@ -345,7 +352,7 @@ def approval_counted_message(req: ProvisioningRequest, *, needed: int) -> Messag
         [
             section_md(
                 f":ballot_box_with_check: Your approval was recorded: {len(names)} of {needed} "
-                f"approvals for {role} ({mentions(names)}). Nothing changes in Connect until "
+                f"approvals for {role_text} ({mentions(names)}). Nothing changes in Connect until "
                 f"{more} approve."
             ),
             section_plain(f"{who(req)}\n{access_summary(req)}"),

@@ -1,4 +1,4 @@
-"""Approvals as rows: one per approver and role, so that a request can need several.
+"""Approvals as rows: one per approver and role (and round), so that a request can need several.
 
 Existing decided requests keep their single decider in `decided_by`; no rows are made for them
 (the card of a request decided before this shows who decided, as before).
@@ -22,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column(
+        "provisioning_requests",
+        sa.Column("approval_round", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
     op.create_table(
         "approvals",
         sa.Column(
@@ -40,13 +44,18 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
+        sa.Column("round", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("approver_id", sa.String(64), nullable=False),
         sa.Column("role", sa.String(20), nullable=False),
         sa.Column("note", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_approvals"),
         sa.UniqueConstraint(
-            "request_id", "approver_id", "role", name="uq_approvals_request_id_approver_id_role"
+            "request_id",
+            "round",
+            "approver_id",
+            "role",
+            name="uq_approvals_request_id_round_approver_id_role",
         ),
         sqlite_autoincrement=True,
     )
@@ -56,3 +65,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_approvals_request_id", table_name="approvals")
     op.drop_table("approvals")
+    with op.batch_alter_table("provisioning_requests") as batch:
+        batch.drop_column("approval_round")
