@@ -8,6 +8,7 @@ business until someone chooses to show them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -18,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.database import for_reads
-from bot.store.tables import provisioning_requests
+from bot.store.tables import approvals, provisioning_requests
 
 _requests = provisioning_requests
 
@@ -78,6 +79,18 @@ class AuditRecord:
     role_before: str | None = None
     # Each step as recorded (action, status, error, note, done_at), in order.
     steps: tuple[AuditStep, ...] = ()
+    # Every approval given, oldest first, of whichever role and round (a request that needs
+    # several approvals, or one approved again after Connect refused it).
+    approvals: tuple[AuditApproval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditApproval:
+    approver_id: str
+    role: str | None  # None: Connect's default role
+    note: str | None
+    approved_at: datetime
+    round: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +188,7 @@ async def list_requests(
     # Deferred on SQLite: an auditor's read never queues behind the bot's writers.
     async with for_reads(engine).connect() as conn:
         total = int((await conn.execute(count)).scalar_one())
-        records = [_to_record(row) for row in await conn.execute(rows)]
+        records = await _with_approvals(conn, [_to_record(row) for row in await conn.execute(rows)])
     return AuditPage(
         records=records, total=total, page=page, per_page=per_page, filter=audit_filter
     )
@@ -207,13 +220,45 @@ async def iter_requests(
         statement = statement.order_by(*_NEWEST_FIRST).limit(batch_size)
         # One short read per batch: no connection is held while the client downloads.
         async with reader.connect() as conn:
-            batch = [_to_record(row) for row in await conn.execute(statement)]
+            batch = await _with_approvals(
+                conn, [_to_record(row) for row in await conn.execute(statement)]
+            )
         for record in batch:
             yield record
         if len(batch) < batch_size:
             return
         last = batch[-1]
         after = (last.created_at, last.id)
+
+
+async def _with_approvals(conn: AsyncConnection, records: list[AuditRecord]) -> list[AuditRecord]:
+    """The records with their approvals, read in one query for all of them."""
+    if not records:
+        return records
+    given: dict[str, list[AuditApproval]] = {record.id: [] for record in records}
+    result = await conn.execute(
+        sa.select(
+            approvals.c.request_id,
+            approvals.c.approver_id,
+            approvals.c.role,
+            approvals.c.note,
+            approvals.c.created_at,
+            approvals.c.round,
+        )
+        .where(approvals.c.request_id.in_(list(given)))
+        .order_by(approvals.c.created_at, approvals.c.id)
+    )
+    for row in result:
+        given[row.request_id].append(
+            AuditApproval(
+                approver_id=row.approver_id,
+                role=row.role or None,
+                note=row.note,
+                approved_at=row.created_at,
+                round=row.round,
+            )
+        )
+    return [dataclasses.replace(record, approvals=tuple(given[record.id])) for record in records]
 
 
 def _to_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:

@@ -235,6 +235,17 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
         "role_granted": record.role_granted,
         "role_before": record.role_before,
         "steps": [step_json(step) for step in record.steps],
+        # Every approval given (several where APPROVALS_REQUIRED asks for them).
+        "approvals": [
+            {
+                "approver": approval.approver_id,
+                "role": approval.role,
+                "note": approval.note,
+                "approved_at": _iso(approval.approved_at),
+                "round": approval.round,
+            }
+            for approval in record.approvals
+        ],
     }
 
 
@@ -280,6 +291,8 @@ CSV_COLUMNS = (
     "role_asked",
     "role_granted",
     "role_before",
+    # Added with approvals as rows: "approver:role" for each, oldest first, ";"-separated.
+    "approvals",
 )
 # A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets
 # (tab and CR because some importers strip them and then see the next character; the full-width
@@ -314,6 +327,7 @@ def csv_row(record: AuditRecord) -> list[str]:
         record.role_asked,
         record.role_granted,
         record.role_before,
+        "; ".join(f"{a.approver_id}:{a.role or 'default'}" for a in record.approvals),
     )
     return [neutralise_cell(value) for value in raw]
 

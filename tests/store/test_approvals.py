@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.datastructures import QueryParams
+
+from bot.store.audit_queries import AuditFilter, iter_requests, list_requests
+from bot.web.audit_page import CSV_COLUMNS, csv_row, parse_query, record_json, render_page
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.outcomes import ApprovalCounted, Decided, Refusal, Refused
 from bot.workflow.provisioning import Provisioner
@@ -104,3 +108,26 @@ async def test_concurrent_approvals_on_two_replicas_reach_the_count_once(
         assert len(stored.approvals) == 2, "the third approver came too late to count"
         assert connect.creates == round_ + 1
         connect.accounts.clear()  # the next round asks for the same person again
+
+
+async def test_the_audit_record_lists_every_approval(store_backend: StoreBackend) -> None:
+    connect = Connect()
+    svc = two_person(store_backend.store, connect)
+    request_id = await file(svc, "publisher")
+    await svc.approve(request_id, APPROVERS[0], note="ok by me")
+    await svc.approve(request_id, APPROVERS[1])
+    page = await list_requests(store_backend.engine, AuditFilter(), page=1, per_page=10)
+    [record] = page.records
+    assert [(a.approver_id, a.role, a.note) for a in record.approvals] == [
+        (APPROVERS[0], "publisher", "ok by me"),
+        (APPROVERS[1], "publisher", None),
+    ]
+    as_json = record_json(record)["approvals"]
+    assert [a["approver"] for a in as_json] == list(APPROVERS[:2])
+    assert as_json[0]["note"] == "ok by me" and as_json[0]["round"] == 0
+    row = dict(zip(CSV_COLUMNS, csv_row(record), strict=True))
+    assert row["approvals"] == f"{APPROVERS[0]}:publisher; {APPROVERS[1]}:publisher"
+    exported = [r async for r in iter_requests(store_backend.engine, AuditFilter())]
+    assert exported[0].approvals == record.approvals
+    html = render_page(page, parse_query(QueryParams(""), "text/html"), visitor="auditor")
+    assert f"<code>{APPROVERS[0]}</code> · Publisher" in html and "ok by me" in html
