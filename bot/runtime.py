@@ -45,6 +45,7 @@ from bot.store.sql_store import SqlRequestStore
 from bot.tasks import TaskSupervisor
 from bot.web.deps import WebDeps
 from bot.workflow.approvals import ApprovalsRequired
+from bot.workflow.batches import Batches
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.ports import NO_METRICS, DirectoryError, Metrics
 from bot.workflow.provisioning import Provisioner, settle_schedule
@@ -339,6 +340,7 @@ def build_runtime(
         bolt,
         ListenerDeps(
             requests=requests,
+            batches=Batches(requests),
             people=people,
             notifier=notifier,
             home=HomeTab(

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 PREFIX_MAX_LENGTH = 100
+# `/connect-user request a b c`: at most this many people at once, each at most this long.
+MAX_ENTRIES = 50
+ENTRY_MAX_LENGTH = 254
 # Longest piece of the user's own text quoted back with a problem: keeps the help message short.
 _QUOTE_MAX = 30
 
@@ -36,6 +39,9 @@ class UsageProblem(StrEnum):
     PREFIX_IS_A_MENTION = "prefix_is_a_mention"  # a Slack mention or link without a label
     PREFIX_HAS_CONTROL_CHARACTERS = "prefix_has_control_characters"
     PREFIX_TOO_LONG = "prefix_too_long"
+    TOO_MANY_ENTRIES = "too_many_entries"  # `request` with more than MAX_ENTRIES people
+    ENTRY_IS_A_MENTION = "entry_is_a_mention"  # `request @bob`: a Slack mention, not a name
+    ENTRY_NOT_TEXT = "entry_not_text"  # control characters, or longer than any username
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,13 @@ class RequestOwn:
 
 
 @dataclass(frozen=True)
+class RequestMany:
+    """The caller asks for accounts for the people named: usernames or emails, as typed."""
+
+    entries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Pending:
     """What waits for a decision (approvers only)."""
 
@@ -74,12 +87,11 @@ class Seats:
     """Connect's licence seats (approvers only)."""
 
 
-ParsedCommand = Help | Search | RequestOwn | Pending | Status | Seats
+ParsedCommand = Help | Search | RequestOwn | RequestMany | Pending | Status | Seats
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
-_BARE_SUBCOMMANDS: dict[str, type[RequestOwn] | type[Pending] | type[Status] | type[Seats]] = {
-    "request": RequestOwn,
+_BARE_SUBCOMMANDS: dict[str, type[Pending] | type[Status] | type[Seats]] = {
     "pending": Pending,
     "status": Status,
     "seats": Seats,
@@ -104,6 +116,8 @@ def parse_command(text: str) -> ParsedCommand:
         return Help()
     if subcommand == "search":
         return _parse_search(rest)
+    if subcommand == "request":
+        return _parse_request(rest)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
             return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
@@ -126,6 +140,29 @@ def _parse_search(rest: str) -> ParsedCommand:
     if len(prefix) > PREFIX_MAX_LENGTH:
         return Help(UsageProblem.PREFIX_TOO_LONG)
     return Search(prefix=prefix)
+
+
+def _parse_request(rest: str) -> ParsedCommand:
+    """`request` alone: the caller's own account; followed by names: those people."""
+    entries: list[str] = []
+    for token in re.split(r"[\s,;]+", rest.strip()):
+        if not token:
+            continue
+        slack_token = _SLACK_TOKEN_RE.fullmatch(token)
+        if slack_token is not None:
+            label = (slack_token.group(3) or "").strip()
+            if not label or slack_token.group(1) in ("@", "#", "!"):
+                return Help(UsageProblem.ENTRY_IS_A_MENTION)
+            token = label
+        if len(token) > ENTRY_MAX_LENGTH or any(unicodedata.category(ch)[0] == "C" for ch in token):
+            return Help(UsageProblem.ENTRY_NOT_TEXT)
+        if token.casefold() not in {entry.casefold() for entry in entries}:
+            entries.append(token)
+    if not entries:
+        return RequestOwn()
+    if len(entries) > MAX_ENTRIES:
+        return Help(UsageProblem.TOO_MANY_ENTRIES)
+    return RequestMany(tuple(entries))
 
 
 def _quote(word: str) -> str:

@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cache.keyed import KeyedCache, cache_key
 from bot.logs import bind_request_id
 from bot.slack.respond import NoDirectChannel, direct_message, via_response_url
+from bot.slack.ui.batch_card import batch_card
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.messages import (
     approver_reminder,
@@ -332,7 +333,7 @@ class SlackNotifier:
             found = await self._posted_card(request.id, since=delivering.created_at)
             if found is not None:
                 log.info("request %s: the card an earlier attempt posted was found", request.id)
-                await self.store.set_card(request.id, self.approver_channel, found)
+                await self._set_card(request, self.approver_channel, found)
                 return
         message = await self._card(request)
         response = await self.client.chat_postMessage(
@@ -342,10 +343,23 @@ class SlackNotifier:
             metadata={"event_type": CARD_EVENT, "event_payload": {"request_id": request.id}},
             **message,
         )
-        await self.store.set_card(request.id, response["channel"], response["ts"])
+        await self._set_card(request, response["channel"], response["ts"])
+
+    async def _set_card(self, request: ProvisioningRequest, channel: str, ts: str) -> None:
+        if request.batch_id is not None and request.batch_part is not None:
+            # Every request of the part is on this card.
+            await self.store.set_batch_card(request.batch_id, request.batch_part, channel, ts)
+        else:
+            await self.store.set_card(request.id, channel, ts)
 
     async def _card(self, request: ProvisioningRequest) -> dict[str, Any]:
-        """The card as it is now; while it waits, with the licence seats when they can be read."""
+        """The card as it is now; while it waits, with the licence seats when they can be read.
+        A request of a batch holds the card of its part: all of the part's requests."""
+        if request.batch_id is not None:
+            everyone = await self.store.list_batch(request.batch_id, None)
+            members = [m for m in everyone if m.batch_part == request.batch_part] or [request]
+            parts = len({m.batch_part for m in everyone}) or 1
+            return batch_card(members, parts=parts, approvals=self.approvals_required)
         seats = await self._seats_for(request)
         return approval_card(
             request,
@@ -407,6 +421,13 @@ class SlackNotifier:
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if not (request.card_channel and request.card_ts):
             raise GiveUp("the approval card was never posted")
+        # Later updates owed to this card were written with state this render will read: one
+        # chat.update answers them all (Slack allows about 50 a minute per workspace).
+        merged = await self.store.absorb_later(_delivering.get().id, now=self.clock())
+        if merged:
+            log.info("request %s: %d later card updates merged into this one", request.id, merged)
+            # Read again: what the merged updates were written for must be in this render.
+            request = await self.store.get(request.id) or request
         message = await self._card(request)
         await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
 
@@ -417,6 +438,8 @@ class SlackNotifier:
             return  # decided between the timer's claim and now: nothing left to remind about
         if not (request.card_channel and request.card_ts):
             raise GiveUp("the approval card was never posted")
+        if request.batch_id is not None and not await self._first_waiting(request):
+            return  # one reminder per card: the first person still waiting on it gives it
         message = approver_reminder(request, now=self.clock())
         await self.client.chat_postMessage(
             channel=request.card_channel,
@@ -425,6 +448,13 @@ class SlackNotifier:
             unfurl_media=False,
             **message,
         )
+
+    async def _first_waiting(self, request: ProvisioningRequest) -> bool:
+        """Whether `request` is the first of its batch part still pending (in filing order)."""
+        assert request.batch_id is not None
+        members = await self.store.list_batch(request.batch_id, request.batch_part)
+        waiting = [m for m in members if m.state is RequestState.PENDING]
+        return not waiting or waiting[0].id == request.id
 
     async def _escalate(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
         if request.state is not RequestState.PENDING:

@@ -20,20 +20,31 @@ from bot.workflow.models import OutboxItem, OutboxKind, OutboxMessage
 _MAX_ERROR_CHARS = 4000
 
 
+# Updates of the approval card: a request of a batch shares its card with the others of its
+# part, so these go to the queue of the request that holds the card (after its post, in order,
+# where consecutive ones are merged into one chat.update).
+CARD_KINDS = frozenset({OutboxKind.UPDATE_CARD})
+
+
 async def insert_outbox(
     conn: AsyncConnection,
     request_id: str,
     items: Sequence[OutboxItem],
     now: datetime,
+    *,
+    card_holder: str | None = None,
 ) -> None:
+    """Owe `items` for `request_id`; card messages go to `card_holder`'s queue when the card is
+    another request's (a batch)."""
     if not items:
         return
     # One row at a time keeps ids in the order given, which is the delivery order.
     for item in items:
+        kind = OutboxKind(item.kind)
         await conn.execute(
             sa.insert(outbox).values(
-                request_id=request_id,
-                kind=OutboxKind(item.kind).value,
+                request_id=card_holder if card_holder and kind in CARD_KINDS else request_id,
+                kind=kind.value,
                 payload=dict(item.payload),
                 created_at=now,
                 attempts=0,
@@ -131,6 +142,33 @@ class SqlOutbox:
         await self._update_message(
             message_id, delivered_at=now, lease_owner=None, lease_expires_at=None, payload={}
         )
+
+    async def absorb_later(self, message_id: int, *, now: datetime) -> int:
+        """Mark delivered the later undelivered messages of the same request and kind as
+        `message_id`: its delivery renders the state they were written for (they were committed
+        with it), so one Slack call answers them all. Returns how many."""
+        this = sa.select(outbox.c.request_id, outbox.c.kind).where(outbox.c.id == message_id)
+        async with self._engine.begin() as conn:
+            found = (await conn.execute(this)).first()
+            if found is None:
+                return 0
+            result = await conn.execute(
+                sa.update(outbox)
+                .where(
+                    outbox.c.request_id == found.request_id,
+                    outbox.c.kind == found.kind,
+                    outbox.c.id > message_id,
+                    outbox.c.delivered_at.is_(None),
+                    outbox.c.failed_at.is_(None),
+                    # Never one another worker holds (the queue's order keeps them unheld).
+                    sa.or_(
+                        outbox.c.lease_expires_at.is_(None),
+                        outbox.c.lease_expires_at <= self._db_now(),
+                    ),
+                )
+                .values(delivered_at=now, payload={}, last_error=f"merged into {message_id}")
+            )
+            return int(result.rowcount or 0)
 
     async def outbox_retry_later(
         self, message_id: int, *, next_attempt_at: datetime, error: str

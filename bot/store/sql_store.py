@@ -67,25 +67,7 @@ class SqlRequestStore(SqlOutbox):
     ) -> ProvisioningRequest:
         person = new.person
         _check_ticket(person.temp_ticket)
-        values = {
-            "id": new.request_id,
-            "state": RequestState.PENDING.value,
-            "requester_id": new.requester_id,
-            "username": person.username,
-            "full_name": person.full_name,
-            "email": person.email,
-            "temp_ticket": person.temp_ticket,
-            "justification": new.justification,
-            "created_at": new.created_at,
-            "updated_at": new.created_at,
-            "kind": new.kind.value,
-            "role_asked": new.role_asked,
-            "role_before": new.role_before,
-            "connect_guid": new.connect_guid,
-            "subject_id": new.subject_id,
-            "subject_link": new.subject_link.value if new.subject_link else None,
-            "steps": _step_records(steps_for(new.kind, new.role_asked)),
-        }
+        values = _new_values(new)
         for _ in range(_CREATE_ATTEMPTS):
             try:
                 async with self._engine.begin() as conn:
@@ -108,6 +90,55 @@ class SqlRequestStore(SqlOutbox):
             f"could not create request {new.request_id}: the active request for its username "
             "kept changing"
         )
+
+    async def create_batch(
+        self, news: Sequence[NewRequest], *, outbox: Mapping[str, Sequence[OutboxItem]]
+    ) -> list[ProvisioningRequest]:
+        """Insert requests filed together in one transaction (their cards list them all from
+        the start), each with its owed messages (`outbox`, by request id). Raises
+        DuplicateRequestError naming the first username with an active request already."""
+        if not news:
+            return []
+        try:
+            async with self._engine.begin() as conn:
+                rows = []
+                for new in news:
+                    _check_ticket(new.person.temp_ticket)
+                    result = await conn.execute(
+                        sa.insert(_requests).values(_new_values(new)).returning(*_requests.c)
+                    )
+                    rows.append(result.one())
+                    await insert_outbox(
+                        conn, new.request_id, outbox.get(new.request_id, ()), new.created_at
+                    )
+                return await _many(conn, rows)
+        except IntegrityError as exc:
+            if not _is_active_username_violation(exc):
+                raise
+        for new in news:
+            existing = await self.find_active(new.person.username)
+            if existing is not None:
+                raise DuplicateRequestError(existing)
+        raise RuntimeError("a batch collided with a request that has finished since: file it again")
+
+    async def list_batch(self, batch_id: str, part: int | None) -> list[ProvisioningRequest]:
+        """The requests of one part of a batch (every part: `part` None), in filing order."""
+        conditions = [_requests.c.batch_id == batch_id]
+        if part is not None:
+            conditions.append(_requests.c.batch_part == part)
+        statement = (
+            sa.select(_requests).where(*conditions).order_by(_requests.c.created_at, _requests.c.id)
+        )
+        async with self._reader.connect() as conn:
+            return await _many(conn, (await conn.execute(statement)).all())
+
+    async def set_batch_card(self, batch_id: str, part: int, channel: str, ts: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(_requests)
+                .where(_requests.c.batch_id == batch_id, _requests.c.batch_part == part)
+                .values(card_channel=channel, card_ts=ts)
+            )
 
     async def get(self, request_id: str) -> ProvisioningRequest | None:
         async with self._reader.connect() as conn:
@@ -172,7 +203,9 @@ class SqlRequestStore(SqlOutbox):
             row = (await conn.execute(statement)).first()
             if row is None:
                 return None
-            await insert_outbox(conn, request_id, outbox, now)
+            await insert_outbox(
+                conn, request_id, outbox, now, card_holder=row._mapping["card_request_id"]
+            )
             return await _one(conn, row)
 
     async def record_approval(
@@ -249,7 +282,9 @@ class SqlRequestStore(SqlOutbox):
                     await conn.execute(sa.select(_requests).where(_requests.c.id == request_id))
                 ).one()
             if counted or reached:
-                await insert_outbox(conn, request_id, outbox, now)
+                await insert_outbox(
+                    conn, request_id, outbox, now, card_holder=row._mapping["card_request_id"]
+                )
             request = await _one(conn, row)
         return ApprovalRecorded(request=request, counted=counted, reached=reached)
 
@@ -386,7 +421,9 @@ class SqlRequestStore(SqlOutbox):
             row = (await conn.execute(statement)).first()
             if row is None:
                 return None
-            await insert_outbox(conn, request_id, outbox, now)
+            await insert_outbox(
+                conn, request_id, outbox, now, card_holder=row._mapping["card_request_id"]
+            )
             return await _one(conn, row)
 
 
@@ -396,6 +433,32 @@ def _insert_ignoring_duplicates(conn: AsyncConnection) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(_approvals).on_conflict_do_nothing()
     return sqlite.insert(_approvals).on_conflict_do_nothing()
+
+
+def _new_values(new: NewRequest) -> dict[str, Any]:
+    person = new.person
+    return {
+        "id": new.request_id,
+        "state": RequestState.PENDING.value,
+        "requester_id": new.requester_id,
+        "username": person.username,
+        "full_name": person.full_name,
+        "email": person.email,
+        "temp_ticket": person.temp_ticket,
+        "justification": new.justification,
+        "created_at": new.created_at,
+        "updated_at": new.created_at,
+        "kind": new.kind.value,
+        "role_asked": new.role_asked,
+        "role_before": new.role_before,
+        "connect_guid": new.connect_guid,
+        "subject_id": new.subject_id,
+        "subject_link": new.subject_link.value if new.subject_link else None,
+        "steps": _step_records(steps_for(new.kind, new.role_asked)),
+        "batch_id": new.batch_id,
+        "batch_part": new.batch_part,
+        "card_request_id": new.card_request_id,
+    }
 
 
 def _filters(
@@ -521,6 +584,9 @@ def _to_request(row: Row[Any], given: tuple[Approval, ...] = ()) -> Provisioning
         steps=tuple(Step.from_record(record) for record in m["steps"] or ()),
         approvals=given,
         approval_round=m["approval_round"],
+        batch_id=m["batch_id"],
+        batch_part=m["batch_part"],
+        card_request_id=m["card_request_id"],
     )
 
 

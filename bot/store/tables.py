@@ -117,6 +117,11 @@ provisioning_requests = sa.Table(
     sa.Column("subject_link", sa.String(20), nullable=True),
     sa.Column("escalated_at", UTCDateTime, nullable=True),
     sa.Column("steps", JSONList, nullable=False, server_default="[]"),
+    # A request filed with others (one card for them all): the batch, its part (one card per
+    # part), and the request whose queue carries the card's messages (None: itself).
+    sa.Column("batch_id", sa.String(32), nullable=True, index=True),
+    sa.Column("batch_part", sa.Integer, nullable=True),
+    sa.Column("card_request_id", sa.String(32), nullable=True),
     # Which round of approvals counts: a decision undone (the request back to pending after
     # Connect refused) starts a new one, so earlier approvals never call Connect again alone.
     sa.Column("approval_round", sa.Integer, nullable=False, server_default=sa.text("0")),

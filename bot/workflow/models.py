@@ -216,6 +216,9 @@ class NewRequest:
     connect_guid: str | None = None  # a role change: the account it changes
     subject_id: str | None = None  # the Slack account of the person it is for, when linked
     subject_link: SubjectLink | None = None  # how linking them went (None: not attempted)
+    batch_id: str | None = None  # filed with others: their batch, and its part (one card each)
+    batch_part: int | None = None
+    card_request_id: str | None = None  # the request holding the batch part's card (not itself)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +271,16 @@ class ProvisioningRequest:
     approvals: tuple[Approval, ...] = ()
     # Approvals of this round count; an approval undone (back to pending) starts the next.
     approval_round: int = 0
+    # Filed with others: the batch and its part, which share one card; `card_request_id` is the
+    # request that holds the part's card (None: this one, or a request filed alone).
+    batch_id: str | None = None
+    batch_part: int | None = None
+    card_request_id: str | None = None
+
+    @property
+    def card_holder(self) -> str:
+        """The request whose card shows this one (itself unless it is in a batch)."""
+        return self.card_request_id or self.id
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)

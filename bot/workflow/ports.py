@@ -67,6 +67,18 @@ class RequestStore(Protocol):
         the database, so two replicas racing cannot both insert).
         """
 
+    async def create_batch(
+        self, news: Sequence[NewRequest], *, outbox: Mapping[str, Sequence[OutboxItem]]
+    ) -> list[ProvisioningRequest]:
+        """Insert requests filed together, and their owed messages (by request id), in one
+        transaction. Raises DuplicateRequestError when one username has an active request."""
+
+    async def list_batch(self, batch_id: str, part: int | None) -> list[ProvisioningRequest]:
+        """The requests of a batch's part (all parts: None), in filing order."""
+
+    async def set_batch_card(self, batch_id: str, part: int, channel: str, ts: str) -> None:
+        """Record the card of a batch's part on each of its requests."""
+
     async def get(self, request_id: str) -> ProvisioningRequest | None: ...
 
     async def find_active(self, username: str) -> ProvisioningRequest | None: ...
@@ -189,6 +201,10 @@ class RequestStore(Protocol):
         False when it is no longer theirs."""
 
     async def outbox_delivered(self, message_id: int, *, now: datetime) -> None: ...
+
+    async def absorb_later(self, message_id: int, *, now: datetime) -> int:
+        """Mark delivered the later undelivered messages of `message_id`'s request and kind
+        (its delivery answers them too); returns how many."""
 
     async def outbox_retry_later(
         self, message_id: int, *, next_attempt_at: datetime, error: str

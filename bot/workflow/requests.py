@@ -128,6 +128,10 @@ class Requests:
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
 
+    def notify_outbox(self) -> None:
+        """Messages were written to the outbox: have them delivered now."""
+        self._on_outbox()
+
     # -- search --------------------------------------------------------------------------------
 
     async def search(self, prefix: str) -> SearchOutcome:
@@ -261,10 +265,27 @@ class Requests:
         taken from there: the ticket and the identity the approvers see are read from the
         directory now. Were the button trusted, it could pair one person's name with another's
         ticket."""
+        checked = await self.checked_form(justification, role)
+        if isinstance(checked, NotFiled):
+            return checked
+        justification, role = checked
+        new = await self.prepare_new_account(requester_id, username, justification, role)
+        if not isinstance(new, NewRequest):
+            return new
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        return await self._create(new, outbox)
+
+    async def checked_form(
+        self, justification: str, role: str | None
+    ) -> tuple[str, str | None] | NotFiled:
+        """A new-account form's justification and role, as filing takes them: the role comes
+        back from the requester's client, so only an offered one is taken (none chosen: the
+        first offered)."""
         justification = justification.strip()[:MAX_JUSTIFICATION]
         if not justification:
             return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
-        # The role comes back from the requester's client: only an offered one is taken.
         offered = await self._role_choice()
         if offered is None:  # a role asked for, or none, cannot be checked right now
             return NotFiled(FileProblem.CANNOT_VERIFY)
@@ -272,6 +293,13 @@ class Requests:
             return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
         if role is None and offered:
             role = offered[0]  # the form preselects the first; a missing choice is that one
+        return justification, role
+
+    async def prepare_new_account(
+        self, requester_id: str, username: str, justification: str, role: str | None
+    ) -> NewRequest | Duplicate | NotFiled:
+        """The request for the directory entry `username`, read from the directory now (its
+        ticket and who the approvers see), or why there is none; not stored yet."""
         existing = await self.store.find_active(username)
         if existing is not None:
             return Duplicate(existing)
@@ -290,10 +318,7 @@ class Requests:
             email=fresh.email,
             temp_ticket=fresh.temp_ticket,
         )
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
-        new = NewRequest(
+        return NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
             person=person,
@@ -301,7 +326,6 @@ class Requests:
             created_at=self.clock(),
             role_asked=role,
         )
-        return await self._create(new, outbox)
 
     async def file_role_change(
         self,
@@ -353,7 +377,7 @@ class Requests:
         )
         return await self._create(new, outbox)
 
-    async def _link_subject(self, email: str) -> tuple[str | None, SubjectLink | None]:
+    async def link_subject(self, email: str) -> tuple[str | None, SubjectLink | None]:
         """The Slack account of the person a request is for, matched by the directory's email,
         so that they cannot decide it; why not, when there is none."""
         if self.people is None:
@@ -368,7 +392,7 @@ class Requests:
         return (found, SubjectLink.LINKED) if found else (None, SubjectLink.NOT_FOUND)
 
     async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
-        subject_id, link = await self._link_subject(new.person.email)
+        subject_id, link = await self.link_subject(new.person.email)
         new = dataclasses.replace(new, subject_id=subject_id, subject_link=link)
         try:
             request = await self.store.create(new, outbox=outbox)

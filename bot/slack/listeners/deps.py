@@ -16,6 +16,7 @@ from bot.slack.own_request import OwnRequestDeps
 from bot.slack.people import SlackPeople
 from bot.slack.ui.refusals import refusal_message
 from bot.tasks import TaskSupervisor
+from bot.workflow.batches import Batches
 from bot.workflow.requests import Requests
 from bot.workflow.seats import SeatReport
 
@@ -26,6 +27,7 @@ Listener = Callable[..., Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class ListenerDeps:
     requests: Requests
+    batches: Batches
     people: SlackPeople
     notifier: SlackNotifier
     home: HomeTab

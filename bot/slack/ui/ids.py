@@ -12,6 +12,11 @@ ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 ACTION_RETRY = "retry_step"
 ACTION_CLOSE = "close_incomplete"
+# On a batch's card: decide every pending request of its part; value: "<batch id>:<part>"
+ACTION_APPROVE_ALL = "approve_all"
+ACTION_DENY_ALL = "deny_all"
+# Under the list a requester's names resolved to: open the form for the ready ones
+ACTION_REQUEST_BATCH = "request_batch"
 # "Request my Connect account", on the Home tab
 ACTION_REQUEST_MINE = "request_my_account"
 
@@ -20,6 +25,8 @@ VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
 VIEW_ROLE_CHANGE = "role_change_modal"
 VIEW_APPROVE = "approve_modal"
+VIEW_BATCH_REQUEST = "batch_request_modal"
+VIEW_DENY_ALL = "deny_all_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
@@ -40,6 +47,11 @@ APPROVAL_ACTIONS_BLOCK = "approval_actions"
 RETRY_ACTIONS_BLOCK = "retry_actions"
 # block_id of Change role in the modal telling someone they have an account already
 OWN_ACCOUNT_ACTIONS_BLOCK = "own_account_actions"
+# block_id of a batch card's Approve all / Deny all, and prefix of each person's buttons there
+BATCH_ACTIONS_BLOCK = "batch_actions"
+BATCH_MEMBER_BLOCK_PREFIX = "batch_decide:"
+# block_id of the button under a resolved list of names
+BATCH_REQUEST_BLOCK = "batch_request"
 # block_id of the requester's Cancel button under their confirmation
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)

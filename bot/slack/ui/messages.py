@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
-from bot.slack.command import PREFIX_MAX_LENGTH, UsageProblem
+from bot.slack.command import MAX_ENTRIES, PREFIX_MAX_LENGTH, UsageProblem
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import (
     access_summary,
@@ -48,6 +48,8 @@ _USAGE_MD = (
     "or a new role for someone who has one. Example: `/connect-user search jan`\n"
     "• `/connect-user request`: ask for your own Posit Connect account (found in the directory by "
     "the email on your Slack profile)\n"
+    "• `/connect-user request alice bob carol@example.com`: ask for accounts for several people "
+    f"at once (up to {MAX_ENTRIES}, by exact username or email)\n"
     "• `/connect-user status`: your own requests and what became of them; cancel one that is "
     "still waiting\n"
     "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"
@@ -73,6 +75,12 @@ def usage_problem_text(problem: UsageProblem, typed: str = "") -> str:
             return "the search prefix contains control characters"
         case UsageProblem.PREFIX_TOO_LONG:
             return f"the search prefix is longer than {PREFIX_MAX_LENGTH} characters"
+        case UsageProblem.TOO_MANY_ENTRIES:
+            return f"request takes at most {MAX_ENTRIES} people at once: split the list"
+        case UsageProblem.ENTRY_IS_A_MENTION:
+            return "name people by their username or email, not a Slack mention"
+        case UsageProblem.ENTRY_NOT_TEXT:
+            return "a name in the list is not a username or an email"
         case _:
             assert_never(problem)
 

@@ -81,7 +81,7 @@ def _role_hint(roles: Sequence[str]) -> str:
     return " ".join(_ROLE_HINTS[role] for role in roles if role in _ROLE_HINTS)
 
 
-def _request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
+def request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
     """The role part of the request form: a choice of the roles offered (the first
     preselected); none offered: the account gets Connect's default role; None: the bot could
     not tell in time."""
@@ -129,7 +129,7 @@ def justification_modal(
                     "placeholder": plain("e.g. joins the forecasting team and publishes reports"),
                 },
             },
-            *_request_role_blocks(roles),
+            *request_role_blocks(roles),
             context(md("The approvers see this with your name before they decide.")),
         ],
     }

@@ -17,9 +17,11 @@ from bot.slack.listeners.actions import (
     cancel,
     change_role,
     close,
+    decide_all,
     deny,
     options,
     request_account,
+    request_batch,
     request_mine,
     retry,
     unknown,
@@ -31,6 +33,9 @@ from bot.slack.ui import ids
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_REQUEST_ACCOUNT)(request_account.listener(deps))
     app.action(ids.ACTION_REQUEST_MINE)(request_mine.listener(deps))
+    app.action(ids.ACTION_REQUEST_BATCH)(request_batch.listener(deps))
+    app.action(ids.ACTION_APPROVE_ALL)(decide_all.approve_all(deps))
+    app.action(ids.ACTION_DENY_ALL)(decide_all.deny_all(deps))
     app.action(ids.ACTION_APPROVE)(approve.listener(deps))
     app.action(ids.ACTION_APPROVE_WITH_NOTE)(approve.listener(deps, with_note=True))
     app.action(ids.ACTION_DENY)(deny.listener(deps))

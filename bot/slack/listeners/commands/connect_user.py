@@ -9,10 +9,20 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.command import Help, Pending, RequestOwn, Search, Seats, Status, parse_command
+from bot.slack.command import (
+    Help,
+    Pending,
+    RequestMany,
+    RequestOwn,
+    Search,
+    Seats,
+    Status,
+    parse_command,
+)
 from bot.slack.interactions import Click
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.own_request import open_own_request
+from bot.slack.ui.batch_request import resolution_message
 from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
@@ -90,6 +100,8 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await status_reply(deps, command["user_id"])
     if isinstance(parsed, Seats):
         return await seats_reply(deps, command["user_id"])
+    if isinstance(parsed, RequestMany):
+        return await request_many_reply(deps, command["user_id"], parsed.entries)
     assert isinstance(parsed, Search), parsed  # RequestOwn opens a modal instead
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
@@ -107,6 +119,15 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
             role_changes=outcome.role_changes,
         )
     return no_results_message(parsed.prefix, accounts_only=outcome.accounts_only)
+
+
+async def request_many_reply(deps: ListenerDeps, user_id: str, entries: tuple[str, ...]) -> Message:
+    """The names, each as it resolved exactly; a button opens the form for the ready ones."""
+    # What it shows is directory data: the same gate as a search.
+    refusal = await deps.people.search_refusal(user_id)
+    if refusal is not None:
+        return refusal_message(refusal)
+    return resolution_message(await deps.batches.resolve(entries))
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -11,6 +11,8 @@ from slack_bolt.async_app import AsyncApp
 from bot.slack.listeners.deps import ListenerDeps
 from bot.slack.listeners.views import (
     approve_role,
+    batch_request,
+    deny_all,
     deny_reason,
     justification,
     role_change,
@@ -24,5 +26,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_DENY_REASON)(deny_reason.listener(deps))
     app.view(ids.VIEW_ROLE_CHANGE)(role_change.listener(deps))
     app.view(ids.VIEW_APPROVE)(approve_role.listener(deps))
+    app.view(ids.VIEW_BATCH_REQUEST)(batch_request.listener(deps))
+    app.view(ids.VIEW_DENY_ALL)(deny_all.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))
