@@ -36,6 +36,8 @@ class UsageProblem(StrEnum):
     PREFIX_IS_A_MENTION = "prefix_is_a_mention"  # a Slack mention or link without a label
     PREFIX_HAS_CONTROL_CHARACTERS = "prefix_has_control_characters"
     PREFIX_TOO_LONG = "prefix_too_long"
+    LOCK_WITHOUT_USERNAME = "lock_without_username"  # `lock` or `unlock` with nothing after it
+    LOCK_WITHOUT_REASON = "lock_without_reason"  # `lock <username>` without saying why
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,16 @@ class Seats:
     """Connect's licence seats (approvers only)."""
 
 
-ParsedCommand = Help | Search | Pending | Status | Seats
+@dataclass(frozen=True)
+class Lock:
+    """Ask for the account `username` (exactly) to be locked, or (`lock` False) unlocked."""
+
+    username: str
+    justification: str
+    lock: bool = True
+
+
+ParsedCommand = Help | Search | Pending | Status | Seats | Lock
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
@@ -98,6 +109,8 @@ def parse_command(text: str) -> ParsedCommand:
         return Help()
     if subcommand == "search":
         return _parse_search(rest)
+    if subcommand in ("lock", "unlock"):
+        return _parse_lock(rest, lock=subcommand == "lock", typed=subcommand)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
             return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
@@ -120,6 +133,24 @@ def _parse_search(rest: str) -> ParsedCommand:
     if len(prefix) > PREFIX_MAX_LENGTH:
         return Help(UsageProblem.PREFIX_TOO_LONG)
     return Search(prefix=prefix)
+
+
+def _parse_lock(rest: str, *, lock: bool, typed: str) -> ParsedCommand:
+    """`lock <username> <why>`: the username is one word, as Connect spells it; the rest is the
+    justification the approvers read."""
+    match = _SUBCOMMAND_RE.fullmatch(rest.strip())
+    if match is None:
+        return Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed=typed)
+    username, why = match.group(1), (match.group(2) or "").strip()
+    if _SLACK_TOKEN_RE.fullmatch(username) or any(
+        unicodedata.category(ch) == "Cc" for ch in username
+    ):
+        return Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed=typed)
+    if len(username) > PREFIX_MAX_LENGTH:
+        return Help(UsageProblem.PREFIX_TOO_LONG)
+    if not why:
+        return Help(UsageProblem.LOCK_WITHOUT_REASON, typed=typed)
+    return Lock(username=username, justification=why, lock=lock)
 
 
 def _quote(word: str) -> str:

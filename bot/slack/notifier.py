@@ -42,6 +42,7 @@ from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
     SeatCount,
+    filed_by_bot,
 )
 from bot.workflow.ports import RequestStore, Seats
 from bot.workflow.seats import read_seats
@@ -467,6 +468,8 @@ class SlackNotifier:
     async def _confirm_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
+        if filed_by_bot(request.requester_id):
+            return
         if request.card_ts:
             message = requester_confirmation(
                 request, card_permalink=await self.card_permalink(request)
@@ -483,6 +486,8 @@ class SlackNotifier:
     async def _notify_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
+        if filed_by_bot(request.requester_id):
+            return  # the bot filed it (a deactivation): nobody asked, the card says it all
         message = requester_outcome_message(request, connect_url=self.connect_url)
         await self._direct_message(request.requester_id, message)
 

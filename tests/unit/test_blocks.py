@@ -491,6 +491,7 @@ def test_file_problems_each_get_their_words(problem: FileProblem) -> None:
         FileProblem.EMPTY_JUSTIFICATION,
         FileProblem.ROLE_NOT_REQUESTABLE,
         FileProblem.ROLES_NOT_MANAGED,
+        FileProblem.LOCK_UNAVAILABLE,
     ):
         assert "jdoe" in msg["text"]
     texts = {file_problem_message(p, username="jdoe")["text"] for p in FileProblem}

@@ -10,6 +10,7 @@ from bot.slack.ui.ids import (
     ACTION_CANCEL,
     ACTION_CLOSE,
     ACTION_DENY,
+    ACTION_KEEP,
     ACTION_RETRY,
 )
 from bot.slack.ui.kit import Block, button
@@ -25,6 +26,19 @@ def decision_actions(request_id: str, *, block_id: str) -> Block:
         "elements": [
             button("Approve", action_id=ACTION_APPROVE, value=request_id, style="primary"),
             button("Deny", action_id=ACTION_DENY, value=request_id, style="danger"),
+        ],
+    }
+
+
+def lock_or_keep_actions(request_id: str, *, block_id: str) -> Block:
+    """The deactivation card's choice: Lock approves the lock, Keep declines it (both through
+    the same checks as Approve and Deny)."""
+    return {
+        "type": "actions",
+        "block_id": block_id[:MAX_ID],
+        "elements": [
+            button("Lock", action_id=ACTION_APPROVE, value=request_id, style="danger"),
+            button("Keep", action_id=ACTION_KEEP, value=request_id),
         ],
     }
 

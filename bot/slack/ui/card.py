@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from bot.slack.ui.buttons import decision_actions, retry_actions
+from bot.slack.ui.buttons import decision_actions, lock_or_keep_actions, retry_actions
 from bot.slack.ui.describe import (
     decided,
     guid_blocks,
@@ -33,19 +33,23 @@ from bot.slack.ui.text import (
     ERROR,
     GUID,
     LONG_TEXT,
+    NAME,
     REASON,
     USERNAME,
     clip,
+    escape_mrkdwn,
     fallback_value,
     mention,
     slack_date,
 )
 from bot.workflow.models import (
+    LOCK_KINDS,
     ProvisioningRequest,
     RequestKind,
     SeatCount,
     StepAction,
     StepStatus,
+    filed_by_bot,
 )
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
@@ -61,6 +65,19 @@ def approval_card(
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
+    elif filed_by_bot(req.requester_id):
+        title = "Deactivated in Slack"
+        name = clip(req.full_name, NAME) or clip(req.username, USERNAME)
+        asked = (
+            f"{escape_mrkdwn(name)} was deactivated in Slack; their Connect account is still "
+            "active. Lock it?"
+        )
+    elif req.kind is RequestKind.LOCK:
+        title = "Connect account lock request"
+        asked = f"{mention(req.requester_id)} asks to lock the Posit Connect account of:"
+    elif req.kind is RequestKind.UNLOCK:
+        title = "Connect account unlock request"
+        asked = f"{mention(req.requester_id)} asks to unlock the Posit Connect account of:"
     else:
         title = "Connect account request"
         asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
@@ -89,6 +106,10 @@ def approval_card(
 
 def _doing(req: ProvisioningRequest, *, done: bool) -> str:
     """The step under way, as "Creating the account" or (done) "the account was created"."""
+    if req.kind is RequestKind.LOCK:
+        return "the account was locked" if done else "Locking the account"
+    if req.kind is RequestKind.UNLOCK:
+        return "the account was unlocked" if done else "Unlocking the account"
     create = req.step(StepAction.CREATE_ACCOUNT)
     if req.kind is RequestKind.NEW_ACCOUNT and (
         create is None or create.status is not StepStatus.DONE
@@ -110,7 +131,10 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                         "⚠ The last attempt failed: " + clip(req.last_error, ERROR, multiline=True)
                     )
                 )
-            blocks.append(decision_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
+            if filed_by_bot(req.requester_id):
+                blocks.append(lock_or_keep_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
+            else:
+                blocks.append(decision_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
             return blocks
         case RequestState.PROVISIONING if req.last_error:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
@@ -126,6 +150,26 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str) -> list[Block]:
                 section_md(
                     f":hourglass_flowing_sand: {_doing(req, done=False)}… "
                     f"(approved by {mention(req.decided_by)})"
+                )
+            ]
+        case RequestState.APPROVED if req.kind in LOCK_KINDS:
+            verb = "locked" if req.kind is RequestKind.LOCK else "unlocked"
+            return [
+                section_md(
+                    f":white_check_mark: Approved by {decided(req)}; the account is {verb}."
+                ),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
+        case RequestState.DENIED if filed_by_bot(req.requester_id):
+            return [
+                section_md(f":ok_hand: Kept by {decided(req)}: the account stays active."),
+            ]
+        case RequestState.CANCELLED if filed_by_bot(req.requester_id):
+            return [
+                section_md(
+                    f":leftwards_arrow_with_hook: {mention(req.subject_id)} was reactivated in "
+                    "Slack before anyone decided: nothing to lock."
                 )
             ]
         case RequestState.APPROVED:

@@ -10,12 +10,18 @@ ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 ACTION_RETRY = "retry_step"
 ACTION_CLOSE = "close_incomplete"
+ACTION_KEEP = "keep_account"  # on the deactivation card: decline the lock; value: request id
+# on a locked account (search results, the Home tab); value: the account's GUID
+ACTION_REQUEST_UNLOCK = "request_unlock"
+# seats nobody uses: lock one (files a lock request); value: the account's GUID
+ACTION_REQUEST_LOCK = "request_lock"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
 VIEW_ROLE_CHANGE = "role_change_modal"
 VIEW_APPROVE = "approve_modal"
+VIEW_LOCK_REQUEST = "lock_request_modal"  # the justification for a lock or an unlock
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"

@@ -1,0 +1,141 @@
+"""Lock and unlock through the approval gate, end to end through signed requests against the
+fake Slack and fake Connect: `/connect-user lock|unlock <username> <why>` files a request, the
+card is decided by an approver (checked at click time), the account is locked exactly once
+(also under concurrent clicks and after an answer that never came), a full licence refuses an
+unlock in words, and a key that is not an administrator's says lock and unlock are
+unavailable."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.slack.ui import ids
+from bot.workflow.models import RequestKind, StepStatus
+from bot.workflow.states import RequestState
+from tests.support.bot_under_test import (
+    APPROVER,
+    APPROVER_2,
+    APPROVER_CHANNEL,
+    REQUESTER,
+    BotUnderTest,
+    response_text,
+)
+from tests.support.flows import approve, card_request_id, command, dms_to, latest_card
+
+
+def lock_calls(bot: BotUnderTest) -> int:
+    return bot.connect.count("POST", "v1/users/*/lock")
+
+
+async def file_lock(bot: BotUnderTest, text: str, user_id: str = REQUESTER) -> tuple[dict, str]:
+    """Run the command; returns (its answer, the request id on the card it posted)."""
+    posted = bot.slack.count("chat.postMessage")
+    answer = await command(bot, text, user_id)
+    cards = bot.slack.calls_to("chat.postMessage")[posted:]
+    [card] = [c for c in cards if c.args["channel"] == APPROVER_CHANNEL]
+    return answer, card_request_id(card.args)
+
+
+async def test_lock_is_filed_decided_at_click_time_and_carried_out(bot: BotUnderTest) -> None:
+    answer, request_id = await file_lock(bot, "lock julie1 Left the company last week")
+    assert "sent to the approvers" in response_text(answer)
+    request = await bot.runtime.store.get(request_id)
+    assert request.kind is RequestKind.LOCK and request.requester_id == REQUESTER
+    assert request.connect_guid == bot.connect.get_local_user("julie1")["guid"]
+    card = response_text(latest_card(bot))
+    assert "asks to lock the Posit Connect account" in card
+    assert "Left the company last week" in card
+
+    # The requester may not decide their own request: nothing is locked.
+    await approve(bot, request_id, user_id=REQUESTER)
+    assert lock_calls(bot) == 0
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.PENDING
+
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED
+    assert request.lock_step is not None and request.lock_step.status is StepStatus.DONE
+    assert bot.connect.get_local_user("julie1")["locked"] is True
+    assert lock_calls(bot) == 1
+    assert "the account is locked" in response_text(latest_card(bot))
+    [dm] = dms_to(bot, REQUESTER)
+    assert "is now locked" in response_text(dm)
+
+
+async def test_a_lock_for_an_unknown_or_locked_account_is_not_filed(bot: BotUnderTest) -> None:
+    answer = await command(bot, "lock nobody1 Left", REQUESTER)
+    assert "nobody1 has no Connect account" in response_text(answer)
+    bot.connect.add_local_user("julie3", "Julie", "Three", locked=True)
+    answer = await command(bot, "lock julie3 Left", REQUESTER)
+    assert "locked already" in response_text(answer)
+    answer = await command(bot, "unlock julie1 Back", REQUESTER)
+    assert "is not locked" in response_text(answer)
+    assert bot.slack.count("chat.postMessage") == 0
+    answer = await command(bot, "lock julie1", REQUESTER)
+    assert "please say why" in response_text(answer)
+
+
+async def test_a_second_lock_for_the_same_account_finds_the_first(bot: BotUnderTest) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    answer = await command(bot, "lock julie1 Left too", APPROVER)
+    assert "already asked for locking the account" in response_text(answer)
+    [active] = await bot.runtime.store.list_requests(states={RequestState.PENDING})
+    assert active.id == request_id
+
+
+async def test_concurrent_lock_clicks_lock_once(bot: BotUnderTest) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    responses = await asyncio.gather(
+        *(
+            bot.click(ids.ACTION_APPROVE, request_id, user_id=approver)
+            for approver in (APPROVER, APPROVER_2, APPROVER, APPROVER_2)
+        )
+    )
+    assert all(response.status_code == 200 for response, _ in responses)
+    await bot.settle()
+    assert lock_calls(bot) == 1
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+
+
+async def test_an_unanswered_lock_is_looked_at_before_anything_is_sent_again(
+    bot: BotUnderTest,
+) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    bot.connect.write_mode("POST v1/users/*/lock", "commit_then_500")
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED, request.last_error
+    assert lock_calls(bot) == 1, "the account was read, not locked again"
+    assert bot.connect.get_local_user("julie1")["locked"] is True
+
+
+async def test_an_unlock_refused_for_want_of_a_seat_says_so_in_words(bot: BotUnderTest) -> None:
+    bot.connect.add_local_user("julie3", "Julie", "Three", locked=True)
+    bot.connect.license["users"] = 2  # the key's owner and julie1 take both seats
+    _, request_id = await file_lock(bot, "unlock julie3 Back from leave")
+    assert "asks to unlock" in response_text(latest_card(bot))
+    response_url = await approve(bot, request_id)
+
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.PENDING
+    card = response_text(latest_card(bot))
+    assert "no free seats" in card and "Connect code 64" in card
+    answer = response_text((await bot.slack.wait_for_response(response_url))[-1])
+    assert "no free seats" in answer
+    assert bot.connect.get_local_user("julie3")["locked"] is True
+
+    bot.connect.license["users"] = 3
+    await approve(bot, request_id)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert bot.connect.get_local_user("julie3")["locked"] is False
+
+
+async def test_without_an_administrators_key_lock_and_unlock_are_unavailable(
+    bot: BotUnderTest,
+) -> None:
+    bot.connect.key_role = "publisher"
+    for text in ("lock julie1 Left", "unlock julie1 Back"):
+        answer = await command(bot, text, REQUESTER)
+        assert "Locking and unlocking are unavailable" in response_text(answer)
+    assert bot.slack.count("chat.postMessage") == 0
+    assert lock_calls(bot) == 0
