@@ -12,6 +12,7 @@ import asyncio
 from bot.slack.ui import ids
 from bot.workflow.models import RequestKind, StepStatus
 from bot.workflow.states import RequestState
+from tests.support.blockkit import assert_valid_view
 from tests.support.bot_under_test import (
     APPROVER,
     APPROVER_2,
@@ -20,7 +21,15 @@ from tests.support.bot_under_test import (
     BotUnderTest,
     response_text,
 )
-from tests.support.flows import approve, card_request_id, command, dms_to, latest_card
+from tests.support.flows import (
+    approve,
+    card_request_id,
+    command,
+    dms_to,
+    home_click,
+    latest_card,
+    open_home,
+)
 
 
 def lock_calls(bot: BotUnderTest) -> int:
@@ -139,3 +148,67 @@ async def test_without_an_administrators_key_lock_and_unlock_are_unavailable(
         assert "Locking and unlocking are unavailable" in response_text(answer)
     assert bot.slack.count("chat.postMessage") == 0
     assert lock_calls(bot) == 0
+
+
+# -- locked accounts in search results and on the Home tab ------------------------------------
+
+
+def unlock_buttons(blocks: list[dict]) -> list[str]:
+    return [
+        block["accessory"]["value"]
+        for block in blocks
+        if (block.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST_UNLOCK
+    ]
+
+
+async def submit_lock_form(bot: BotUnderTest, view: dict, justification: str) -> None:
+    values = {ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: justification}}
+    response = await bot.submit(
+        ids.VIEW_LOCK_REQUEST, values, view["private_metadata"], user_id=REQUESTER
+    )
+    assert response.status_code == 200
+    await bot.settle()
+
+
+async def test_search_shows_a_locked_account_with_request_unlock(bot: BotUnderTest) -> None:
+    julie3 = bot.connect.add_local_user("julie3", "Julie", "Three", locked=True)
+    message = await command(bot, "search julie", REQUESTER)
+    assert "Role: Viewer · locked" in response_text(message)
+    assert unlock_buttons(message["blocks"]) == [julie3]
+
+    opened = bot.slack.count("views.open")
+    response, response_url = await bot.click(
+        ids.ACTION_REQUEST_UNLOCK, julie3, user_id=REQUESTER, ephemeral=True, channel_id="CGEN"
+    )
+    assert response.status_code == 200
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
+    assert_valid_view(view)
+    assert view["callback_id"] == ids.VIEW_LOCK_REQUEST and "unlock" in response_text(view)
+    await submit_lock_form(bot, view, "Back from parental leave")
+
+    [request] = await bot.runtime.store.list_requests(states={RequestState.PENDING})
+    assert request.kind is RequestKind.UNLOCK and request.connect_guid == julie3
+    assert "asks to unlock" in response_text(latest_card(bot))
+    confirmation = (await bot.slack.wait_for_response(response_url))[-1]
+    assert "sent to the approvers" in response_text(confirmation)
+
+
+async def test_the_home_tab_shows_a_locked_account_with_request_unlock(
+    bot: BotUnderTest,
+) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    await approve(bot, request_id)
+    guid = bot.connect.get_local_user("julie1")["guid"]
+    home = await open_home(bot, REQUESTER)
+    assert home is not None
+    assert "The account is locked." in response_text(home)
+    assert unlock_buttons(home["blocks"]) == [guid]
+
+    opened = bot.slack.count("views.open")
+    await home_click(bot, ids.ACTION_REQUEST_UNLOCK, guid, REQUESTER)
+    view = (await bot.slack.wait_for("views.open", count=opened + 1))[-1].args["view"]
+    await submit_lock_form(bot, view, "Came back")
+    [request] = await bot.runtime.store.list_requests(states={RequestState.PENDING})
+    assert request.kind is RequestKind.UNLOCK and request.connect_guid == guid
+    [_, confirmation] = dms_to(bot, REQUESTER)  # the lock's outcome, then this confirmation
+    assert "sent to the approvers" in response_text(confirmation)
