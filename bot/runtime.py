@@ -43,6 +43,7 @@ from bot.store.sql_store import SqlRequestStore
 from bot.tasks import TaskSupervisor
 from bot.web.deps import WebDeps
 from bot.workflow.clock import Clock, utcnow
+from bot.workflow.offboarding import Deactivations
 from bot.workflow.ports import DirectoryError
 from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
@@ -321,6 +322,9 @@ def build_runtime(
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,
+            deactivations=Deactivations(
+                store=store, directory=directory, clock=clock, on_outbox=notifier.wake
+            ),
         ),
     )
     return Runtime(

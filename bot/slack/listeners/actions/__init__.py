@@ -19,6 +19,7 @@ from bot.slack.listeners.actions import (
     change_role,
     close,
     deny,
+    keep,
     options,
     request_account,
     request_lock,
@@ -37,6 +38,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
     app.action(ids.ACTION_CLOSE)(close.listener(deps))
+    app.action(ids.ACTION_KEEP)(keep.listener(deps))
     app.action(ids.ACTION_REQUEST_UNLOCK)(request_lock.listener(deps, lock=False))
     app.action(ids.ACTION_REQUEST_LOCK)(request_lock.listener(deps, lock=True))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
