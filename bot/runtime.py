@@ -318,7 +318,12 @@ def build_runtime(
             home=HomeTab(
                 requests=requests, client=slack_client, card_links=notifier.card_permalinks
             ),
-            seat_report=SeatReport(seats=seats, approvers=people),
+            seat_report=SeatReport(
+                seats=seats,
+                approvers=people,
+                inactive_after_days=settings.inactive_after_days,
+                clock=clock,
+            ),
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,

@@ -67,12 +67,14 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class IdleAccounts:
-    """Licensed accounts (unlocked, each taking a seat) nobody used since a day, oldest first:
-    one page of them, and how many there are in all."""
+    """Licensed accounts (unlocked, each taking a seat) nobody used for `idle_days`, oldest
+    activity first: one page of them (`page` of `pages`, from 1), and how many there are."""
 
     accounts: tuple[Account, ...]
     total: int
     idle_days: int
+    page: int = 1
+    pages: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,6 +268,10 @@ class Seats(Protocol):
         read them (only an administrator's may), other DirectoryErrors when Connect cannot
         answer."""
 
+    async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+        """Licensed accounts (unlocked, each taking a seat) not active since `idle_since` (or
+        never), oldest activity first. Raises as `seats` does."""
+
 
 class ApproverVerdict(StrEnum):
     """Whether someone may decide requests, and if not, why (each reason is told to them)."""

@@ -15,6 +15,10 @@ ACTION_KEEP = "keep_account"  # on the deactivation card: decline the lock; valu
 ACTION_REQUEST_UNLOCK = "request_unlock"
 # seats nobody uses: lock one (files a lock request); value: the account's GUID
 ACTION_REQUEST_LOCK = "request_lock"
+# the seats list's other pages; value: the page number (Previous and Next: one id each, as one
+# actions block may not repeat an action_id)
+ACTION_SEATS_PAGE = "seats_page"
+ACTION_SEATS_NEXT_PAGE = "seats_page_next"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -41,3 +45,5 @@ RETRY_ACTIONS_BLOCK = "retry_actions"
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
 HOME_DECIDE_BLOCK_PREFIX = "home_decide:"
+# block_id of the seats list's Previous/Next buttons
+SEATS_PAGE_BLOCK = "seats_pages"

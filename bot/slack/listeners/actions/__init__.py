@@ -24,6 +24,7 @@ from bot.slack.listeners.actions import (
     request_account,
     request_lock,
     retry,
+    seats_page,
     unknown,
 )
 from bot.slack.listeners.deps import ListenerDeps
@@ -41,6 +42,9 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_KEEP)(keep.listener(deps))
     app.action(ids.ACTION_REQUEST_UNLOCK)(request_lock.listener(deps, lock=False))
     app.action(ids.ACTION_REQUEST_LOCK)(request_lock.listener(deps, lock=True))
+    page = seats_page.listener(deps)
+    app.action(ids.ACTION_SEATS_PAGE)(page)
+    app.action(ids.ACTION_SEATS_NEXT_PAGE)(page)
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))
