@@ -352,7 +352,8 @@ class SlackNotifier:
         shows none (decided requests, a key that may not read them, Connect not answering)."""
         if self.seats is None or request.state is not RequestState.PENDING:
             return None
-        if request.kind is not RequestKind.NEW_ACCOUNT:  # a role change takes no new seat
+        # A new account takes a seat at first login, an unlock at once; other kinds take none.
+        if request.kind not in (RequestKind.NEW_ACCOUNT, RequestKind.UNLOCK):
             return None
         return (await read_seats(self.seats)).seats
 

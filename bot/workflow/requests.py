@@ -593,6 +593,10 @@ class Requests:
             return f"{start} The account's role could not be read ({exc.problem})."
         if account is None:
             return f"{start} The account is no longer in Connect."
+        if request.kind in (RequestKind.LOCK, RequestKind.UNLOCK):
+            return (
+                f"{start} The account is {'locked' if account.locked else 'unlocked'} in Connect."
+            )
         return f"{start} The account's role in Connect: {role_label(account.user_role)}."
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:

@@ -122,7 +122,9 @@ async def test_an_unlock_refused_for_want_of_a_seat_says_so_in_words(bot: BotUnd
     bot.connect.add_local_user("julie3", "Julie", "Three", locked=True)
     bot.connect.license["users"] = 2  # the key's owner and julie1 take both seats
     _, request_id = await file_lock(bot, "unlock julie3 Back from leave")
-    assert "asks to unlock" in response_text(latest_card(bot))
+    card = response_text(latest_card(bot))
+    assert "asks to unlock" in card
+    assert "Connect will refuse to unlock this account until a seat is freed" in card
     response_url = await approve(bot, request_id)
 
     request = await bot.runtime.store.get(request_id)

@@ -28,7 +28,7 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.flows import approve, file_request, latest_card
+from tests.support.flows import approve, file_request, home_click, latest_card, open_home
 from tests.support.slack_requests import event_callback_body
 from tests.support.store_backends import postgres_schema
 
@@ -257,3 +257,17 @@ async def test_a_key_that_may_not_lock_posts_no_card(bot: BotUnderTest, ana: str
     await user_change(bot, slack_user(bot, ana, deleted=True))
     assert cards(bot) == []
     assert await bot.runtime.store.list_requests(requester_id=BOT_REQUESTER) == []
+
+
+async def test_the_home_tab_offers_lock_and_keep_for_the_bots_question(
+    bot: BotUnderTest, ana: str
+) -> None:
+    await user_change(bot, slack_user(bot, ana, deleted=True))
+    request_id = await deactivation_request(bot)
+    home = await open_home(bot, APPROVER)
+    assert home is not None
+    [actions] = [b for b in home["blocks"] if b.get("block_id", "").endswith(request_id)]
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Lock", "Keep"]
+    await home_click(bot, ids.ACTION_KEEP, request_id, APPROVER)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.DENIED
+    assert "Kept by" in response_text(latest_card(bot))

@@ -28,7 +28,7 @@ from bot.slack.ui.kit import (
     section_md,
     section_plain,
 )
-from bot.slack.ui.seats import seat_blocks
+from bot.slack.ui.seats import seat_blocks, unlock_seat_blocks
 from bot.slack.ui.text import (
     ERROR,
     GUID,
@@ -85,7 +85,8 @@ def approval_card(
         header(title),
         section_md(asked),
         person_fields(req.full_name, req.username, req.email),
-        *subject_blocks(req),
+        # The bot's own question names the person already (deactivated: they decide nothing).
+        *([] if filed_by_bot(req.requester_id) else subject_blocks(req)),
         section_plain(role_lines(req)),
         section_plain(
             "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
@@ -99,6 +100,8 @@ def approval_card(
     blocks.extend(step_blocks(req))
     if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
         blocks.extend(seat_blocks(seats))
+    elif req.state is RequestState.PENDING and req.kind is RequestKind.UNLOCK:
+        blocks.extend(unlock_seat_blocks(seats))
     blocks.extend(_state_blocks(req, connect_url))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)

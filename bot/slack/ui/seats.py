@@ -66,6 +66,21 @@ def seat_blocks(seats: SeatCount | None) -> list[Block]:
     return [context(md(line))]
 
 
+def unlock_seat_blocks(seats: SeatCount | None) -> list[Block]:
+    """The seat line of a pending unlock: unlocking takes a seat at once, and Connect refuses
+    it when none is free (nothing when the seats cannot be read)."""
+    if seats is None:
+        return []
+    if seats.full:
+        return [
+            section_md(
+                f":warning: {seats_in_use(seats)}: Connect will refuse to unlock this account "
+                "until a seat is freed."
+            )
+        ]
+    return seat_blocks(seats)
+
+
 def seats_message(outcome: SeatsOutcome) -> Message:
     """The answer to `/connect-user seats` (approvers only)."""
     if outcome.seats is None:
