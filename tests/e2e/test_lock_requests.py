@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from bot.slack.ui import ids
 from bot.workflow.models import RequestKind, StepStatus
 from bot.workflow.states import RequestState
@@ -214,3 +216,87 @@ async def test_the_home_tab_shows_a_locked_account_with_request_unlock(
     assert request.kind is RequestKind.UNLOCK and request.connect_guid == guid
     [_, confirmation] = dms_to(bot, REQUESTER)  # the lock's outcome, then this confirmation
     assert "sent to the approvers" in response_text(confirmation)
+
+
+# -- outcomes Connect did not say, and a bot that stopped mid-way --------------------------------
+
+
+async def test_a_lock_that_connect_never_carried_out_waits_for_a_retry_that_looks_first(
+    bot: BotUnderTest,
+) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    bot.connect.hang_seconds = 3.0
+    bot.connect.write_mode("POST v1/users/*/lock", "hang")  # no answer, and nothing done
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    # Connect may still carry it out: incomplete (nobody re-decides it), not pending.
+    assert request.state is RequestState.INCOMPLETE, request.last_error
+    assert "may not have been locked" in (request.last_error or "")
+    assert bot.connect.get_local_user("julie1")["locked"] is False
+
+    bot.connect.write_mode("POST v1/users/*/lock", "normal")
+    calls = lock_calls(bot)
+    response, _ = await bot.click(ids.ACTION_RETRY, request_id, user_id=APPROVER)
+    assert response.status_code == 200
+    await bot.settle()
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert lock_calls(bot) == calls + 1
+    assert bot.connect.get_local_user("julie1")["locked"] is True
+
+
+async def test_a_lock_connect_carried_out_late_is_found_and_not_sent_again(
+    bot: BotUnderTest,
+) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    bot.connect.commit_delay = 2.5  # after the bot stopped waiting (CONNECT_TIMEOUT 2 s)
+    bot.connect.write_mode("POST v1/users/*/lock", "commit_late")
+    await approve(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED, request.last_error
+    assert lock_calls(bot) == 1
+
+
+async def recover_after_a_crash(bot: BotUnderTest, request_id: str) -> None:
+    """As if the approving process died holding the lease: claimed, and its lease run out."""
+    request = await bot.runtime.store.get(request_id)
+    claimed = await bot.runtime.store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.PROVISIONING,
+        now=request.created_at,
+        changes={"lease_owner": "a-dead-replica", "decided_by": APPROVER},
+        lease_seconds=0.05,
+    )
+    assert claimed is not None
+    await asyncio.sleep(0.2)
+    await bot.runtime.provisioner.recover_expired_leases()
+    await bot.settle()
+
+
+async def test_recovery_locks_once_after_a_crash_before_the_call(bot: BotUnderTest) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    await recover_after_a_crash(bot, request_id)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert lock_calls(bot) == 1
+    assert bot.connect.get_local_user("julie1")["locked"] is True
+
+
+async def test_recovery_after_a_crash_after_the_call_reads_the_account_first(
+    bot: BotUnderTest,
+) -> None:
+    _, request_id = await file_lock(bot, "lock julie1 Left")
+    # Connect locked it; the process died before it recorded so.
+    guid = bot.connect.get_local_user("julie1")["guid"]
+    async with httpx.AsyncClient() as connect:
+        answer = await connect.post(
+            f"{bot.connect.url.rstrip('/')}/__api__/v1/users/{guid}/lock",
+            json={"locked": True},
+            headers={"Authorization": f"Key {bot.connect.api_key}"},
+        )
+    assert answer.status_code == 200
+    calls = lock_calls(bot)
+    await recover_after_a_crash(bot, request_id)
+    request = await bot.runtime.store.get(request_id)
+    assert request.state is RequestState.APPROVED
+    assert request.outcome_note == "The account was locked already."
+    assert lock_calls(bot) == calls, "read, not locked again"
