@@ -93,6 +93,13 @@ class Deactivations:
             return None
         existing = await self.store.find_active(account.username)
         if existing is not None:
+            if existing.kind is not RequestKind.LOCK:
+                # One open request per account: the approvers decide that one first.
+                log.warning(
+                    "request %s is open for a member Slack deactivated: no lock question until "
+                    "it is decided (/connect-user lock asks then)",
+                    existing.id,
+                )
             return existing  # already asked (a repeated event, another replica, or a person)
         if await self._kept_lately(person.slack_id, account.guid):
             return None
