@@ -100,21 +100,24 @@ def _report_key_rights(username: str, role: str, report: Report) -> None:
     """What the key lets the bot do, and how each feature that needs more degrades."""
     if role == "administrator":
         report.ok(
-            "an administrator's key: the bot can create accounts, set and change roles, and "
-            "count licence seats (SECURITY.md: what such a key allows if it leaks)"
+            "an administrator's key: the bot can create accounts, set and change roles, lock "
+            "and unlock accounts, and count licence seats (SECURITY.md: what such a key allows "
+            "if it leaks)"
         )
     elif role == "publisher":
         report.warn(
             "a publisher's key: the bot can search the directory and create accounts only. The "
             "request form offers no role (accounts get Connect's default role), role changes "
-            "are refused, and cards and /connect-user seats show no licence seats: those need "
-            "an administrator's key (SECURITY.md weighs the two)."
+            "are refused, lock and unlock are unavailable (/connect-user lock and unlock say so, "
+            "and no card offers to lock a person deactivated in Slack), and cards and "
+            "/connect-user seats show no licence seats: those need an administrator's key "
+            "(SECURITY.md weighs the two)."
         )
     else:
         report.fail(
             f"{username} is a {role}: nothing works with this key. Searching the directory and "
-            "creating accounts need a publisher's or administrator's key; roles and licence "
-            "seats an administrator's."
+            "creating accounts need a publisher's or administrator's key; roles, lock and "
+            "unlock, and licence seats an administrator's."
         )
 
 

@@ -47,6 +47,7 @@ from bot.web.deps import WebDeps
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.batches import Batches
 from bot.workflow.clock import Clock, utcnow
+from bot.workflow.offboarding import Deactivations
 from bot.workflow.ports import NO_METRICS, DirectoryError, Metrics
 from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
@@ -346,10 +347,18 @@ def build_runtime(
             home=HomeTab(
                 requests=requests, client=slack_client, card_links=notifier.card_permalinks
             ),
-            seat_report=SeatReport(seats=seats, approvers=people),
+            seat_report=SeatReport(
+                seats=seats,
+                approvers=people,
+                inactive_after_days=settings.inactive_after_days,
+                clock=clock,
+            ),
             supervisor=supervisor,
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,
+            deactivations=Deactivations(
+                store=store, directory=directory, clock=clock, on_outbox=notifier.wake
+            ),
         ),
     )
     return Runtime(

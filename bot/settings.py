@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # A request still undecided after this long is announced once in the escalation channel.
     escalate_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
     slack_escalation_channel: Annotated[str | None, Field(validate_default=True)] = None
+    # `/connect-user seats` lists licensed accounts nobody used for this many days (active_time).
+    inactive_after_days: Annotated[int, Field(ge=1, le=3650)] = 90
     # The roles people may ask for, and approvers grant, through the bot (lowest first).
     requestable_roles: Annotated[tuple[str, ...], NoDecode] = ("viewer", "publisher")
     # Distinct approvals each role needs, e.g. viewer:1,publisher:1,administrator:2 (a role not

@@ -65,6 +65,9 @@ class CachedDirectory:
     async def set_role(self, guid: str, role: str) -> Account:
         return await self.directory.set_role(guid, role)
 
+    async def set_locked(self, guid: str, locked: bool) -> None:
+        await self.directory.set_locked(guid, locked)
+
 
 _ENTRY_FIELDS = ("username", "first_name", "last_name", "email", "guid", "user_role", "locked")
 

@@ -7,10 +7,11 @@ and failures are not kept here: the adapter remembers a key that may not read se
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from bot.cache.keyed import KeyedCache, cache_key
-from bot.workflow.models import SeatCount
+from bot.workflow.models import Account, SeatCount
 from bot.workflow.ports import Seats
 
 # Seats change when people log in for the first time or are locked: a minute old is fresh enough
@@ -38,6 +39,10 @@ class CachedSeats:
             dump=dump_seats,
             load=load_seats,
         )
+
+    async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+        # An approver asks, and may lock one next: always read now.
+        return await self.inner.idle_accounts(idle_since=idle_since)
 
 
 def dump_seats(seats: SeatCount) -> dict[str, Any]:

@@ -228,6 +228,39 @@ class ConnectClient:
         )
         return self._parse(response, EditedUser, "PUT", "v1/users/{guid}")
 
+    async def set_locked(self, guid: str, locked: bool) -> None:
+        """Lock or unlock an account (an administrator's key; Connect answers 200 with an empty
+        body). Never retried here: a ConnectUnavailable means the outcome is unknown (read the
+        account's `locked` to know)."""
+        _check_guid(guid)
+        if not isinstance(locked, bool):
+            raise ValueError("locked must be a bool")
+        await self._send(
+            "POST",
+            f"v1/users/{guid}/lock",
+            json={"locked": locked},
+            log_path="v1/users/{guid}/lock",
+        )
+
+    async def list_users(
+        self, *, account_status: str, page_number: int, page_size: int = MAX_LIMIT
+    ) -> UserSearchResult:
+        """One page of the accounts with this status (an administrator's key)."""
+        if account_status not in ACCOUNT_STATUSES:
+            raise ValueError(f"account_status must be one of {ACCOUNT_STATUSES}")
+        _check_limit(page_size)
+        if isinstance(page_number, bool) or not isinstance(page_number, int) or page_number < 1:
+            raise ValueError("page_number must be a positive integer")
+        response = await self._get(
+            "v1/users",
+            params={
+                "account_status": account_status,
+                "page_number": page_number,
+                "page_size": page_size,
+            },
+        )
+        return self._parse(response, UserSearchResult, "GET", "v1/users")
+
     async def get_group(self, guid: str) -> ConnectGroup:
         _check_guid(guid)
         response = await self._get(f"v1/groups/{guid}", log_path="v1/groups/{guid}")

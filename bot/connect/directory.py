@@ -128,6 +128,16 @@ class ConnectDirectory:
             user_role=edited.user_role,
         )
 
+    async def set_locked(self, guid: str, locked: bool) -> None:
+        if not is_guid(guid):
+            # No account has such a GUID, and it must not reach a URL path.
+            raise DirectoryRefused(
+                DirectoryProblem.OTHER,
+                "not a Connect account",
+                "The bot was asked to lock an account that is not a Connect account's GUID.",
+            )
+        await translated(lambda: self.client.set_locked(guid, locked))
+
     async def capabilities(self) -> DirectoryCapabilities:
         """Read once and kept for CAPABILITIES_TTL (Connect may be reconfigured and restarted);
         a failure is remembered for FAILURE_TTL so a Connect that does not answer slows no more
@@ -186,6 +196,7 @@ def account(user: ConnectUser) -> Account:
         user_role=user.user_role,
         locked=user.locked,
         created_time=user.created_time,
+        active_time=user.active_time,
     )
 
 

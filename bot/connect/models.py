@@ -111,9 +111,11 @@ class ConnectUser(_ConnectModel):
     locked: bool = False
     # When the account was created, by Connect's clock; None when Connect did not say.
     created_time: datetime | None = None
+    # When the account was last active, by Connect's clock; None when never (or not said).
+    active_time: datetime | None = None
 
     _blank = field_validator("first_name", "last_name", "email", mode="before")(_blank_if_none)
-    _time = field_validator("created_time", mode="before")(connect_time)
+    _time = field_validator("created_time", "active_time", mode="before")(connect_time)
 
     @property
     def full_name(self) -> str:

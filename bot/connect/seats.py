@@ -13,11 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
-from bot.connect.client import ConnectClient
-from bot.connect.directory import translated
-from bot.workflow.models import SeatCount
+from bot.connect.client import MAX_LIMIT, ConnectClient
+from bot.connect.directory import account, translated
+from bot.workflow.models import Account, SeatCount
 from bot.workflow.ports import (
     DirectoryError,
     DirectoryProblem,
@@ -35,6 +37,8 @@ KEY_ROLE_TTL = 600.0
 KEY_ROLE_FAILURE_TTL = 60.0
 
 ADMINISTRATOR = "administrator"
+# Licensed accounts looked at for idle seats: MAX_IDLE_PAGES pages of MAX_LIMIT (10,000).
+MAX_IDLE_PAGES = 20
 
 
 def cannot_read_seats(role: str | None) -> DirectoryRefused:
@@ -102,6 +106,37 @@ class ConnectSeats:
             locked=locked,
             activity_days=licence.user_activity_days if licence else None,
         )
+
+    async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+        """Every licensed account (paged through, MAX_IDLE_PAGES at most) whose last activity is
+        before `idle_since` (or unknown: never logged in), oldest first."""
+        role = await self.key_role()
+        if role != ADMINISTRATOR:
+            raise cannot_read_seats(role)
+        idle: list[Account] = []
+        for page_number in range(1, MAX_IDLE_PAGES + 1):
+            page = await translated(
+                partial(
+                    self.client.list_users,
+                    account_status="licensed",
+                    page_number=page_number,
+                    page_size=MAX_LIMIT,
+                )
+            )
+            idle.extend(
+                account(user)
+                for user in page.results
+                if not user.locked and (user.active_time is None or user.active_time < idle_since)
+            )
+            if len(page.results) < MAX_LIMIT or page_number * MAX_LIMIT >= page.total:
+                break
+        else:
+            log.warning(
+                "more than %d licensed accounts: only the first were looked at for idle seats",
+                MAX_IDLE_PAGES * MAX_LIMIT,
+            )
+        oldest = datetime.min.replace(tzinfo=UTC)
+        return sorted(idle, key=lambda a: (a.active_time or oldest, a.username))
 
     async def key_role(self) -> str | None:
         """The role of the key's owner (`GET /v1/user`), read once and kept; one read at a

@@ -42,6 +42,8 @@ class UsageProblem(StrEnum):
     TOO_MANY_ENTRIES = "too_many_entries"  # `request` with more than MAX_ENTRIES people
     ENTRY_IS_A_MENTION = "entry_is_a_mention"  # `request @bob`: a Slack mention, not a name
     ENTRY_NOT_TEXT = "entry_not_text"  # control characters, or longer than any username
+    LOCK_WITHOUT_USERNAME = "lock_without_username"  # `lock` or `unlock` with nothing after it
+    LOCK_WITHOUT_REASON = "lock_without_reason"  # `lock <username>` without saying why
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,16 @@ class Seats:
     """Connect's licence seats (approvers only)."""
 
 
-ParsedCommand = Help | Search | RequestOwn | RequestMany | Pending | Status | Seats
+@dataclass(frozen=True)
+class Lock:
+    """Ask for the account `username` (exactly) to be locked, or (`lock` False) unlocked."""
+
+    username: str
+    justification: str
+    lock: bool = True
+
+
+ParsedCommand = Help | Search | RequestOwn | RequestMany | Pending | Status | Seats | Lock
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
@@ -118,6 +129,8 @@ def parse_command(text: str) -> ParsedCommand:
         return _parse_search(rest)
     if subcommand == "request":
         return _parse_request(rest)
+    if subcommand in ("lock", "unlock"):
+        return _parse_lock(rest, lock=subcommand == "lock", typed=subcommand)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
             return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
@@ -163,6 +176,24 @@ def _parse_request(rest: str) -> ParsedCommand:
     if len(entries) > MAX_ENTRIES:
         return Help(UsageProblem.TOO_MANY_ENTRIES)
     return RequestMany(tuple(entries))
+
+
+def _parse_lock(rest: str, *, lock: bool, typed: str) -> ParsedCommand:
+    """`lock <username> <why>`: the username is one word, as Connect spells it; the rest is the
+    justification the approvers read."""
+    match = _SUBCOMMAND_RE.fullmatch(rest.strip())
+    if match is None:
+        return Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed=typed)
+    username, why = match.group(1), (match.group(2) or "").strip()
+    if _SLACK_TOKEN_RE.fullmatch(username) or any(
+        unicodedata.category(ch) == "Cc" for ch in username
+    ):
+        return Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed=typed)
+    if len(username) > PREFIX_MAX_LENGTH:
+        return Help(UsageProblem.PREFIX_TOO_LONG)
+    if not why:
+        return Help(UsageProblem.LOCK_WITHOUT_REASON, typed=typed)
+    return Lock(username=username, justification=why, lock=lock)
 
 
 def _quote(word: str) -> str:

@@ -44,6 +44,7 @@ from bot.workflow.models import (
     ProvisioningRequest,
     RequestKind,
     SeatCount,
+    filed_by_bot,
 )
 from bot.workflow.ports import RequestStore, Seats
 from bot.workflow.seats import read_seats
@@ -373,7 +374,8 @@ class SlackNotifier:
         shows none (decided requests, a key that may not read them, Connect not answering)."""
         if self.seats is None or request.state is not RequestState.PENDING:
             return None
-        if request.kind is not RequestKind.NEW_ACCOUNT:  # a role change takes no new seat
+        # A new account takes a seat at first login, an unlock at once; other kinds take none.
+        if request.kind not in (RequestKind.NEW_ACCOUNT, RequestKind.UNLOCK):
             return None
         return (await read_seats(self.seats)).seats
 
@@ -419,7 +421,8 @@ class SlackNotifier:
         return self._bot_user, self._bot_id
 
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
-        if not (request.card_channel and request.card_ts):
+        channel, ts = request.card_channel, request.card_ts
+        if not (channel and ts):
             raise GiveUp("the approval card was never posted")
         # Later updates owed to this card were written with state this render will read: one
         # chat.update answers them all (Slack allows about 50 a minute per workspace).
@@ -429,7 +432,7 @@ class SlackNotifier:
             # Read again: what the merged updates were written for must be in this render.
             request = await self.store.get(request.id) or request
         message = await self._card(request)
-        await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
+        await self.client.chat_update(channel=channel, ts=ts, **message)
 
     async def _remind_approvers(
         self, request: ProvisioningRequest, payload: dict[str, Any]
@@ -505,6 +508,8 @@ class SlackNotifier:
     async def _confirm_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
+        if filed_by_bot(request.requester_id):
+            return
         if request.card_ts:
             message = requester_confirmation(
                 request, card_permalink=await self.card_permalink(request)
@@ -521,6 +526,8 @@ class SlackNotifier:
     async def _notify_requester(
         self, request: ProvisioningRequest, payload: dict[str, Any]
     ) -> None:
+        if filed_by_bot(request.requester_id):
+            return  # the bot filed it (a deactivation): nobody asked, the card says it all
         message = requester_outcome_message(request, connect_url=self.connect_url)
         await self._direct_message(request.requester_id, message)
 

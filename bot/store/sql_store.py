@@ -356,6 +356,7 @@ class SqlRequestStore(SqlOutbox):
         newest_first: bool = False,
         limit: int = 50,
         not_escalated: bool = False,
+        subject_id: str | None = None,
     ) -> list[ProvisioningRequest]:
         if limit <= 0:
             return []
@@ -367,6 +368,8 @@ class SqlRequestStore(SqlOutbox):
         conditions = _filters(states, requester_id, created_before)
         if not_escalated:
             conditions.append(_requests.c.escalated_at.is_(None))
+        if subject_id is not None:
+            conditions.append(_requests.c.subject_id == subject_id)
         statement = sa.select(_requests).where(*conditions).order_by(*order).limit(limit)
         async with self._reader.connect() as conn:
             return await _many(conn, (await conn.execute(statement)).all())

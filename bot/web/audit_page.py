@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.datastructures import QueryParams
 
 from bot.store.audit_queries import AuditFilter, AuditPage, AuditRecord, AuditStep
+from bot.workflow.models import filed_by_bot
 from bot.workflow.roles import ROLES, role_label
 from bot.workflow.states import RequestState
 
@@ -58,7 +59,14 @@ STATE_LABELS: dict[str, str] = {
     RequestState.INCOMPLETE.value: "Incomplete",
     RequestState.CLOSED.value: "Closed incomplete",
 }
-KIND_LABELS: dict[str, str] = {"new_account": "New account", "role_change": "Role change"}
+KIND_LABELS: dict[str, str] = {
+    "new_account": "New account",
+    "role_change": "Role change",
+    "lock": "Lock account",
+    "unlock": "Unlock account",
+}
+# Kinds that ask for no role (the account keeps its own).
+NO_ROLE_KINDS = ("lock", "unlock")
 
 
 class BadQuery(ValueError):
@@ -358,6 +366,11 @@ def state_label(state: str) -> str:
     return STATE_LABELS.get(state) or state.replace("_", " ").capitalize()
 
 
+def requester_label(requester_id: str) -> str:
+    """Who asked: a Slack id, or (a request the bot filed itself) what made it ask."""
+    return "the bot: deactivated in Slack" if filed_by_bot(requester_id) else requester_id
+
+
 def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind) or kind.replace("_", " ").capitalize()
 
@@ -378,6 +391,8 @@ TEMPLATES = Environment(
 TEMPLATES.filters["iso"] = _iso
 TEMPLATES.filters["state_label"] = state_label
 TEMPLATES.filters["kind_label"] = kind_label
+TEMPLATES.filters["requester_label"] = requester_label
+TEMPLATES.globals["NO_ROLE_KINDS"] = NO_ROLE_KINDS
 
 
 def _role_text(role: str | None) -> str:

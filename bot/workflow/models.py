@@ -57,10 +57,24 @@ class Account:
     locked: bool = False
     # When the account was created, by Connect's clock; None when Connect did not say.
     created_time: datetime | None = None
+    # When it was last active, by Connect's clock; None when never (or Connect did not say).
+    active_time: datetime | None = None
 
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class IdleAccounts:
+    """Licensed accounts (unlocked, each taking a seat) nobody used for `idle_days`, oldest
+    activity first: one page of them (`page` of `pages`, from 1), and how many there are."""
+
+    accounts: tuple[Account, ...]
+    total: int
+    idle_days: int
+    page: int = 1
+    pages: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +150,15 @@ class RequestKind(StrEnum):
 
     NEW_ACCOUNT = "new_account"  # create the account from the directory (and set its role)
     ROLE_CHANGE = "role_change"  # give an existing account another role
+    LOCK = "lock"  # lock an existing account (it cannot log in, keeps its content, takes no seat)
+    UNLOCK = "unlock"  # unlock a locked account (it takes a seat again: Connect may refuse)
 
 
 class StepAction(StrEnum):
     CREATE_ACCOUNT = "create_account"  # PUT /v1/users {temp_ticket}
     SET_ROLE = "set_role"  # PUT /v1/users/{guid} {user_role}
+    LOCK_ACCOUNT = "lock_account"  # POST /v1/users/{guid}/lock {locked: true}
+    UNLOCK_ACCOUNT = "unlock_account"  # POST /v1/users/{guid}/lock {locked: false}
 
 
 class StepStatus(StrEnum):
@@ -182,11 +200,30 @@ class Step:
         )
 
 
+# The requester of a request the bot filed itself (a person deactivated in Slack whose Connect
+# account is still active). Slack user ids are letters and digits only, so no click, approver
+# check or message to a person can ever mistake it for someone.
+BOT_REQUESTER = "bot:slack-deactivation"
+
+
+def filed_by_bot(requester_id: str) -> bool:
+    """Whether nobody asked for the request: the bot filed it (there is no one to tell)."""
+    return requester_id == BOT_REQUESTER
+
+
+LOCK_KINDS = frozenset({RequestKind.LOCK, RequestKind.UNLOCK})
+LOCK_STEPS = frozenset({StepAction.LOCK_ACCOUNT, StepAction.UNLOCK_ACCOUNT})
+
+
 def steps_for(kind: RequestKind, role: str | None) -> tuple[Step, ...]:
     """What carrying out a request of this kind takes: a new account with a role chosen is
     created first and given the role after (Connect's create call takes no role)."""
     if kind is RequestKind.ROLE_CHANGE:
         return (Step(StepAction.SET_ROLE),)
+    if kind is RequestKind.LOCK:
+        return (Step(StepAction.LOCK_ACCOUNT),)
+    if kind is RequestKind.UNLOCK:
+        return (Step(StepAction.UNLOCK_ACCOUNT),)
     create = Step(StepAction.CREATE_ACCOUNT)
     return (create,) if role is None else (create, Step(StepAction.SET_ROLE))
 
@@ -284,6 +321,11 @@ class ProvisioningRequest:
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)
+
+    @property
+    def lock_step(self) -> Step | None:
+        """The lock or unlock step of a lock or unlock request."""
+        return next((step for step in self.steps if step.action in LOCK_STEPS), None)
 
     @property
     def failed_step(self) -> Step | None:

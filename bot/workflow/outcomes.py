@@ -95,6 +95,9 @@ class FileProblem(StrEnum):
     ROLES_NOT_MANAGED = "roles_not_managed"  # the bot cannot set roles here (provider, key)
     NO_ACCOUNT = "no_account"  # a role change for an account Connect does not have
     SAME_ROLE = "same_role"  # a role change to the role the account has
+    LOCK_UNAVAILABLE = "lock_unavailable"  # the bot's key is not an administrator's
+    ALREADY_LOCKED = "already_locked"  # a lock for an account that is locked
+    NOT_LOCKED = "not_locked"  # an unlock for an account that is not locked
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,10 +154,11 @@ class RequestStore(Protocol):
         newest_first: bool = False,
         limit: int = 50,
         not_escalated: bool = False,
+        subject_id: str | None = None,
     ) -> list[ProvisioningRequest]:
         """Requests matching every filter given (created_before is inclusive; `not_escalated`:
-        never announced in the escalation channel), oldest first unless `newest_first`, at
-        most `limit`."""
+        never announced in the escalation channel; `subject_id`: for that Slack account),
+        oldest first unless `newest_first`, at most `limit`."""
 
     async def count_requests(
         self,
@@ -301,6 +302,11 @@ class Directory(Protocol):
         """Give the account `guid` the role `role`. Never retried: on DirectoryUnavailable or
         DirectoryUnreadable the outcome is unknown (look at the account)."""
 
+    async def set_locked(self, guid: str, locked: bool) -> None:
+        """Lock (or unlock) the account `guid`: an administrator's key only; unlocking takes a
+        seat, so a full licence refuses it (`DirectoryProblem.LICENCE_FULL`). Never retried: on
+        DirectoryUnavailable or DirectoryUnreadable the outcome is unknown (read `locked`)."""
+
 
 class Seats(Protocol):
     """Connect's licence seats, for the approvers (the card, `/connect-user seats`)."""
@@ -311,6 +317,10 @@ class Seats(Protocol):
         Raises DirectoryRefused with `DirectoryProblem.NOT_PERMITTED` when the bot's key may not
         read them (only an administrator's may), other DirectoryErrors when Connect cannot
         answer."""
+
+    async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+        """Licensed accounts (unlocked, each taking a seat) not active since `idle_since` (or
+        never), oldest activity first. Raises as `seats` does."""
 
 
 class ApproverVerdict(StrEnum):

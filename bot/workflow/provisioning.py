@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
+    LOCK_KINDS,
     Account,
     OutboxItem,
     OutboxKind,
@@ -50,6 +51,8 @@ CHECKING_NOTE = (
 )
 # Appended to the card's error while the bot looks at the account after an unanswered role call.
 ROLE_CHECKING_NOTE = "The bot is checking whether Connect changed the role."
+# The same after an unanswered lock or unlock call.
+LOCK_CHECKING_NOTE = "The bot is checking whether Connect locked or unlocked the account."
 # Connect's clock is not the database's (the PUT's times are the database's). An account whose
 # created_time is at most this much earlier than the first PUT whose answer never came still
 # counts as created by it. Servers kept by NTP agree within a second; two minutes also covers a
@@ -80,7 +83,7 @@ def _role_step_due(request: ProvisioningRequest) -> bool:
 
 def _account_settled(request: ProvisioningRequest) -> bool:
     """Whether the request's account exists (created by its first step, or changed by it)."""
-    if request.kind is RequestKind.ROLE_CHANGE:
+    if request.kind is RequestKind.ROLE_CHANGE or request.kind in LOCK_KINDS:
         return True
     create = request.step(StepAction.CREATE_ACCOUNT)
     return create is not None and create.status is StepStatus.DONE and bool(request.connect_guid)
@@ -106,7 +109,7 @@ def _settled_steps(
 
 def _problem_of(note: str | None) -> str | None:
     """The problem a checking or unsettled note starts with (see DirectoryError.problem)."""
-    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, UNSETTLED_NOTE):
+    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, LOCK_CHECKING_NOTE, UNSETTLED_NOTE):
         if note and note.endswith(f". {suffix}"):
             return note.removesuffix(f". {suffix}")
     return None
@@ -146,6 +149,8 @@ class Provisioner:
         async with self._holding(claimed.id):
             if claimed.kind is RequestKind.ROLE_CHANGE:
                 return await self._set_role(claimed, known_role=None, look_first=False)
+            if claimed.kind in LOCK_KINDS:
+                return await self._set_locked(claimed, look_first=False)
             return await self._provision(claimed)
 
     async def carry_on(self, claimed: ProvisioningRequest) -> ProvisioningRequest:
@@ -156,6 +161,9 @@ class Provisioner:
             return await self._remaining_steps(claimed)
 
     async def _remaining_steps(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        if request.kind in LOCK_KINDS:
+            # Whatever happened before (a crash, a failure, no answer), Connect is asked first.
+            return await self._set_locked(request, look_first=True)
         role_step = request.step(StepAction.SET_ROLE)
         if role_step is not None and role_step.status is not StepStatus.DONE:
             return await self._set_role(request, known_role=None, look_first=True)
@@ -459,7 +467,7 @@ class Provisioner:
         self, request: ProvisioningRequest, state: RequestState, changes: dict[str, object]
     ) -> ProvisioningRequest:
         outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
-        if state is RequestState.APPROVED and request.email:
+        if state is RequestState.APPROVED and request.email and request.kind not in LOCK_KINDS:
             # A new account's welcome, or a role change's news, for the person it is for.
             outbox.append(OutboxItem(OutboxKind.WELCOME))
         finished = await self.store.transition(
@@ -521,6 +529,129 @@ class Provisioner:
             )
             return await self._settle_role(request, exc.problem)
         return await self._complete(request)
+
+    # -- the lock step -------------------------------------------------------------------------
+
+    async def _set_locked(
+        self, request: ProvisioningRequest, *, look_first: bool
+    ) -> ProvisioningRequest:
+        """Lock (or unlock) the account, at most once: after a crash, a failure or an unanswered
+        call (`look_first`) the account's `locked` is read first, and an account already as
+        asked is not locked again."""
+        want = request.kind is RequestKind.LOCK
+        guid = request.connect_guid
+        if guid is None:
+            return await self._lock_failed(request, "The request names no Connect account.")
+        if look_first:
+            try:
+                found = await self.directory.get_account(guid)
+            except DirectoryRefused as exc:
+                return await self._lock_failed(request, exc.explanation)
+            except DirectoryError as exc:
+                return await self._keep_unsettled(request, exc.problem)
+            if found is None:
+                return await self._lock_failed(
+                    request, f"The account {request.username} is no longer in Connect."
+                )
+            if found.locked is want:
+                state = "locked" if want else "unlocked"
+                return await self._lock_done(request, note=f"The account was {state} already.")
+        held = await self.store.renew_lease(
+            request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
+        )
+        if not held:
+            log.warning("request %s: the lease ran out before the account was locked", request.id)
+            return await self._reload(request)
+        try:
+            await self.directory.set_locked(guid, want)
+        except DirectoryRefused as exc:
+            log.warning("request %s: Connect refused the lock call: %s", request.id, exc.problem)
+            return await self._lock_failed(request, exc.explanation)
+        except DirectoryError as exc:
+            log.warning("request %s: outcome of the lock call unknown: %s", request.id, exc.problem)
+            return await self._settle_lock(request, exc.problem)
+        return await self._lock_done(request)
+
+    async def _settle_lock(self, request: ProvisioningRequest, problem: str) -> ProvisioningRequest:
+        """The lock call went unanswered: look at the account over the settle delays (Connect
+        may still carry the call out) before anything is retried."""
+        checking = await self._note_on_card(request, f"{problem}. {LOCK_CHECKING_NOTE}")
+        if checking is None:
+            return await self._reload(request)
+        request = checking
+        want = request.kind is RequestKind.LOCK
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seen: Account | None = None
+        unanswered: DirectoryError | None = None
+        for delay in self.settle_delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                seen = await self.directory.get_account(request.connect_guid or "")
+            except DirectoryError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if seen is not None and seen.locked is want:
+                return await self._lock_done(request)
+        if unanswered is not None or seen is None:
+            return await self._keep_unsettled(request, problem)
+        return await self._lock_failed(
+            request,
+            f"{problem}, and the account was still {'unlocked' if want else 'locked'} when the "
+            "bot last looked. Connect may still carry the change out: a retry looks first.",
+            surely_not_done=False,
+        )
+
+    async def _lock_failed(
+        self, request: ProvisioningRequest, why: str, *, surely_not_done: bool = True
+    ) -> ProvisioningRequest:
+        """Not locked (or unlocked). Refused by Connect: pending again (Approve is the retry;
+        a full licence says so in words). Unanswered: incomplete, so that nobody re-decides it
+        while it could still land (a retry or a close looks at the account first)."""
+        step = request.lock_step
+        steps = (
+            request.with_step(step.action, status=StepStatus.FAILED, error=why)
+            if step is not None
+            else request.steps
+        )
+        what = "locked" if request.kind is RequestKind.LOCK else "unlocked"
+        if surely_not_done:
+            return await self._back_to_pending(
+                request, f"The account was not {what}: {why}", steps=steps
+            )
+        failed = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.INCOMPLETE,
+            now=self.clock(),
+            changes={
+                "steps": steps,
+                "last_error": f"The account may not have been {what}: {why}",
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+        )
+        if failed is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return failed
+
+    async def _lock_done(
+        self, request: ProvisioningRequest, *, note: str | None = None
+    ) -> ProvisioningRequest:
+        step = request.lock_step
+        steps = request.steps
+        if step is not None:
+            steps = request.with_step(
+                step.action, status=StepStatus.DONE, error=None, note=note, done_at=self.clock()
+            )
+        changes: dict[str, object] = {"steps": steps, "last_error": None, "put_sent_at": None}
+        if note:
+            changes["outcome_note"] = note
+        return await self._end(request, RequestState.APPROVED, changes)
 
     async def _settle_role(self, request: ProvisioningRequest, problem: str) -> ProvisioningRequest:
         """The role call went unanswered: look at the account over the settle delays (Connect

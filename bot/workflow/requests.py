@@ -377,6 +377,74 @@ class Requests:
         )
         return await self._create(new, outbox)
 
+    # -- lock and unlock -------------------------------------------------------------------------
+
+    async def locking_available(self) -> bool | None:
+        """Whether the bot may lock and unlock accounts: only an administrator's key may (None
+        when Connect cannot say right now)."""
+        try:
+            return await self.directory.key_role() == "administrator"
+        except DirectoryError as exc:
+            log.warning("cannot tell whether accounts can be locked: %s", exc.problem)
+            return None
+
+    async def file_lock(
+        self,
+        *,
+        requester_id: str,
+        lock: bool,
+        justification: str,
+        username: str | None = None,
+        guid: str | None = None,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to lock (or unlock) the existing account named exactly by `username`
+        (typed) or `guid` (a button's): both come from the requester's client, so the account
+        is read from Connect now. An account already as asked is no request."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        available = await self.locking_available()
+        if available is None:
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if not available:
+            return NotFiled(FileProblem.LOCK_UNAVAILABLE)
+        try:
+            if guid is not None:
+                account = await self.directory.get_account(guid)
+            else:
+                account = await self.directory.find_account(username or "")
+        except DirectoryError as exc:
+            log.warning("could not read the account to lock or unlock: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if account is None:
+            return NotFiled(FileProblem.NO_ACCOUNT)
+        if account.locked is lock:
+            problem = FileProblem.ALREADY_LOCKED if lock else FileProblem.NOT_LOCKED
+            return NotFiled(problem, guid=account.guid)
+        existing = await self.store.find_active(account.username)
+        if existing is not None:
+            return Duplicate(existing)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=Person(
+                username=account.username,
+                full_name=account.full_name,
+                email=account.email,
+                temp_ticket="",
+            ),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.LOCK if lock else RequestKind.UNLOCK,
+            role_before=account.user_role,
+            connect_guid=account.guid,
+        )
+        return await self._create(new, outbox)
+
     async def link_subject(self, email: str) -> tuple[str | None, SubjectLink | None]:
         """The Slack account of the person a request is for, matched by the directory's email,
         so that they cannot decide it; why not, when there is none."""
@@ -624,6 +692,10 @@ class Requests:
             return f"{start} The account's role could not be read ({exc.problem})."
         if account is None:
             return f"{start} The account is no longer in Connect."
+        if request.kind in (RequestKind.LOCK, RequestKind.UNLOCK):
+            return (
+                f"{start} The account is {'locked' if account.locked else 'unlocked'} in Connect."
+            )
         return f"{start} The account's role in Connect: {role_label(account.user_role)}."
 
     async def deny(self, request_id: str, approver_id: str, reason: str) -> DecisionOutcome:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from bot.workflow.approvers import approver_refusal
-from bot.workflow.models import SeatCount
+from bot.workflow.clock import Clock, utcnow
+from bot.workflow.models import IdleAccounts, SeatCount
 from bot.workflow.outcomes import Refused
 from bot.workflow.ports import (
     ApproverPolicy,
@@ -20,6 +22,9 @@ from bot.workflow.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+# Accounts nobody uses, per message (each with a Lock button); the rest on further pages.
+IDLE_PER_PAGE = 15
 
 
 class SeatsProblem(StrEnum):
@@ -35,18 +40,52 @@ class SeatsOutcome:
 
     seats: SeatCount | None = None
     problem: SeatsProblem | None = None
+    # Licensed accounts nobody used lately (one page); None when they could not be listed.
+    idle: IdleAccounts | None = None
 
 
 class SeatReport:
-    def __init__(self, *, seats: Seats, approvers: ApproverPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        seats: Seats,
+        approvers: ApproverPolicy,
+        inactive_after_days: int = 90,
+        clock: Clock = utcnow,
+    ) -> None:
         self.seats = seats
         self.approvers = approvers
+        self.inactive_after_days = inactive_after_days
+        self.clock = clock
 
-    async def for_approver(self, user_id: str) -> SeatsOutcome | Refused:
+    async def for_approver(self, user_id: str, *, page: int = 1) -> SeatsOutcome | Refused:
+        """The counts and page `page` of the accounts nobody used (approvers only, checked at
+        every page: a page's button can be pressed by anyone who sees it)."""
         refused = await approver_refusal(self.approvers, user_id)
         if refused is not None:
             return Refused(refused)
-        return await read_seats(self.seats)
+        outcome = await read_seats(self.seats)
+        if outcome.seats is None:
+            return outcome
+        return SeatsOutcome(seats=outcome.seats, idle=await self._idle(page))
+
+    async def _idle(self, page: int) -> IdleAccounts | None:
+        idle_since = self.clock() - timedelta(days=self.inactive_after_days)
+        try:
+            accounts = await self.seats.idle_accounts(idle_since=idle_since)
+        except DirectoryError as exc:
+            log.warning("could not list the accounts nobody uses: %s", exc.problem)
+            return None
+        pages = max(1, -(-len(accounts) // IDLE_PER_PAGE))
+        page = min(max(1, page), pages)
+        start = (page - 1) * IDLE_PER_PAGE
+        return IdleAccounts(
+            accounts=tuple(accounts[start : start + IDLE_PER_PAGE]),
+            total=len(accounts),
+            idle_days=self.inactive_after_days,
+            page=page,
+            pages=pages,
+        )
 
 
 async def read_seats(seats: Seats) -> SeatsOutcome:

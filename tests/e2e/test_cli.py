@@ -222,6 +222,7 @@ async def test_check_says_what_an_administrators_key_can_do(
     assert "ok    an administrator's key: the bot can create accounts, set and change roles" in (
         report
     )
+    assert "lock and unlock accounts" in report
     assert "ok    licence seats: 2 of 50 seats in use" in report
 
 
@@ -245,6 +246,7 @@ async def test_check_says_a_publishers_key_keeps_the_bot_to_account_creation(
         report
     )
     assert "no role" in report and "no licence seats" in report
+    assert "lock and unlock are unavailable" in report
     assert "ok    licence seats" not in report
     assert fake_connect.count("GET", "v1/users") == 0, "no count the key may not make"
 

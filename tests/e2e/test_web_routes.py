@@ -46,7 +46,7 @@ from tests.support.bot_under_test import (
 )
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import post_signed, slash_command_body
+from tests.support.slack_requests import event_callback_body, post_signed, slash_command_body
 
 # Parametrised over sqlite and postgres (assigned, so test parameters of that name are not
 # redefinitions).
@@ -773,3 +773,39 @@ async def test_unreadable_store_is_503(audit_bot: BotUnderTest, monkeypatch) -> 
     )
     assert response.status_code == 503
     assert response.json() == {"error": "The request history cannot be read right now."}
+
+
+async def test_the_audit_page_lists_lock_and_unlock_requests(
+    fake_slack, fake_connect, database_url
+) -> None:
+    fake_connect.add_local_user("julie3", "Julie", "Three", "julie3@example.com", locked=True)
+    async with running_bot(
+        fake_slack,
+        fake_connect,
+        database_url,
+        trust_connect_credentials=True,
+        audit_users=[AUDITOR],
+    ) as bot:
+        response, _ = await bot.command("unlock julie3 Back from leave", user_id=REQUESTER)
+        assert response.status_code == 200
+        # julie1 leaves: Slack deactivates her, and the bot asks to lock her account.
+        user = fake_slack.add_user(
+            "UJULIE1", deleted=True, email="julie1@example.com", real_name="Julie Goolly"
+        )
+        response = await bot.post(event_callback_body({"type": "user_change", "user": user}))
+        assert response.status_code == 200
+        await bot.settle()
+        [unlock, lock] = await bot.runtime.store.list_requests()
+        body = await audit_json(bot)
+        kinds = {row["id"]: (row["kind"], row["requester"]) for row in body["requests"]}
+        assert kinds == {
+            unlock.id: ("unlock", REQUESTER),
+            lock.id: ("lock", "bot:slack-deactivation"),
+        }
+        response = await bot.http.get(
+            "/requests", headers={**credentials(AUDITOR), "Accept": "text/html"}
+        )
+        document = parse_html(response.text)
+        assert row_cells(document, unlock.id)[7] == "Unlock account"
+        assert row_cells(document, lock.id)[7] == "Lock account"
+        assert row_cells(document, lock.id)[3] == "the bot: deactivated in Slack"

@@ -15,6 +15,7 @@ from bot.slack.ui.ids import (
     ACTION_CLOSE,
     ACTION_DENY,
     ACTION_REQUEST_ACCOUNT,
+    ACTION_REQUEST_UNLOCK,
     ACTION_RETRY,
     DENY_REASON_BLOCK,
     DENY_REASON_INPUT,
@@ -343,9 +344,13 @@ def test_search_results_always_valid(
     assert 1 <= len(rows) <= 48
     for row, person in zip(rows, people, strict=False):
         assert row["text"]["type"] == "plain_text"
-        if "accessory" in row:
+        if "accessory" in row and person.has_account:
+            # A locked account is offered an unlock, by its GUID alone.
             button = row["accessory"]
-            assert not person.has_account
+            assert person.locked and button["action_id"] == ACTION_REQUEST_UNLOCK
+            assert button["value"] == person.guid
+        elif "accessory" in row:
+            button = row["accessory"]
             assert button["action_id"] == ACTION_REQUEST_ACCOUNT
             assert len(button["value"]) <= 2000
             assert decode_person_value(button["value"]) == PersonValue(
@@ -492,6 +497,7 @@ def test_file_problems_each_get_their_words(problem: FileProblem) -> None:
         FileProblem.EMPTY_JUSTIFICATION,
         FileProblem.ROLE_NOT_REQUESTABLE,
         FileProblem.ROLES_NOT_MANAGED,
+        FileProblem.LOCK_UNAVAILABLE,
     ):
         assert "jdoe" in msg["text"]
     texts = {file_problem_message(p, username="jdoe")["text"] for p in FileProblem}

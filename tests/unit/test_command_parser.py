@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bot.slack.command import (
     PREFIX_MAX_LENGTH,
     Help,
+    Lock,
     Pending,
     RequestOwn,
     Search,
@@ -194,3 +195,19 @@ def test_valid_prefix_round_trips(prefix: str) -> None:
     if not prefix or (prefix.startswith("<") and prefix.endswith(">")):
         return  # blank, or possibly a Slack token (covered by the examples)
     assert parse_command("search " + slack_escape(prefix)) == Search(prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lock ana.lima Left the company", Lock("ana.lima", "Left the company", lock=True)),
+        ("UNLOCK  ana.lima   Back\nfrom leave ", Lock("ana.lima", "Back\nfrom leave", lock=False)),
+        ("lock", Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed="lock")),
+        ("unlock   ", Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed="unlock")),
+        ("lock ana.lima", Help(UsageProblem.LOCK_WITHOUT_REASON, typed="lock")),
+        ("lock &lt;@U123&gt; left", Help(UsageProblem.LOCK_WITHOUT_USERNAME, typed="lock")),
+        ("lock " + "a" * 101 + " why", Help(UsageProblem.PREFIX_TOO_LONG)),
+    ],
+)
+def test_lock_and_unlock_take_an_exact_username_and_why(text: str, expected: object) -> None:
+    assert parse_command(text) == expected

@@ -31,7 +31,7 @@ from bot.slack.ui.messages import (
     usage_message,
 )
 from bot.slack.ui.refusals import approval_refusal, cancel_refusal, pending_refusal, refusal_message
-from bot.workflow.models import ProvisioningRequest
+from bot.workflow.models import BOT_REQUESTER, ProvisioningRequest, RequestKind, steps_for
 from bot.workflow.outcomes import Refusal
 from bot.workflow.states import RequestState
 from tests.support.blockkit import (
@@ -438,3 +438,40 @@ def test_home_always_valid(
     assert_untrusted_only_in_plain_text(view)
     for req in mine + (waiting or []):
         assert_no_ticket(view, req.temp_ticket)
+
+
+# -- lock and unlock, and the bot's own question about a deactivated member ----------------------
+
+
+@pytest.mark.parametrize("state", list(RequestState))
+@pytest.mark.parametrize("kind", [RequestKind.LOCK, RequestKind.UNLOCK])
+@pytest.mark.parametrize("requester", ["UREQUESTER", BOT_REQUESTER])
+def test_lock_cards_are_valid_in_every_state(
+    state: RequestState, kind: RequestKind, requester: str
+) -> None:
+    req = make_request(
+        state=state,
+        kind=kind,
+        requester_id=requester,
+        subject_id="USUBJECT1",
+        full_name="Ana <!channel> Lima",
+        connect_guid="6f1c2d3e-4a5b-4c6d-8e7f-001122334455",
+        decided_by="UAPPROVER1",
+        last_error="Connect refused" if state is RequestState.INCOMPLETE else None,
+        steps=steps_for(kind, None),
+    )
+    card = approval_card(req, connect_url="https://connect.example.com")
+    assert_valid_message(card)
+    text = json.dumps(card)
+    assert "<@bot:" not in text
+    assert all("<!channel>" not in mrkdwn for mrkdwn in mrkdwn_texts(card))
+    labels = [
+        e["text"]["text"]
+        for b in card["blocks"]
+        if b.get("type") == "actions"
+        for e in b["elements"]
+    ]
+    if state is RequestState.PENDING:
+        assert labels == (["Lock", "Keep"] if requester == BOT_REQUESTER else ["Approve", "Deny"])
+    if requester == BOT_REQUESTER and state is RequestState.PENDING:
+        assert "was deactivated in Slack; their Connect account is still active" in text

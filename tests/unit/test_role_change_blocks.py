@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.slack.interactions import view_selected
+from bot.slack.ui import ids
 from bot.slack.ui.ids import (
     ACTION_CHANGE_ROLE,
     ACTION_REQUEST_ACCOUNT,
@@ -143,7 +144,8 @@ def test_accounts_only_results_say_new_accounts_come_at_first_login() -> None:
     assert head["type"] == "header" and "Posit Connect accounts matching" in head["text"]["text"]
     assert FIRST_LOGIN_NOTE in all_text(note)
     assert "first log in" in FIRST_LOGIN_NOTE
-    assert row["accessory"]["action_id"] == ACTION_CHANGE_ROLE
+    # A locked account is offered an unlock rather than a role change.
+    assert row["accessory"]["action_id"] == ids.ACTION_REQUEST_UNLOCK
     assert "Publisher · locked" in row["text"]["text"]
     assert "1 match" in all_text(footer)
     assert "Posit Connect accounts matching" in msg["text"]
@@ -204,7 +206,10 @@ def test_results_with_roles_are_always_valid(
             assert "Role: " in row["text"]["text"]
             assert ("· locked" in row["text"]["text"].splitlines()[-1]) is person.locked
             if button is None:
-                assert not role_changes or not is_account_guid(person.guid)
+                assert not (role_changes or person.locked) or not is_account_guid(person.guid)
+            elif person.locked:
+                assert button["action_id"] == ids.ACTION_REQUEST_UNLOCK
+                assert button["value"] == person.guid and UNTRUSTED not in button["value"]
             else:
                 assert role_changes and button["action_id"] == ACTION_CHANGE_ROLE
                 assert button["value"] == person.guid and UNTRUSTED not in button["value"]

@@ -21,7 +21,7 @@ from bot.slack.command import Help, Seats, UsageProblem, parse_command
 from bot.slack.ui.card import approval_card
 from bot.slack.ui.messages import usage_message
 from bot.slack.ui.seats import seat_blocks, seats_message, seats_refusal
-from bot.workflow.models import RequestKind, SeatCount
+from bot.workflow.models import Account, IdleAccounts, RequestKind, SeatCount
 from bot.workflow.outcomes import Refusal, Refused
 from bot.workflow.ports import (
     DirectoryProblem,
@@ -223,10 +223,15 @@ class Scripted:
             raise self.answer
         return self.answer
 
+    async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+        return []
+
 
 async def test_only_approvers_see_the_seats() -> None:
     report = SeatReport(seats=Scripted(SEATS), approvers=Approvers("UAPPROVER"))
-    assert await report.for_approver("UAPPROVER") == SeatsOutcome(seats=SEATS)
+    assert await report.for_approver("UAPPROVER") == SeatsOutcome(
+        seats=SEATS, idle=IdleAccounts(accounts=(), total=0, idle_days=90)
+    )
     assert await report.for_approver("UOUTSIDER") == Refused(Refusal.NOT_APPROVER)
     broken = SeatReport(seats=Scripted(SEATS), approvers=Approvers(broken=True))
     assert await broken.for_approver("UAPPROVER") == Refused(Refusal.CANNOT_CHECK)
@@ -366,3 +371,33 @@ def test_seats_is_a_subcommand_that_takes_nothing() -> None:
     assert parse_command(" SEATS ") == Seats()
     assert parse_command("seats now") == Help(UsageProblem.TAKES_NOTHING, typed="seats")
     assert "/connect-user seats" in response_text(usage_message())
+
+
+def _idle(n: int) -> Account:
+    return Account(
+        guid=f"00000000-0000-4000-8000-{n:012d}",
+        username=f"idle{n}",
+        first_name="<!channel>",
+        active_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=n),
+    )
+
+
+@pytest.mark.parametrize("page", [1, 2, 3, 99, 0])
+async def test_the_idle_accounts_come_a_page_at_a_time(page: int) -> None:
+    class Idle(Scripted):
+        async def idle_accounts(self, *, idle_since: datetime) -> list[Account]:
+            return [_idle(n) for n in range(33)]
+
+    report = SeatReport(seats=Idle(SEATS), approvers=Approvers("UAPPROVER"), inactive_after_days=7)
+    outcome = await report.for_approver("UAPPROVER", page=page)
+    assert isinstance(outcome, SeatsOutcome) and outcome.idle is not None
+    shown = min(max(page, 1), 3)
+    assert (outcome.idle.page, outcome.idle.pages, outcome.idle.total) == (shown, 3, 33)
+    assert outcome.idle.accounts == tuple(_idle(n) for n in range(33)[(shown - 1) * 15 :][:15])
+    message = seats_message(outcome)
+    assert_valid_message(message)
+    # Names are Connect's (untrusted): only ever in plain text.
+    for block in message["blocks"]:
+        if "<!channel>" in json.dumps(block):
+            assert block["text"]["type"] == "plain_text"
+    assert "nobody used for 7 days" in response_text(message)

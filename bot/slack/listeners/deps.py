@@ -17,6 +17,7 @@ from bot.slack.people import SlackPeople
 from bot.slack.ui.refusals import refusal_message
 from bot.tasks import TaskSupervisor
 from bot.workflow.batches import Batches
+from bot.workflow.offboarding import Deactivations
 from bot.workflow.requests import Requests
 from bot.workflow.seats import SeatReport
 
@@ -36,6 +37,8 @@ class ListenerDeps:
     approver_channel: str
     connect_url: str
     command: str = "/connect-user"
+    # Members Slack deactivates: the approvers are asked to lock their Connect accounts.
+    deactivations: Deactivations | None = None
 
     @property
     def client(self) -> AsyncWebClient:

@@ -11,6 +11,7 @@ from bot.slack.ui.ids import (
     ACTION_CANCEL,
     ACTION_CLOSE,
     ACTION_DENY,
+    ACTION_KEEP,
     ACTION_RETRY,
 )
 from bot.slack.ui.kit import Block, button
@@ -29,6 +30,19 @@ def decision_actions(req: ProvisioningRequest, *, block_id: str) -> Block:
         )
     elements.append(button("Deny", action_id=ACTION_DENY, value=req.id, style="danger"))
     return {"type": "actions", "block_id": block_id[:MAX_ID], "elements": elements}
+
+
+def lock_or_keep_actions(request_id: str, *, block_id: str) -> Block:
+    """The deactivation card's choice: Lock approves the lock, Keep declines it (both through
+    the same checks as Approve and Deny)."""
+    return {
+        "type": "actions",
+        "block_id": block_id[:MAX_ID],
+        "elements": [
+            button("Lock", action_id=ACTION_APPROVE, value=request_id, style="danger"),
+            button("Keep", action_id=ACTION_KEEP, value=request_id),
+        ],
+    }
 
 
 def retry_actions(request_id: str, *, block_id: str) -> Block:

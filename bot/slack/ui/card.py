@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from bot.slack.ui.buttons import decision_actions, retry_actions
+from bot.slack.ui.buttons import decision_actions, lock_or_keep_actions, retry_actions
 from bot.slack.ui.describe import (
     approval_count_blocks,
     approved_by,
@@ -32,25 +32,29 @@ from bot.slack.ui.kit import (
     section_md,
     section_plain,
 )
-from bot.slack.ui.seats import seat_blocks
+from bot.slack.ui.seats import seat_blocks, unlock_seat_blocks
 from bot.slack.ui.text import (
     ERROR,
     GUID,
     LONG_TEXT,
+    NAME,
     REASON,
     USERNAME,
     clip,
+    escape_mrkdwn,
     fallback_value,
     mention,
     slack_date,
 )
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.models import (
+    LOCK_KINDS,
     ProvisioningRequest,
     RequestKind,
     SeatCount,
     StepAction,
     StepStatus,
+    filed_by_bot,
 )
 from bot.workflow.roles import role_label
 from bot.workflow.states import RequestState
@@ -71,6 +75,19 @@ def approval_card(
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
+    elif filed_by_bot(req.requester_id):
+        title = "Deactivated in Slack"
+        name = clip(req.full_name, NAME) or clip(req.username, USERNAME)
+        asked = (
+            f"{escape_mrkdwn(name)} was deactivated in Slack; their Connect account is still "
+            "active. Lock it?"
+        )
+    elif req.kind is RequestKind.LOCK:
+        title = "Connect account lock request"
+        asked = f"{mention(req.requester_id)} asks to lock the Posit Connect account of:"
+    elif req.kind is RequestKind.UNLOCK:
+        title = "Connect account unlock request"
+        asked = f"{mention(req.requester_id)} asks to unlock the Posit Connect account of:"
     else:
         title = "Connect account request"
         asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
@@ -78,7 +95,8 @@ def approval_card(
         header(title),
         section_md(asked),
         person_fields(req.full_name, req.username, req.email),
-        *subject_blocks(req),
+        # The bot's own question names the person already (deactivated: they decide nothing).
+        *([] if filed_by_bot(req.requester_id) else subject_blocks(req)),
         section_plain(role_lines(req)),
         section_plain(
             "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
@@ -92,6 +110,8 @@ def approval_card(
     blocks.extend(step_blocks(req))
     if req.state is RequestState.PENDING and req.kind is RequestKind.NEW_ACCOUNT:
         blocks.extend(seat_blocks(seats))
+    elif req.state is RequestState.PENDING and req.kind is RequestKind.UNLOCK:
+        blocks.extend(unlock_seat_blocks(seats))
     blocks.extend(_state_blocks(req, connect_url, approvals or ApprovalsRequired()))
     fallback = f"{title} for {fallback_value(req.username)}: {status_words(req.state)}"
     return message(fallback, blocks)
@@ -105,6 +125,10 @@ def _approved_before(req: ProvisioningRequest) -> list[Block]:
 
 def _doing(req: ProvisioningRequest, *, done: bool) -> str:
     """The step under way, as "Creating the account" or (done) "the account was created"."""
+    if req.kind is RequestKind.LOCK:
+        return "the account was locked" if done else "Locking the account"
+    if req.kind is RequestKind.UNLOCK:
+        return "the account was unlocked" if done else "Unlocking the account"
     create = req.step(StepAction.CREATE_ACCOUNT)
     if req.kind is RequestKind.NEW_ACCOUNT and (
         create is None or create.status is not StepStatus.DONE
@@ -128,7 +152,10 @@ def _state_blocks(
                         "⚠ The last attempt failed: " + clip(req.last_error, ERROR, multiline=True)
                     )
                 )
-            blocks.append(decision_actions(req, block_id=APPROVAL_ACTIONS_BLOCK))
+            if filed_by_bot(req.requester_id):
+                blocks.append(lock_or_keep_actions(req.id, block_id=APPROVAL_ACTIONS_BLOCK))
+            else:
+                blocks.append(decision_actions(req, block_id=APPROVAL_ACTIONS_BLOCK))
             return blocks
         case RequestState.PROVISIONING if req.last_error:
             # The PUT's outcome is unknown: no buttons until it is settled, and say why.
@@ -146,6 +173,26 @@ def _state_blocks(
                     f"(approved by {approved_by(req)})"
                 ),
                 *granted_notes(req),
+            ]
+        case RequestState.APPROVED if req.kind in LOCK_KINDS:
+            verb = "locked" if req.kind is RequestKind.LOCK else "unlocked"
+            return [
+                section_md(
+                    f":white_check_mark: Approved by {decided(req)}; the account is {verb}."
+                ),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url),
+            ]
+        case RequestState.DENIED if filed_by_bot(req.requester_id):
+            return [
+                section_md(f":ok_hand: Kept by {decided(req)}: the account stays active."),
+            ]
+        case RequestState.CANCELLED if filed_by_bot(req.requester_id):
+            return [
+                section_md(
+                    f":leftwards_arrow_with_hook: {mention(req.subject_id)} was reactivated in "
+                    "Slack before anyone decided: nothing to lock."
+                )
             ]
         case RequestState.APPROVED:
             done = (

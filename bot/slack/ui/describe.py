@@ -29,6 +29,7 @@ from bot.workflow.approvals import (
     other_roles,
 )
 from bot.workflow.models import (
+    LOCK_KINDS,
     Approval,
     ProvisioningRequest,
     RequestKind,
@@ -71,6 +72,10 @@ def kind_words(kind: RequestKind) -> str:
             return "a new account"
         case RequestKind.ROLE_CHANGE:
             return "a role change"
+        case RequestKind.LOCK:
+            return "locking the account"
+        case RequestKind.UNLOCK:
+            return "unlocking the account"
         case _:
             assert_never(kind)
 
@@ -81,6 +86,10 @@ def kind_title(kind: RequestKind) -> str:
             return "New account"
         case RequestKind.ROLE_CHANGE:
             return "Role change"
+        case RequestKind.LOCK:
+            return "Lock account"
+        case RequestKind.UNLOCK:
+            return "Unlock account"
         case _:
             assert_never(kind)
 
@@ -97,6 +106,10 @@ def step_words(action: StepAction, req: ProvisioningRequest) -> str:
             return "Create the account"
         case StepAction.SET_ROLE:
             return f"Set the role to {role_label(req.role_granted or req.role_asked)}"
+        case StepAction.LOCK_ACCOUNT:
+            return "Lock the account"
+        case StepAction.UNLOCK_ACCOUNT:
+            return "Unlock the account"
         case _:
             assert_never(action)
 
@@ -135,7 +148,10 @@ def subject_blocks(req: ProvisioningRequest) -> list[Block]:
 
 
 def role_lines(req: ProvisioningRequest) -> str:
-    """The roles a request is about, as plain text: asked, granted, and before (a change)."""
+    """The roles a request is about, as plain text: asked, granted, and before (a change); for
+    a lock or an unlock, the account's role (it keeps it)."""
+    if req.kind in LOCK_KINDS:
+        return f"Role: {account_role(req.role_before)}"
     lines = []
     if req.kind is RequestKind.ROLE_CHANGE:
         label = "Current role" if req.state is RequestState.PENDING else "Role before"

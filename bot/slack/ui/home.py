@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import assert_never
 
-from bot.slack.ui.buttons import decision_actions, retry_actions
+from bot.slack.ui.buttons import decision_actions, lock_or_keep_actions, retry_actions
 from bot.slack.ui.describe import account_standing, step_words
 from bot.slack.ui.ids import (
     ACTION_REQUEST_MINE,
@@ -32,7 +32,7 @@ from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_VIEW_BLOCKS
 from bot.slack.ui.lists import status_row, waiting_context, waiting_summary
 from bot.slack.ui.refusals import not_a_decider
 from bot.slack.ui.text import ERROR, USERNAME, clip
-from bot.workflow.models import DirectoryEntry, ProvisioningRequest
+from bot.workflow.models import DirectoryEntry, ProvisioningRequest, filed_by_bot
 from bot.workflow.outcomes import Refusal
 from bot.workflow.states import RequestState
 
@@ -54,6 +54,9 @@ def _decide_row(req: ProvisioningRequest, permalink: str | None, viewer_id: str)
         # Approved, but a step failed: what waits on an approver is a retry of that step.
         row.append(step_line(req))
         row.append(retry_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
+        return row
+    if filed_by_bot(req.requester_id):  # the bot asks whether to lock: Lock or Keep, as on the card
+        row.append(lock_or_keep_actions(req.id, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
         return row
     row.append(decision_actions(req, block_id=HOME_DECIDE_BLOCK_PREFIX + req.id))
     return row

@@ -19,6 +19,15 @@ ACTION_DENY_ALL = "deny_all"
 ACTION_REQUEST_BATCH = "request_batch"
 # "Request my Connect account", on the Home tab
 ACTION_REQUEST_MINE = "request_my_account"
+ACTION_KEEP = "keep_account"  # on the deactivation card: decline the lock; value: request id
+# on a locked account (search results, the Home tab); value: the account's GUID
+ACTION_REQUEST_UNLOCK = "request_unlock"
+# seats nobody uses: lock one (files a lock request); value: the account's GUID
+ACTION_REQUEST_LOCK = "request_lock"
+# the seats list's other pages; value: the page number (Previous and Next: one id each, as one
+# actions block may not repeat an action_id)
+ACTION_SEATS_PAGE = "seats_page"
+ACTION_SEATS_NEXT_PAGE = "seats_page_next"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -27,6 +36,7 @@ VIEW_ROLE_CHANGE = "role_change_modal"
 VIEW_APPROVE = "approve_modal"
 VIEW_BATCH_REQUEST = "batch_request_modal"
 VIEW_DENY_ALL = "deny_all_modal"
+VIEW_LOCK_REQUEST = "lock_request_modal"  # the justification for a lock or an unlock
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
@@ -56,3 +66,5 @@ BATCH_REQUEST_BLOCK = "batch_request"
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
 HOME_DECIDE_BLOCK_PREFIX = "home_decide:"
+# block_id of the seats list's Previous/Next buttons
+SEATS_PAGE_BLOCK = "seats_pages"

@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 
 from bot.slack.ui.buttons import cancel_button
 from bot.slack.ui.describe import access_summary, decided, status_words, who
+from bot.slack.ui.ids import ACTION_REQUEST_UNLOCK
 from bot.slack.ui.kit import (
     Block,
     Message,
+    button,
     context,
     fit_rows,
     header,
@@ -22,7 +24,8 @@ from bot.slack.ui.kit import (
 )
 from bot.slack.ui.limits import MAX_MESSAGE_BLOCKS
 from bot.slack.ui.text import LIST_JUSTIFICATION, clip, link, mention, slack_date
-from bot.workflow.models import ProvisioningRequest
+from bot.slack.ui.values import is_account_guid
+from bot.workflow.models import ProvisioningRequest, RequestKind
 from bot.workflow.states import RequestState
 
 # How many requests the lists ask the store for; the builders show what fits and count the rest.
@@ -51,6 +54,16 @@ def status_row(
     summary = section_plain(f"{who(req)}: {status_words(req.state)}\n{access_summary(req)}")
     if cancellable and req.state is RequestState.PENDING:
         summary["accessory"] = cancel_button(req)
+    elif (
+        req.kind is RequestKind.LOCK
+        and req.state is RequestState.APPROVED
+        and is_account_guid(req.connect_guid)
+    ):
+        # As the bot left it: the unlock request reads the account from Connect again.
+        summary["text"]["text"] += "\nThe account is locked."
+        summary["accessory"] = button(
+            "Request unlock", action_id=ACTION_REQUEST_UNLOCK, value=str(req.connect_guid)
+        )
     parts = []
     if req.created_at:
         parts.append(f"Requested {slack_date(req.created_at)}")

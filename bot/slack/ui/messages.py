@@ -53,8 +53,11 @@ _USAGE_MD = (
     "• `/connect-user status`: your own requests and what became of them; cancel one that is "
     "still waiting\n"
     "• `/connect-user pending`: requests waiting for a decision, oldest first (approvers only)\n"
-    "• `/connect-user seats`: Connect's licence seats in use, the limit, and how many accounts "
-    "are inactive or locked (approvers only)\n"
+    "• `/connect-user seats`: Connect's licence seats in use, the limit, how many accounts "
+    "are inactive or locked, and the licensed accounts nobody used lately (approvers only)\n"
+    "• `/connect-user lock &lt;username&gt; &lt;why&gt;` and `/connect-user unlock "
+    "&lt;username&gt; &lt;why&gt;`: ask the approvers to lock or unlock an existing Connect "
+    "account (its exact username). Example: `/connect-user lock ana.lima Left the company`\n"
     "• `/connect-user help`: show this message\n"
     "The app's *Home* tab shows the same lists."
 )
@@ -81,6 +84,16 @@ def usage_problem_text(problem: UsageProblem, typed: str = "") -> str:
             return "name people by their username or email, not a Slack mention"
         case UsageProblem.ENTRY_NOT_TEXT:
             return "a name in the list is not a username or an email"
+        case UsageProblem.LOCK_WITHOUT_USERNAME:
+            return (
+                f"`{typed}` needs the account's exact Connect username and why, e.g. "
+                f"`/connect-user {typed} ana.lima Left the company`"
+            )
+        case UsageProblem.LOCK_WITHOUT_REASON:
+            return (
+                f"please say why after the username, e.g. "
+                f"`/connect-user {typed} ana.lima Left the company`"
+            )
         case _:
             assert_never(problem)
 
@@ -90,7 +103,8 @@ def usage_message(problem: UsageProblem | None = None, typed: str = "") -> Messa
     blocks: list[Block] = []
     fallback = (
         "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
-        "/connect-user pending, /connect-user seats, or /connect-user help"
+        "/connect-user pending, /connect-user seats, /connect-user lock|unlock &lt;username&gt; "
+        "&lt;why&gt;, or /connect-user help"
     )
     reason = usage_problem_text(problem, typed) if problem is not None else None
     if reason:
@@ -158,6 +172,14 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
     state = req.state
     extra: list[Block] = []
     match state:
+        case RequestState.APPROVED if req.kind in (RequestKind.LOCK, RequestKind.UNLOCK):
+            verb = "locked" if req.kind is RequestKind.LOCK else "unlocked"
+            fallback = f"The Connect account of {user} was {verb}"
+            line = (
+                f":white_check_mark: Your request was approved by {decided(req)}. The account "
+                f"is now {verb}:"
+            )
+            extra = [*outcome_note(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.APPROVED if req.kind is RequestKind.ROLE_CHANGE:
             fallback = f"Your role change for {user} was approved"
             line = (

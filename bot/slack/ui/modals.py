@@ -20,6 +20,7 @@ from bot.slack.ui.ids import (
     VIEW_APPROVE,
     VIEW_DENY_REASON,
     VIEW_JUSTIFICATION,
+    VIEW_LOCK_REQUEST,
     VIEW_ROLE_CHANGE,
 )
 from bot.slack.ui.kit import Block, View, context, md, plain, section_md, section_plain
@@ -187,6 +188,43 @@ def role_change_modal(*, form: RoleForm, private_metadata: str) -> View:
                     "told when their role changes."
                 )
             ),
+        ],
+    }
+
+
+def lock_request_modal(*, lock: bool, private_metadata: str) -> View:
+    """Ask why an account should be locked (or unlocked). The account is read from Connect when
+    the request is filed, so the form names no one it has not read. Raises ValueError if
+    private_metadata is over 3,000 chars."""
+    _check_metadata(private_metadata)
+    verb = "lock" if lock else "unlock"
+    effect = (
+        "A locked account cannot log in; its content stays, and it takes no licence seat."
+        if lock
+        else "An unlocked account takes a licence seat again: Connect refuses when none is free."
+    )
+    return {
+        "type": "modal",
+        "callback_id": VIEW_LOCK_REQUEST,
+        "title": plain(f"Request {verb}"),
+        "submit": plain("Send request"),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": [
+            section_md(f"Ask the approvers to {verb} this Posit Connect account. {effect}"),
+            {
+                "type": "input",
+                "block_id": JUSTIFICATION_BLOCK,
+                "label": plain(f"Why should it be {verb}ed?"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": JUSTIFICATION_INPUT,
+                    "multiline": True,
+                    "min_length": JUSTIFICATION_MIN_LENGTH,
+                    "max_length": JUSTIFICATION_MAX_LENGTH,
+                },
+            },
+            context(md("The approvers see this with your name before they decide.")),
         ],
     }
 

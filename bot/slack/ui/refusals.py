@@ -240,6 +240,13 @@ def approvers_only_refusal(
     return message(fallback, [section_md(text)])
 
 
+LOCK_UNAVAILABLE = (
+    "Locking and unlocking are unavailable: the bot's Connect API key is not an "
+    "administrator's, and only an administrator's key may lock or unlock accounts. "
+    "The bot's check command (connect-user-bot check) says what the key can do."
+)
+
+
 def file_problem_message(problem: FileProblem, *, username: str) -> Message:
     """Why a request was not filed; `username` is the person it was for (untrusted)."""
     who = escape_mrkdwn(username)
@@ -266,6 +273,12 @@ def file_problem_message(problem: FileProblem, *, username: str) -> Message:
             text = f"{who} has no Connect account any more."
         case FileProblem.SAME_ROLE:
             text = f"{who} already has that role."
+        case FileProblem.LOCK_UNAVAILABLE:
+            text = LOCK_UNAVAILABLE
+        case FileProblem.ALREADY_LOCKED:
+            text = f"{who}'s Connect account is locked already."
+        case FileProblem.NOT_LOCKED:
+            text = f"{who}'s Connect account is not locked."
         case _:
             assert_never(problem)
     return refusal_message(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from bot.slack.ui.describe import account_standing, person_text
-from bot.slack.ui.ids import ACTION_CHANGE_ROLE, ACTION_REQUEST_ACCOUNT
+from bot.slack.ui.ids import ACTION_CHANGE_ROLE, ACTION_REQUEST_ACCOUNT, ACTION_REQUEST_UNLOCK
 from bot.slack.ui.kit import (
     Block,
     Message,
@@ -71,8 +71,13 @@ def _result_row(
         text += f"\nHas an account (GUID {clip(user.guid, GUID)})"
         text += f"\n{account_standing(user.user_role, user.locked)}"
         row = section_plain(text)
-        # The button carries the GUID only: the form reads the account from Connect again.
-        if role_changes and is_account_guid(user.guid):
+        # The buttons carry the GUID only: the form reads the account from Connect again.
+        if user.locked and is_account_guid(user.guid):
+            # It cannot log in: unlocking is what it needs first (a role can follow).
+            row["accessory"] = button(
+                "Request unlock", action_id=ACTION_REQUEST_UNLOCK, value=str(user.guid)
+            )
+        elif role_changes and is_account_guid(user.guid):
             row["accessory"] = button(
                 "Change role", action_id=ACTION_CHANGE_ROLE, value=str(user.guid)
             )

@@ -7,9 +7,26 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from bot.slack.ui.kit import Block, Message, context, md, message, section_md
+from bot.slack.ui.describe import account_role, person_text
+from bot.slack.ui.ids import (
+    ACTION_REQUEST_LOCK,
+    ACTION_SEATS_NEXT_PAGE,
+    ACTION_SEATS_PAGE,
+    SEATS_PAGE_BLOCK,
+)
+from bot.slack.ui.kit import (
+    Block,
+    Message,
+    button,
+    context,
+    md,
+    message,
+    section_md,
+    section_plain,
+)
 from bot.slack.ui.refusals import approvers_only_refusal
-from bot.workflow.models import SeatCount
+from bot.slack.ui.values import is_account_guid
+from bot.workflow.models import Account, IdleAccounts, SeatCount
 from bot.workflow.outcomes import Refusal
 from bot.workflow.seats import SeatsOutcome, SeatsProblem
 
@@ -49,6 +66,21 @@ def seat_blocks(seats: SeatCount | None) -> list[Block]:
     return [context(md(line))]
 
 
+def unlock_seat_blocks(seats: SeatCount | None) -> list[Block]:
+    """The seat line of a pending unlock: unlocking takes a seat at once, and Connect refuses
+    it when none is free (nothing when the seats cannot be read)."""
+    if seats is None:
+        return []
+    if seats.full:
+        return [
+            section_md(
+                f":warning: {seats_in_use(seats)}: Connect will refuse to unlock this account "
+                "until a seat is freed."
+            )
+        ]
+    return seat_blocks(seats)
+
+
 def seats_message(outcome: SeatsOutcome) -> Message:
     """The answer to `/connect-user seats` (approvers only)."""
     if outcome.seats is None:
@@ -83,7 +115,58 @@ def seats_message(outcome: SeatsOutcome) -> Message:
             )
         )
     )
+    blocks.extend(idle_blocks(outcome.idle))
     return message(f"Connect licence seats: {seats_in_use(seats)}", blocks)
+
+
+def idle_blocks(idle: IdleAccounts | None) -> list[Block]:
+    """Licensed accounts nobody used lately, oldest first, each with Lock (a lock request
+    through the approval gate), and the buttons to the other pages."""
+    if idle is None:
+        return [
+            context(
+                md(
+                    "I couldn't list the licensed accounts nobody used lately just now. "
+                    "Please try again in a minute."
+                )
+            )
+        ]
+    days = f"{idle.idle_days} day{'s' if idle.idle_days != 1 else ''}"
+    if not idle.total:
+        return [
+            section_md(f":white_check_mark: Every licensed account was used in the last {days}.")
+        ]
+    title = f"*Licensed accounts nobody used for {days}* ({idle.total}), oldest first"
+    if idle.pages > 1:
+        title += f" · page {idle.page} of {idle.pages}"
+    blocks: list[Block] = [
+        section_md(title),
+        context(
+            md(
+                "Each takes a seat. *Lock* asks the approvers to lock it: a locked account "
+                "cannot log in, keeps its content, and frees its seat."
+            )
+        ),
+    ]
+    blocks.extend(_idle_row(account) for account in idle.accounts)
+    pages: list[dict[str, object]] = []
+    if idle.page > 1:
+        pages.append(button("Previous", action_id=ACTION_SEATS_PAGE, value=str(idle.page - 1)))
+    if idle.page < idle.pages:
+        pages.append(button("Next", action_id=ACTION_SEATS_NEXT_PAGE, value=str(idle.page + 1)))
+    if pages:
+        blocks.append({"type": "actions", "block_id": SEATS_PAGE_BLOCK, "elements": pages})
+    return blocks
+
+
+def _idle_row(account: Account) -> Block:
+    # Plain text (names are untrusted): the date as Connect's clock says, in UTC.
+    when = account.active_time.strftime("%Y-%m-%d") if account.active_time else "never"
+    text = person_text(account.full_name, account.username, account.email)
+    row = section_plain(f"{text}\nLast active: {when} · Role: {account_role(account.user_role)}")
+    if is_account_guid(account.guid):
+        row["accessory"] = button("Lock", action_id=ACTION_REQUEST_LOCK, value=account.guid)
+    return row
 
 
 def _problem_text(problem: SeatsProblem) -> str:

@@ -9,6 +9,8 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
+from bot.workflow.models import filed_by_bot
+
 # Display caps for untrusted fields: (characters, characters once JSON-escaped).
 Cap = tuple[int, int]
 NAME: Cap = (100, 600)
@@ -88,6 +90,8 @@ def fallback_value(text: str | None) -> str:
 def mention(user_id: str | None) -> str:
     if user_id and _SLACK_ID_RE.fullmatch(user_id):
         return f"<@{user_id}>"
+    if user_id and filed_by_bot(user_id):
+        return "the bot"
     return "someone"
 
 

@@ -191,3 +191,34 @@ def decode_approval_metadata(metadata: str) -> ApprovalForm | None:
         from_home=home == 1,
         role_asked=asked if isinstance(asked, str) else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LockTarget:
+    """The account a lock or unlock form is for (its GUID, read again at filing) and whether
+    it asks to lock (True) or unlock it."""
+
+    guid: str
+    lock: bool
+
+
+def encode_lock_metadata(target: LockTarget, response_url: str | None) -> str:
+    """The lock form's private_metadata (the response_url left out when it would not fit: the
+    answer then goes by DM)."""
+    values = {"g": target.guid, "l": target.lock, "r": response_url}
+    metadata = json.dumps(values, separators=(",", ":"))
+    if len(metadata) > MAX_PRIVATE_METADATA:
+        metadata = json.dumps({"g": target.guid, "l": target.lock}, separators=(",", ":"))
+    return metadata
+
+
+def decode_lock_metadata(metadata: str) -> tuple[LockTarget | None, str | None]:
+    """What a lock form carried; (None, None) for a form this version did not make."""
+    try:
+        data = json.loads(metadata)
+        guid, lock, response_url = data["g"], data["l"], data.get("r")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None, None
+    if not is_account_guid(guid) or not isinstance(lock, bool):
+        return None, None
+    return LockTarget(guid=guid, lock=lock), response_url if isinstance(response_url, str) else None

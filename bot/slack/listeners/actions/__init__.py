@@ -1,4 +1,5 @@
-"""Button clicks: Request account and Change role (on the requester's ephemeral results), Approve
+"""Button clicks: Request account, Change role and Request unlock (on the requester's ephemeral
+results; Request unlock also on the Home tab), Lock (an unused account in the seats list), Approve
 and Deny (on the approval card and the approvers' Home tab), Cancel (under the requester's
 confirmation, in `/connect-user status` and on their Home tab), and anything else.
 
@@ -19,11 +20,14 @@ from bot.slack.listeners.actions import (
     close,
     decide_all,
     deny,
+    keep,
     options,
     request_account,
     request_batch,
+    request_lock,
     request_mine,
     retry,
+    seats_page,
     unknown,
 )
 from bot.slack.listeners.deps import ListenerDeps
@@ -43,6 +47,12 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
     app.action(ids.ACTION_CLOSE)(close.listener(deps))
+    app.action(ids.ACTION_KEEP)(keep.listener(deps))
+    app.action(ids.ACTION_REQUEST_UNLOCK)(request_lock.listener(deps, lock=False))
+    app.action(ids.ACTION_REQUEST_LOCK)(request_lock.listener(deps, lock=True))
+    page = seats_page.listener(deps)
+    app.action(ids.ACTION_SEATS_PAGE)(page)
+    app.action(ids.ACTION_SEATS_NEXT_PAGE)(page)
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

@@ -11,6 +11,7 @@ from bot.logs import request_id_var
 from bot.slack import respond
 from bot.slack.command import (
     Help,
+    Lock,
     Pending,
     RequestMany,
     RequestOwn,
@@ -30,8 +31,12 @@ from bot.slack.ui.lists import (
     pending_message,
     status_message,
 )
-from bot.slack.ui.messages import usage_message
-from bot.slack.ui.refusals import pending_refusal, refusal_message
+from bot.slack.ui.messages import (
+    duplicate_request_message,
+    requester_confirmation,
+    usage_message,
+)
+from bot.slack.ui.refusals import file_problem_message, pending_refusal, refusal_message
 from bot.slack.ui.search import (
     no_results_message,
     search_error_message,
@@ -39,7 +44,7 @@ from bot.slack.ui.search import (
     search_results_message,
 )
 from bot.slack.ui.seats import seats_message, seats_refusal
-from bot.workflow.outcomes import Refused
+from bot.workflow.outcomes import Duplicate, Filed, Refused
 
 
 def listener(deps: ListenerDeps) -> Listener:
@@ -102,6 +107,8 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await seats_reply(deps, command["user_id"])
     if isinstance(parsed, RequestMany):
         return await request_many_reply(deps, command["user_id"], parsed.entries)
+    if isinstance(parsed, Lock):
+        return await lock_reply(deps, command["user_id"], parsed)
     assert isinstance(parsed, Search), parsed  # RequestOwn opens a modal instead
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
@@ -128,6 +135,26 @@ async def request_many_reply(deps: ListenerDeps, user_id: str, entries: tuple[st
     if refusal is not None:
         return refusal_message(refusal)
     return resolution_message(await deps.batches.resolve(entries))
+
+
+async def lock_reply(deps: ListenerDeps, user_id: str, parsed: Lock) -> Message:
+    """File a lock or unlock request: the account's details reach the approvers, so the same
+    gate as a search; the answer is the confirmation (the outbox posts the card)."""
+    refusal = await deps.people.search_refusal(user_id)
+    if refusal is not None:
+        return refusal_message(refusal)
+    outcome = await deps.requests.file_lock(
+        requester_id=user_id,
+        lock=parsed.lock,
+        username=parsed.username,
+        justification=parsed.justification,
+    )
+    if isinstance(outcome, Filed):
+        return requester_confirmation(outcome.request, card_permalink=None)
+    if isinstance(outcome, Duplicate):
+        permalink = await deps.notifier.card_permalink(outcome.existing)
+        return duplicate_request_message(outcome.existing, card_permalink=permalink)
+    return file_problem_message(outcome.problem, username=parsed.username)
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -1,9 +1,10 @@
-"""Events: the Home tab was opened, and the events that make an answer about who may decide out
-of date (drop it now rather than wait for its maximum age: events can be lost; the maximum age
-holds regardless).
+"""Events: the Home tab was opened, a member was deactivated or reactivated (user_change), and
+the events that make an answer about who may decide out of date (drop it now rather than wait
+for its maximum age: events can be lost; the maximum age holds regardless).
 
 Bolt acknowledges events itself. Redelivered events only publish the same Home tab or drop an
-answer again.
+answer again; a deactivation redelivered (or received by every replica) finds the lock question
+already filed for that account (one open request per username, kept by the database).
 """
 
 from __future__ import annotations

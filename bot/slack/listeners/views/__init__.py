@@ -15,6 +15,7 @@ from bot.slack.listeners.views import (
     deny_all,
     deny_reason,
     justification,
+    lock_request,
     role_change,
     unknown,
 )
@@ -28,5 +29,6 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_APPROVE)(approve_role.listener(deps))
     app.view(ids.VIEW_BATCH_REQUEST)(batch_request.listener(deps))
     app.view(ids.VIEW_DENY_ALL)(deny_all.listener(deps))
+    app.view(ids.VIEW_LOCK_REQUEST)(lock_request.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))
