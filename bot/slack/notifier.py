@@ -419,7 +419,8 @@ class SlackNotifier:
         return self._bot_user, self._bot_id
 
     async def _update_card(self, request: ProvisioningRequest, payload: dict[str, Any]) -> None:
-        if not (request.card_channel and request.card_ts):
+        channel, ts = request.card_channel, request.card_ts
+        if not (channel and ts):
             raise GiveUp("the approval card was never posted")
         # Later updates owed to this card were written with state this render will read: one
         # chat.update answers them all (Slack allows about 50 a minute per workspace).
@@ -429,7 +430,7 @@ class SlackNotifier:
             # Read again: what the merged updates were written for must be in this render.
             request = await self.store.get(request.id) or request
         message = await self._card(request)
-        await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **message)
+        await self.client.chat_update(channel=channel, ts=ts, **message)
 
     async def _remind_approvers(
         self, request: ProvisioningRequest, payload: dict[str, Any]
