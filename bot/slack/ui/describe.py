@@ -254,14 +254,21 @@ def approved_by(req: ProvisioningRequest) -> str:
     return f"{mentions(names or (req.decided_by or '',))}{when}"
 
 
+# A card shows at most this many notes, each at most this long (the audit page keeps them
+# whole): with five approvals needed and the card's other text, Slack's size would be exceeded.
+CARD_NOTES = 5
+CARD_NOTE: tuple[int, int] = (280, 1200)
+
+
 def approval_notes(approvals: tuple[Approval, ...]) -> list[Block]:
     """The notes approvers added, each under their name (the note as plain text: it is theirs
     to write, not to format)."""
-    return [
+    notes = [
         context(md(f"Note from {mention(approval.approver_id)}:"), plain(note))
         for approval in approvals
-        if (note := clip(approval.note, REASON, multiline=True))
+        if (note := clip(approval.note, CARD_NOTE, multiline=True))
     ]
+    return notes[:CARD_NOTES]
 
 
 def granted_notes(req: ProvisioningRequest) -> list[Block]:
@@ -292,7 +299,9 @@ def approval_count_blocks(req: ProvisioningRequest, required: ApprovalsRequired)
                 "approvers before anything changes in Connect."
             )
         )
-    blocks.extend(approval_notes(given))
+    notes = approval_notes(given)
+    blocks.extend(notes)
+    room = CARD_NOTES - len(notes)  # the card's notes in all, whichever role they are for
     for other, approvals in other_roles(req).items():
         approvers = approvers_of(approvals)
         blocks.append(
@@ -304,7 +313,9 @@ def approval_count_blocks(req: ProvisioningRequest, required: ApprovalsRequired)
                 )
             )
         )
-        blocks.extend(approval_notes(approvals))
+        more = approval_notes(approvals)[: max(0, room)]
+        room -= len(more)
+        blocks.extend(more)
     return blocks
 
 
