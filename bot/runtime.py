@@ -53,6 +53,7 @@ from bot.workflow.provisioning import Provisioner, settle_schedule
 from bot.workflow.requests import Requests
 from bot.workflow.seats import SeatReport
 from bot.workflow.timers import Timers
+from bot.workflow.workflow_runs import WorkflowRuns
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +333,9 @@ def build_runtime(
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
         process_before_response=False,
+        # A Workflow Builder step's token lasts minutes; its request is decided much later, and
+        # completed with the bot's own token (never keep or use the event's).
+        attaching_function_token_enabled=False,
         name="connect-user-bot",
         # Bolt copies the root logger's level onto its own loggers, and at DEBUG it logs response
         # bodies; basing them on "slack_bolt" keeps the floor that bot.logs sets for it.
@@ -342,6 +346,7 @@ def build_runtime(
         ListenerDeps(
             requests=requests,
             batches=Batches(requests),
+            workflow_runs=WorkflowRuns(requests),
             people=people,
             notifier=notifier,
             home=HomeTab(

@@ -36,6 +36,7 @@ from bot.slack.ui.messages import (
     requester_outcome_message,
     welcome_message,
 )
+from bot.slack.ui.workflow_step import step_outcome_text
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.clock import utcnow
 from bot.workflow.models import (
@@ -51,6 +52,9 @@ from bot.workflow.seats import read_seats
 from bot.workflow.states import RequestState
 
 log = logging.getLogger(__name__)
+
+# functions.completeSuccess / completeError for a run that has ended: nothing left to complete.
+WORKFLOW_GONE = "execution_not_in_running_state"
 
 # Slack errors that a retry will not fix: give the message up and log why.
 PERMANENT_ERRORS = frozenset(
@@ -159,6 +163,7 @@ class SlackNotifier:
             OutboxKind.WELCOME: self._welcome,
             OutboxKind.REMIND_APPROVERS: self._remind_approvers,
             OutboxKind.ESCALATE: self._escalate,
+            OutboxKind.COMPLETE_WORKFLOW: self._complete_workflow,
         }
 
     def wake(self) -> None:
@@ -451,6 +456,42 @@ class SlackNotifier:
             unfurl_media=False,
             **message,
         )
+
+    async def _complete_workflow(
+        self, request: ProvisioningRequest, payload: dict[str, Any]
+    ) -> None:
+        """End the Workflow Builder step that filed the request: success with the account when
+        there is one, else an error saying why. With the bot's own token: the step's token
+        expired long ago. A run that ended meanwhile is a normal outcome, recorded."""
+        execution_id = request.workflow_execution_id
+        if not execution_id or request.workflow_result is not None:
+            return  # nothing to complete, or completed already (an earlier attempt)
+        succeeded = request.connect_guid is not None and request.state in (
+            RequestState.APPROVED,
+            RequestState.ALREADY_EXISTS,
+            RequestState.CLOSED,
+        )
+        try:
+            if succeeded:
+                await self.client.functions_completeSuccess(
+                    function_execution_id=execution_id,
+                    outputs={
+                        "request_id": request.id,
+                        "outcome": request.state.value,
+                        "connect_guid": request.connect_guid or "",
+                    },
+                )
+            else:
+                await self.client.functions_completeError(
+                    function_execution_id=execution_id, error=step_outcome_text(request)
+                )
+        except SlackApiError as exc:
+            if exc.response.get("error") != WORKFLOW_GONE:
+                raise
+            log.info("request %s: its workflow run had ended before it was decided", request.id)
+            await self.store.set_workflow_result(request.id, "gone")
+            return
+        await self.store.set_workflow_result(request.id, "completed" if succeeded else "failed")
 
     async def _first_waiting(self, request: ProvisioningRequest) -> bool:
         """Whether `request` is the first of its batch part still pending (in filing order)."""

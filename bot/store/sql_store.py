@@ -34,6 +34,7 @@ from bot.workflow.models import (
     Approval,
     NewRequest,
     OutboxItem,
+    OutboxKind,
     ProvisioningRequest,
     RequestKind,
     Step,
@@ -146,6 +147,14 @@ class SqlRequestStore(SqlOutbox):
             row = result.first()
             return None if row is None else await _one(conn, row)
 
+    async def find_by_workflow(self, execution_id: str) -> ProvisioningRequest | None:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(_requests).where(_requests.c.workflow_execution_id == execution_id)
+            )
+            row = result.first()
+            return None if row is None else await _one(conn, row)
+
     async def find_active(self, username: str) -> ProvisioningRequest | None:
         async with self._reader.connect() as conn:
             result = await conn.execute(
@@ -203,10 +212,23 @@ class SqlRequestStore(SqlOutbox):
             row = (await conn.execute(statement)).first()
             if row is None:
                 return None
+            owed = list(outbox)
+            if RequestState(to_state).is_final and row._mapping["workflow_execution_id"]:
+                # A request a Workflow Builder step filed ends that step when it ends, whichever
+                # way (decided, expired, cancelled): in the same transaction, never lost.
+                owed.append(OutboxItem(OutboxKind.COMPLETE_WORKFLOW))
             await insert_outbox(
-                conn, request_id, outbox, now, card_holder=row._mapping["card_request_id"]
+                conn, request_id, owed, now, card_holder=row._mapping["card_request_id"]
             )
             return await _one(conn, row)
+
+    async def set_workflow_result(self, request_id: str, result: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(workflow_result=result)
+            )
 
     async def record_approval(
         self,
@@ -461,6 +483,7 @@ def _new_values(new: NewRequest) -> dict[str, Any]:
         "batch_id": new.batch_id,
         "batch_part": new.batch_part,
         "card_request_id": new.card_request_id,
+        "workflow_execution_id": new.workflow_execution_id,
     }
 
 
@@ -590,6 +613,8 @@ def _to_request(row: Row[Any], given: tuple[Approval, ...] = ()) -> Provisioning
         batch_id=m["batch_id"],
         batch_part=m["batch_part"],
         card_request_id=m["card_request_id"],
+        workflow_execution_id=m["workflow_execution_id"],
+        workflow_result=m["workflow_result"],
     )
 
 

@@ -122,6 +122,10 @@ provisioning_requests = sa.Table(
     sa.Column("batch_id", sa.String(32), nullable=True, index=True),
     sa.Column("batch_part", sa.Integer, nullable=True),
     sa.Column("card_request_id", sa.String(32), nullable=True),
+    # Filed by a Workflow Builder step: the execution completed when the request is decided,
+    # and how that went ("completed", "failed", or "gone": the run had ended by then).
+    sa.Column("workflow_execution_id", sa.String(64), nullable=True),
+    sa.Column("workflow_result", sa.String(20), nullable=True),
     # Which round of approvals counts: a decision undone (the request back to pending after
     # Connect refused) starts a new one, so earlier approvals never call Connect again alone.
     sa.Column("approval_round", sa.Integer, nullable=False, server_default=sa.text("0")),

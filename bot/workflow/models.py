@@ -256,6 +256,7 @@ class NewRequest:
     batch_id: str | None = None  # filed with others: their batch, and its part (one card each)
     batch_part: int | None = None
     card_request_id: str | None = None  # the request holding the batch part's card (not itself)
+    workflow_execution_id: str | None = None  # filed by a Workflow Builder step
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +314,10 @@ class ProvisioningRequest:
     batch_id: str | None = None
     batch_part: int | None = None
     card_request_id: str | None = None
+    # Filed by a Workflow Builder step: the execution to complete once the request is decided,
+    # and how completing it went ("completed", "failed", "gone").
+    workflow_execution_id: str | None = None
+    workflow_result: str | None = None
 
     @property
     def card_holder(self) -> str:
@@ -349,6 +354,7 @@ class OutboxKind(StrEnum):
     WELCOME = "welcome"  # DM the new account holder, when they are in the workspace
     REMIND_APPROVERS = "remind_approvers"  # nudge the approvers in the card's thread
     ESCALATE = "escalate"  # announce a request nobody decided in the escalation channel
+    COMPLETE_WORKFLOW = "complete_workflow"  # end the Workflow Builder step that filed it
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,9 @@ class RequestStore(Protocol):
 
     async def find_active(self, username: str) -> ProvisioningRequest | None: ...
 
+    async def find_by_workflow(self, execution_id: str) -> ProvisioningRequest | None:
+        """The request a Workflow Builder step's execution filed, if any."""
+
     async def transition(
         self,
         request_id: str,
@@ -129,6 +132,9 @@ class RequestStore(Protocol):
         changes). None when the request is no longer pending or asks for another role."""
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> None: ...
+
+    async def set_workflow_result(self, request_id: str, result: str) -> None:
+        """Record how completing the request's Workflow Builder step went."""
 
     async def list_expired_leases(self, now: datetime | None = None) -> list[ProvisioningRequest]:
         """Provisioning requests whose lease ran out before `now` (default: the database's

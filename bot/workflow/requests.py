@@ -459,6 +459,10 @@ class Requests:
             return None, SubjectLink.UNAVAILABLE
         return (found, SubjectLink.LINKED) if found else (None, SubjectLink.NOT_FOUND)
 
+    async def create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
+        """Store a request prepared elsewhere (its person matched to a Slack account first)."""
+        return await self._create(new, outbox)
+
     async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
         subject_id, link = await self.link_subject(new.person.email)
         new = dataclasses.replace(new, subject_id=subject_id, subject_link=link)

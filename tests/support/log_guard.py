@@ -23,6 +23,7 @@ ALWAYS_SECRET = (
     "xoxb-test-bot-token-0000",
     "test-signing-secret-0123456789abcdef",
     "metrics-scrape-token-0123456789",  # tests/e2e/test_metrics.py
+    "xwfp-WORKFLOW-TOKEN-never-to-be-used",  # a workflow step's token (fake_slack)
 )
 MIN_SECRET_LENGTH = 8
 

@@ -26,12 +26,15 @@ SCOPES_BY_METHOD = {
     "users_info": {"users:read"},
     "users_lookupByEmail": {"users:read.email"},
     "usergroups_users_list": {"usergroups:read"},
+    # A remote function's app completes its own executions; no scope is asked for.
+    "functions_completeSuccess": set(),
+    "functions_completeError": set(),
 }
 
 
 def methods_called_by_the_bot() -> set[str]:
     pattern = re.compile(
-        r"\.(auth_test|chat_\w+|conversations_\w+|users_\w+|usergroups_\w+|views_\w+)\("
+        r"\.(auth_test|chat_\w+|conversations_\w+|users_\w+|usergroups_\w+|views_\w+|functions_\w+)\("
     )
     found: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
@@ -60,6 +63,7 @@ SCOPES_BY_EVENT = {
     "channel_shared": {"channels:read", "groups:read"},
     "channel_unshared": {"channels:read", "groups:read"},
     "subteam_members_changed": {"usergroups:read"},
+    "function_executed": set(),
 }
 
 
@@ -67,8 +71,26 @@ def events_handled_by_the_bot() -> set[str]:
     pattern = re.compile(r"""\.event\(\s*["']([a-z_]+)["']""")
     found: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
-        found.update(pattern.findall(path.read_text()))
+        text = path.read_text()
+        found.update(pattern.findall(text))
+        if re.search(r"\.function\(", text):  # a Workflow Builder step: Bolt's function listener
+            found.add("function_executed")
     return found
+
+
+def test_manifest_declares_the_workflow_step() -> None:
+    from bot.slack.listeners.functions import CALLBACK_ID
+
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    step = manifest["functions"][CALLBACK_ID]
+    inputs = step["input_parameters"]
+    assert set(inputs["properties"]) == {"user_id", "requester_id", "justification", "role"}
+    assert inputs["properties"]["user_id"]["type"] == "slack#/types/user_id"
+    assert set(inputs["required"]) == {"user_id", "requester_id", "justification"}
+    outputs = step["output_parameters"]["properties"]
+    assert set(outputs) == {"request_id", "outcome", "connect_guid"}
+    assert manifest["settings"]["function_runtime"] == "remote"
+    assert manifest["settings"]["org_deploy_enabled"] is True
 
 
 def test_manifest_subscribes_to_exactly_the_events_handled() -> None:

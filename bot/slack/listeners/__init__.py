@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, errors, events, views
+from bot.slack.listeners import actions, commands, errors, events, functions, views
 from bot.slack.listeners.correlation import bind_correlation_id
 from bot.slack.listeners.deps import ListenerDeps
 
@@ -21,4 +21,5 @@ def register_listeners(app: AsyncApp, deps: ListenerDeps) -> None:
     actions.register(app, deps)
     views.register(app, deps)
     events.register(app, deps)
+    functions.register(app, deps)
     errors.register(app)

@@ -20,6 +20,7 @@ from bot.workflow.batches import Batches
 from bot.workflow.offboarding import Deactivations
 from bot.workflow.requests import Requests
 from bot.workflow.seats import SeatReport
+from bot.workflow.workflow_runs import WorkflowRuns
 
 # A Bolt listener: Bolt passes the arguments it names (ack, body, view, event, client, …).
 Listener = Callable[..., Awaitable[None]]
@@ -29,6 +30,7 @@ Listener = Callable[..., Awaitable[None]]
 class ListenerDeps:
     requests: Requests
     batches: Batches
+    workflow_runs: WorkflowRuns
     people: SlackPeople
     notifier: SlackNotifier
     home: HomeTab

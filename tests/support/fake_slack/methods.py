@@ -40,6 +40,8 @@ class WebApiMethods:
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
+            "functions.completeSuccess": self._functions_complete,
+            "functions.completeError": self._functions_complete,
         }.get(method)
         if impl is None:
             return {"ok": True}
@@ -389,6 +391,20 @@ class WebApiMethods:
         if members is None:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(members)}
+
+    def _functions_complete(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        execution = str(args.get("function_execution_id") or "")
+        if not execution:
+            return {"ok": False, "error": "invalid_arguments"}
+        if method.endswith("completeError") and not str(args.get("error") or ""):
+            return {"ok": False, "error": "invalid_arguments"}
+        if method.endswith("completeSuccess") and not isinstance(args.get("outputs"), dict | str):
+            return {"ok": False, "error": "invalid_arguments"}
+        # Only a running execution can be ended, and only once.
+        if execution in self.ended_executions or self.executions.get(execution) != "running":
+            return {"ok": False, "error": "execution_not_in_running_state"}
+        self.executions[execution] = "completed" if method.endswith("completeSuccess") else "failed"
+        return {"ok": True}
 
 
 def _invalid_arguments(problems: list[str]) -> dict[str, Any]:

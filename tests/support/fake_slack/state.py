@@ -49,6 +49,11 @@ class WorkspaceState:
         # User groups (S…): their members; `usergroups_plan` False answers plan_upgrade_required.
         self._usergroups: dict[str, list[str]] = {}
         self.usergroups_plan = True
+        # Workflow Builder step executions: started by `function_executed_event`, ended by
+        # functions.completeSuccess / completeError ("completed" / "failed"); an id in
+        # `ended_executions` answers execution_not_in_running_state (the run is gone).
+        self.executions: dict[str, str] = {}
+        self.ended_executions: set[str] = set()
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._ephemeral_ts: set[str] = set()
         self._views: dict[str, dict[str, Any]] = {}
@@ -66,6 +71,8 @@ class WorkspaceState:
         self._users.clear()
         self._channels.clear()
         self._usergroups.clear()
+        self.executions.clear()
+        self.ended_executions.clear()
         self._messages.clear()
         self._ephemeral_ts.clear()
         self._views.clear()
@@ -171,6 +178,31 @@ class WorkspaceState:
     def remove_user(self, user_id: str) -> None:
         with self._lock:
             self._users.pop(user_id, None)
+
+    def function_executed_event(
+        self, callback_id: str, inputs: dict[str, Any], *, execution_id: str | None = None
+    ) -> dict[str, Any]:
+        """A `function_executed` event, as Slack sends it when a workflow reaches the app's
+        custom step; the execution is running until the app completes it. The event carries
+        a short-lived workflow token, which the bot must never use or keep."""
+        with self._lock:
+            self._view_counter += 1
+            execution = execution_id or f"Fx{self._view_counter:08d}"
+            self.executions[execution] = "running"
+        return {
+            "type": "function_executed",
+            "function": {
+                "id": "Fn0REQUEST",
+                "callback_id": callback_id,
+                "title": "Request a Posit Connect account",
+                "type": "app",
+                "app_id": self.app_id,
+            },
+            "inputs": dict(inputs),
+            "function_execution_id": execution,
+            "workflow_execution_id": f"Wx{execution}",
+            "bot_access_token": "xwfp-WORKFLOW-TOKEN-never-to-be-used",
+        }
 
     def add_usergroup(self, usergroup: str, members: list[str]) -> None:
         """Add (or replace) a user group for ``usergroups.users.list``."""
