@@ -55,6 +55,13 @@ class Search:
 
 
 @dataclass(frozen=True)
+class GroupSearch:
+    """`group search <prefix>`: directory (LDAP) groups to bring into Connect."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
 class Pending:
     """What waits for a decision (approvers only)."""
 
@@ -69,7 +76,7 @@ class Seats:
     """Connect's licence seats (approvers only)."""
 
 
-ParsedCommand = Help | Search | Pending | Status | Seats
+ParsedCommand = Help | Search | GroupSearch | Pending | Status | Seats
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
@@ -98,11 +105,21 @@ def parse_command(text: str) -> ParsedCommand:
         return Help()
     if subcommand == "search":
         return _parse_search(rest)
+    if subcommand == "group":
+        return _parse_group(rest)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
             return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
         return _BARE_SUBCOMMANDS[subcommand]()
     return Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed=_quote(word))
+
+
+def _parse_group(rest: str) -> ParsedCommand:
+    match = _SUBCOMMAND_RE.fullmatch(rest.strip())
+    if match is None or match.group(1).lower() != "search":
+        return Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed=_quote(f"group {rest.strip()}"))
+    parsed = _parse_search(match.group(2) or "")
+    return GroupSearch(parsed.prefix) if isinstance(parsed, Search) else parsed
 
 
 def _parse_search(rest: str) -> ParsedCommand:

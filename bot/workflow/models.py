@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -104,6 +105,34 @@ class SeatCount:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRef:
+    """A Connect group: its GUID and its name."""
+
+    guid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    """A group of the organisation's directory (LDAP), as remote group search shows it: in
+    Connect already (a `guid`) or not, with a ticket that brings it in. Names are not unique."""
+
+    name: str
+    guid: str | None = None
+    temp_ticket: str = field(default="", repr=False)
+
+    @property
+    def in_connect(self) -> bool:
+        return bool(self.guid)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroupPage:
+    groups: tuple[DirectoryGroup, ...]
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone from the directory, as the requester saw them in search results."""
 
@@ -127,11 +156,14 @@ class RequestKind(StrEnum):
 
     NEW_ACCOUNT = "new_account"  # create the account from the directory (and set its role)
     ROLE_CHANGE = "role_change"  # give an existing account another role
+    NEW_GROUP = "new_group"  # bring a directory (LDAP) group into Connect; no person
 
 
 class StepAction(StrEnum):
     CREATE_ACCOUNT = "create_account"  # PUT /v1/users {temp_ticket}
     SET_ROLE = "set_role"  # PUT /v1/users/{guid} {user_role}
+    CREATE_GROUP = "create_group"  # PUT /v1/groups {temp_ticket}
+    ADD_TO_GROUP = "add_to_group"  # POST /v1/groups/{guid}/members {user_guid}; one per group
 
 
 class StepStatus(StrEnum):
@@ -151,15 +183,23 @@ class Step:
     error: str | None = None  # why it failed, for the approver
     note: str | None = None  # what doing it found (e.g. Connect had given that role already)
     done_at: datetime | None = None
+    # What the step acts on when a request has several of its kind (ADD_TO_GROUP: the group's
+    # GUID; `target_name` its name, for people).
+    target: str | None = None
+    target_name: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "action": self.action.value,
             "status": self.status.value,
             "error": self.error,
             "note": self.note,
             "done_at": self.done_at.isoformat() if self.done_at else None,
         }
+        if self.target is not None:
+            record["target"] = self.target
+            record["target_name"] = self.target_name
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Step:
@@ -170,16 +210,27 @@ class Step:
             error=record.get("error"),
             note=record.get("note"),
             done_at=datetime.fromisoformat(done_at) if done_at else None,
+            target=record.get("target"),
+            target_name=record.get("target_name"),
         )
 
 
-def steps_for(kind: RequestKind, role: str | None) -> tuple[Step, ...]:
+def steps_for(
+    kind: RequestKind, role: str | None, *, groups: Sequence[GroupRef] = ()
+) -> tuple[Step, ...]:
     """What carrying out a request of this kind takes: a new account with a role chosen is
-    created first and given the role after (Connect's create call takes no role)."""
+    created first and given the role after (Connect's create call takes no role); the account
+    is then added to each group asked for, one recorded step per group."""
+    if kind is RequestKind.NEW_GROUP:
+        return (Step(StepAction.CREATE_GROUP),)
+    membership = tuple(
+        Step(StepAction.ADD_TO_GROUP, target=group.guid, target_name=group.name) for group in groups
+    )
     if kind is RequestKind.ROLE_CHANGE:
-        return (Step(StepAction.SET_ROLE),)
+        return (Step(StepAction.SET_ROLE), *membership)
     create = Step(StepAction.CREATE_ACCOUNT)
-    return (create,) if role is None else (create, Step(StepAction.SET_ROLE))
+    role_steps = (create,) if role is None else (create, Step(StepAction.SET_ROLE))
+    return (*role_steps, *membership)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +257,11 @@ class NewRequest:
     connect_guid: str | None = None  # a role change: the account it changes
     subject_id: str | None = None  # the Slack account of the person it is for, when linked
     subject_link: SubjectLink | None = None  # how linking them went (None: not attempted)
+    # A request about a directory group (NEW_GROUP): its name; the person is then empty and
+    # the person's ticket is the group's.
+    group_name: str | None = None
+    # The Connect groups the account is to be added to (checked against Connect at filing).
+    groups: tuple[GroupRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +312,14 @@ class ProvisioningRequest:
     steps: tuple[Step, ...] = ()
     # Every approval given, oldest first, for whichever role (see bot.workflow.approvals).
     approvals: tuple[Approval, ...] = ()
+    # A request about a directory group (NEW_GROUP): the group's name (there is no person).
+    group_name: str | None = None
+    # The Connect groups the account is to be added to, as they were when it was filed.
+    groups: tuple[GroupRef, ...] = ()
+
+    @property
+    def about_group(self) -> bool:
+        return self.kind is RequestKind.NEW_GROUP
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)
@@ -263,6 +327,17 @@ class ProvisioningRequest:
     @property
     def failed_step(self) -> Step | None:
         return next((step for step in self.steps if step.status is StepStatus.FAILED), None)
+
+    @property
+    def membership_steps(self) -> tuple[Step, ...]:
+        return tuple(step for step in self.steps if step.action is StepAction.ADD_TO_GROUP)
+
+    def with_target_step(self, target: str, **changes: Any) -> tuple[Step, ...]:
+        """The steps with the one acting on `target` changed (a group's membership step)."""
+        return tuple(
+            dataclasses.replace(step, **changes) if step.target == target else step
+            for step in self.steps
+        )
 
     def with_step(self, action: StepAction, **changes: Any) -> tuple[Step, ...]:
         """The steps with one of them changed (for a store update)."""

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.workflow.models import Account, DirectoryPage, ProvisioningRequest
+from bot.workflow.models import (
+    Account,
+    DirectoryGroupPage,
+    DirectoryPage,
+    GroupRef,
+    ProvisioningRequest,
+)
 
 
 class SearchProblem(StrEnum):
@@ -19,6 +25,8 @@ class SearchProblem(StrEnum):
     CONNECT_GARBAGE = "connect_garbage"
     CONFIGURATION = "configuration"
     PREFIX_TOO_SHORT = "prefix_too_short"  # an account search needs a longer prefix
+    # Directory groups cannot be searched here: groups come from the login provider (or are off).
+    NO_GROUP_SEARCH = "no_group_search"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,14 @@ class SearchOutcome:
     accounts_only: bool = False
     # Connect manages roles (the login provider does not): accounts may be offered a role change.
     role_changes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSearchOutcome:
+    """Directory groups (without their tickets: read again at filing), or why not."""
+
+    page: DirectoryGroupPage | None = None
+    problem: SearchProblem | None = None
 
 
 class Refusal(StrEnum):
@@ -94,6 +110,13 @@ class FileProblem(StrEnum):
     ROLES_NOT_MANAGED = "roles_not_managed"  # the bot cannot set roles here (provider, key)
     NO_ACCOUNT = "no_account"  # a role change for an account Connect does not have
     SAME_ROLE = "same_role"  # a role change to the role the account has
+    GROUP_IN_CONNECT = "group_in_connect"  # the directory group is in Connect already
+    GROUP_NOT_IN_DIRECTORY = "group_not_in_directory"  # no directory group of that name
+    GROUP_NAME_AMBIGUOUS = "group_name_ambiguous"  # several directory groups share the name
+    NO_GROUP_SEARCH = "no_group_search"  # groups come from the login provider here
+    GROUPS_NOT_OFFERED = "groups_not_offered"  # the bot cannot add members here
+    GROUP_NOT_FOUND = "group_not_found"  # a group chosen is not (any more) in Connect
+    NO_GROUPS_CHOSEN = "no_groups_chosen"  # Join groups without a group
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +163,35 @@ class NoRoleForm:
 
 
 RoleFormOutcome = RoleForm | NoRoleForm
+
+
+class GroupChoiceProblem(StrEnum):
+    """Why a form offers no Connect groups to join."""
+
+    GROUPS_OFF = "groups_off"  # Connect has groups switched off
+    PROVIDER_OWNS_MEMBERS = "provider_owns_members"  # membership comes from the login provider
+    KEY_NOT_ADMIN = "key_not_admin"  # adding members needs an administrator's key
+    CANNOT_READ = "cannot_read"  # Connect did not say just now
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChoice:
+    """Whether a form offers Connect groups (`problem` None) or why not."""
+
+    problem: GroupChoiceProblem | None = None
+
+    @property
+    def offered(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOptions:
+    """Connect groups matching what the requester typed in a form's group select."""
+
+    groups: tuple[GroupRef, ...] = ()
+
+
 DecisionOutcome = Decided | Refused | RoleRaised | ApprovalCounted
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
     Account,
+    GroupRef,
     OutboxItem,
     OutboxKind,
     ProvisioningRequest,
@@ -33,6 +34,7 @@ from bot.workflow.ports import (
     DirectoryError,
     DirectoryProblem,
     DirectoryRefused,
+    GroupDirectory,
     RequestStore,
 )
 from bot.workflow.states import RequestState
@@ -48,6 +50,10 @@ CHECKING_NOTE = (
 )
 # Appended to the card's error while the bot looks at the account after an unanswered role call.
 ROLE_CHECKING_NOTE = "The bot is checking whether Connect changed the role."
+# Appended to the card's error while the bot looks for the group a PUT /v1/groups may have made.
+GROUP_CHECKING_NOTE = (
+    "The bot is checking whether Connect brought the group in; Approve comes back if it did not."
+)
 # Connect's clock is not the database's (the PUT's times are the database's). An account whose
 # created_time is at most this much earlier than the first PUT whose answer never came still
 # counts as created by it. Servers kept by NTP agree within a second; two minutes also covers a
@@ -104,7 +110,7 @@ def _settled_steps(
 
 def _problem_of(note: str | None) -> str | None:
     """The problem a checking or unsettled note starts with (see DirectoryError.problem)."""
-    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, UNSETTLED_NOTE):
+    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, GROUP_CHECKING_NOTE, UNSETTLED_NOTE):
         if note and note.endswith(f". {suffix}"):
             return note.removesuffix(f". {suffix}")
     return None
@@ -117,6 +123,7 @@ class Provisioner:
         store: RequestStore,
         directory: Directory,
         instance_id: str,
+        groups: GroupDirectory | None = None,
         lease_seconds: float = 120.0,
         settle_delays: Sequence[float] = settle_schedule(10.0),
         clock: Clock = utcnow,
@@ -124,6 +131,7 @@ class Provisioner:
     ) -> None:
         self.store = store
         self.directory = directory
+        self.groups = groups
         self.instance_id = instance_id
         self.lease = timedelta(seconds=lease_seconds)
         self.settle_delays = tuple(settle_delays)
@@ -140,6 +148,8 @@ class Provisioner:
         """Create the account of a request this process has just claimed (its lease is ours);
         returns the request as it ended up (approved, already there, pending again, …)."""
         async with self._holding(claimed.id):
+            if claimed.kind is RequestKind.NEW_GROUP:
+                return await self._bring_in_group(claimed)
             if claimed.kind is RequestKind.ROLE_CHANGE:
                 return await self._set_role(claimed, known_role=None, look_first=False)
             return await self._provision(claimed)
@@ -702,6 +712,8 @@ class Provisioner:
             return None
         log.info("request %s: settling an interrupted approval", stuck.id)
         async with self._holding(taken.id):
+            if taken.kind is RequestKind.NEW_GROUP:
+                return await self._recover_group(taken, stuck)
             if _account_settled(taken):
                 # The account is there (or the request changes an existing one): carry on with
                 # the steps left, looking before setting a role again.
@@ -740,3 +752,198 @@ class Provisioner:
         left = (taken.put_sent_at + self.put_patience - now).total_seconds()
         left = min(left, self.put_patience.total_seconds())
         return (0.0,) if left <= 0 else (0.0, left)
+
+    # -- directory groups ----------------------------------------------------------------------
+
+    def _group_port(self) -> GroupDirectory:
+        if self.groups is None:  # pragma: no cover - wired in production and in every test
+            raise RuntimeError("a group request needs the group directory")
+        return self.groups
+
+    async def _bring_in_group(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """PUT /v1/groups {temp_ticket}, at most once per approval (a stale ticket: once more
+        with a fresh one), under a live lease and recorded before it is sent, like an
+        account's PUT. An unanswered PUT is settled by looking the group up by name."""
+        groups = self._group_port()
+        ticket = request.temp_ticket
+        for attempt in (1, 2):
+            sent = await self.store.mark_put_sent(
+                request.id,
+                owner=self.instance_id,
+                lease_seconds=self.lease.total_seconds(),
+                now=self.clock(),
+            )
+            if sent is None:
+                log.warning("request %s: the lease ran out before the PUT; not sent", request.id)
+                return await self._reload(request)
+            request = sent
+            try:
+                group = await groups.create_group(ticket)
+            except DirectoryRefused as exc:
+                answered = await self._put_answered(request)
+                if answered is None:
+                    return await self._reload(request)
+                request = answered
+                if exc.kind is DirectoryProblem.GROUP_EXISTS:  # codes 131 and 15
+                    return await self._group_there(request)
+                if exc.kind is DirectoryProblem.STALE_TICKET and attempt == 1:
+                    fresh = await self._fresh_group_ticket(request)
+                    if isinstance(fresh, ProvisioningRequest):
+                        return fresh
+                    ticket = fresh
+                    continue
+                log.warning("request %s: Connect refused the group: %s", request.id, exc.problem)
+                return await self._back_to_pending(request, exc.explanation)
+            except DirectoryError as exc:
+                log.warning(
+                    "request %s: outcome of the group PUT unknown: %s", request.id, exc.problem
+                )
+                return await self._settle_group(request, exc.problem, delays=self.settle_delays)
+            return await self._group_settled(request, group, created=True)
+        raise AssertionError("unreachable: the loop returns on its second attempt")
+
+    async def _fresh_group_ticket(self, request: ProvisioningRequest) -> str | ProvisioningRequest:
+        """Code 127: search the directory again and take the one group of that name's ticket."""
+        name = request.group_name or ""
+        try:
+            found = await self._group_port().find_directory_groups(name)
+        except DirectoryError as exc:
+            return await self._back_to_pending(request, _group_not_created(exc.problem))
+        if not found:
+            return await self._back_to_pending(request, f"{name} is no longer in the directory.")
+        if len(found) > 1:
+            return await self._back_to_pending(
+                request,
+                f"Several directory groups are now named {name}, so the bot cannot tell which "
+                "one was asked for. Deny this request and ask again once the name is unique.",
+            )
+        [group] = found
+        if group.in_connect:
+            return await self._group_there(request)
+        updated = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"temp_ticket": group.temp_ticket},
+            lease_owner=self.instance_id,
+        )
+        return group.temp_ticket if updated is not None else await self._reload(request)
+
+    async def _group_there(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Connect says the group is in already (131, 15): this request's if an earlier PUT of
+        it went unanswered, else it was brought in by someone else meanwhile."""
+        try:
+            group = await self._group_port().find_group(request.group_name or "")
+        except DirectoryError as exc:
+            return await self._keep_unsettled(request, exc.problem)
+        if request.unknown_put_at is not None:
+            note = (
+                "Brought in during this approval: Connect did not confirm an earlier request in "
+                "time, and said afterwards that the group was there."
+            )
+            if group is not None:
+                return await self._group_settled(request, group, created=True, note=note)
+        return await self._group_settled(request, group, created=False)
+
+    async def _settle_group(
+        self,
+        request: ProvisioningRequest,
+        problem: str,
+        *,
+        delays: Sequence[float],
+        announce: bool = True,
+    ) -> ProvisioningRequest:
+        """The group PUT may or may not have happened: look the group up by name at `delays`
+        before anything is retried (as `_settle_unknown` does for an account)."""
+        since = request.unknown_put_at or request.put_sent_at
+        if announce or (since is not None and since != request.unknown_put_at):
+            note = f"{problem}. {GROUP_CHECKING_NOTE}" if announce else request.last_error
+            checking = await self._note_on_card(request, note, unknown_put_at=since)
+            if checking is None:
+                return await self._reload(request)
+            request = checking
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        unanswered: DirectoryError | None = None
+        for delay in delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                group = await self._group_port().find_group(request.group_name or "")
+            except DirectoryRefused as exc:
+                log.error("request %s: Connect refused the look-up: %s", request.id, exc.problem)
+                return await self._keep_unsettled(request, problem, because=exc.explanation)
+            except DirectoryError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if group is not None:
+                note = (
+                    "Brought in during this approval: Connect did not confirm the request in "
+                    "time, and the bot found the group afterwards."
+                )
+                return await self._group_settled(request, group, created=True, note=note)
+        if unanswered is not None:
+            return await self._keep_unsettled(request, problem)
+        return await self._back_to_pending(request, _group_not_created(problem))
+
+    async def _recover_group(
+        self, taken: ProvisioningRequest, stuck: ProvisioningRequest
+    ) -> ProvisioningRequest:
+        if taken.put_sent_at is None:
+            try:
+                group = await self._group_port().find_group(taken.group_name or "")
+            except DirectoryError as exc:
+                return await self._keep_unsettled(taken, exc.problem)
+            if group is not None:
+                # Only an earlier unanswered PUT of this request can have brought it in.
+                ours = taken.unknown_put_at is not None
+                return await self._group_settled(taken, group, created=ours)
+            return await self._back_to_pending(
+                taken,
+                "The bot stopped before it asked Connect to bring the group in, so nothing "
+                "changed. Press Approve to try again.",
+            )
+        problem = _problem_of(stuck.last_error) or "The bot stopped while bringing the group in"
+        return await self._settle_group(
+            taken, problem, delays=self._delays_after(taken), announce=False
+        )
+
+    async def _group_settled(
+        self,
+        request: ProvisioningRequest,
+        group: GroupRef | None,
+        *,
+        created: bool,
+        note: str | None = None,
+    ) -> ProvisioningRequest:
+        """The group is in Connect: brought in by this request (APPROVED) or there before
+        (ALREADY_EXISTS)."""
+        if created:
+            steps = request.with_step(
+                StepAction.CREATE_GROUP, status=StepStatus.DONE, error=None, done_at=self.clock()
+            )
+        else:
+            steps = request.with_step(
+                StepAction.CREATE_GROUP,
+                status=StepStatus.SKIPPED,
+                note="The group was in Connect already.",
+            )
+            if group is None:
+                note = (
+                    "Connect says the group is there already, but the bot cannot find it by name."
+                )
+        changes: dict[str, object] = {
+            "connect_guid": group.guid if group is not None else None,
+            "temp_ticket": "",  # a credential with no further use: do not keep it
+            "last_error": None,
+            "outcome_note": note,
+            "put_sent_at": None,
+            "steps": steps,
+        }
+        state = RequestState.APPROVED if created else RequestState.ALREADY_EXISTS
+        return await self._end(request, state, changes)
+
+
+def _group_not_created(problem: str) -> str:
+    return f"{problem}, and the group was not brought in. Press Approve to try again."

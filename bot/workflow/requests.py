@@ -18,6 +18,7 @@ from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
     DirectoryCapabilities,
+    DirectoryGroupPage,
     DirectoryPage,
     NewRequest,
     OutboxItem,
@@ -36,6 +37,7 @@ from bot.workflow.outcomes import (
     Filed,
     FileOutcome,
     FileProblem,
+    GroupSearchOutcome,
     HomeContent,
     NoRoleForm,
     NotFiled,
@@ -57,6 +59,7 @@ from bot.workflow.ports import (
     DirectoryRefused,
     DirectoryUnavailable,
     DuplicateRequestError,
+    GroupDirectory,
     PeopleLookup,
     PersonLookupUnavailable,
     RequestStore,
@@ -103,6 +106,7 @@ class Requests:
         approvers: ApproverPolicy,
         provisioner: Provisioner,
         people: PeopleLookup | None = None,
+        groups: GroupDirectory | None = None,
         search_limit: int = 50,
         requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
         approvals_required: ApprovalsRequired | None = None,
@@ -115,6 +119,7 @@ class Requests:
         self.approvers = approvers
         self.provisioner = provisioner
         self.people = people
+        self.groups = groups
         self.search_limit = search_limit
         self.requestable_roles = tuple(role for role in ROLES if role in requestable_roles)
         self.approvals_required = approvals_required or ApprovalsRequired()
@@ -316,7 +321,12 @@ class Requests:
         return (found, SubjectLink.LINKED) if found else (None, SubjectLink.NOT_FOUND)
 
     async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
-        subject_id, link = await self._link_subject(new.person.email)
+        # A group request is about nobody: there is no one to keep from deciding it.
+        subject_id, link = (
+            (None, None)
+            if new.group_name is not None
+            else await self._link_subject(new.person.email)
+        )
         new = dataclasses.replace(new, subject_id=subject_id, subject_link=link)
         try:
             request = await self.store.create(new, outbox=outbox)
@@ -349,6 +359,92 @@ class Requests:
         if not roles:
             return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
         return RoleForm(account, roles)
+
+    # -- directory groups ----------------------------------------------------------------------
+
+    async def _group_search_refused(self) -> bool:
+        """Whether Connect says its directory groups cannot be searched (groups off, or they
+        come from a provider without remote group search); unknown: not refused (try)."""
+        try:
+            caps = await self.directory.capabilities()
+        except DirectoryError:
+            return False
+        return caps.groups_enabled is False or caps.remote_group_search is False
+
+    async def group_search(self, prefix: str) -> GroupSearchOutcome:
+        """Directory (LDAP) groups for a prefix, each in Connect already or not, without their
+        tickets (filing reads a fresh one)."""
+        if self.groups is None or await self._group_search_refused():
+            return GroupSearchOutcome(problem=SearchProblem.NO_GROUP_SEARCH)
+        try:
+            page = await self.groups.search_directory_groups(prefix, limit=self.search_limit)
+        except DirectoryRefused as exc:
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                return GroupSearchOutcome(problem=SearchProblem.NO_GROUP_SEARCH)
+            return GroupSearchOutcome(problem=_search_problem(exc, "group search"))
+        except DirectoryError as exc:
+            return GroupSearchOutcome(problem=_search_problem(exc, "group search"))
+        return GroupSearchOutcome(
+            page=DirectoryGroupPage(
+                groups=tuple(dataclasses.replace(g, temp_ticket="") for g in page.groups),
+                total=page.total,
+            )
+        )
+
+    async def file_group_request(
+        self,
+        *,
+        requester_id: str,
+        name: str,
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to bring the directory group `name` into Connect.
+
+        The name comes back from the requester's client (a button): the group and its ticket
+        are read from the directory now. Directory group names are not unique: a name that
+        several groups share is refused, since the approvers could not tell which one."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        if self.groups is None or await self._group_search_refused():
+            return NotFiled(FileProblem.NO_GROUP_SEARCH)
+        existing = await self.store.find_active_group(name)
+        if existing is not None:
+            return Duplicate(existing)
+        try:
+            found = await self.groups.find_directory_groups(name)
+        except DirectoryRefused as exc:
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                return NotFiled(FileProblem.NO_GROUP_SEARCH)
+            log.warning("could not confirm the group in the directory: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        except DirectoryError as exc:
+            log.warning("could not confirm the group in the directory: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if not found:
+            return NotFiled(FileProblem.GROUP_NOT_IN_DIRECTORY)
+        if len(found) > 1:
+            return NotFiled(FileProblem.GROUP_NAME_AMBIGUOUS)
+        [group] = found
+        if group.in_connect:
+            return NotFiled(FileProblem.GROUP_IN_CONNECT, guid=group.guid)
+        if not group.temp_ticket:
+            return NotFiled(FileProblem.GROUP_NOT_IN_DIRECTORY)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            # No person: the group's ticket rides where a person's would.
+            person=Person(username="", full_name="", email="", temp_ticket=group.temp_ticket),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.NEW_GROUP,
+            group_name=group.name,
+        )
+        return await self._create(new, outbox)
 
     # -- decide ----------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from bot.slack.ui.text import (
     ERROR,
     GUID,
     LONG_TEXT,
+    NAME,
     REASON,
     USERNAME,
     clip,
@@ -68,6 +69,8 @@ def approval_card(
     `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
     line; a role change takes no new seat). `approvals_needed`: how many approvals the role
     asked needs now (APPROVALS_REQUIRED), shown with those given while it waits."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return _group_card(req, connect_url=connect_url, approvals_needed=approvals_needed)
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
@@ -97,6 +100,30 @@ def approval_card(
     return message(fallback, blocks)
 
 
+def _group_card(req: ProvisioningRequest, *, connect_url: str, approvals_needed: int) -> Message:
+    """The card of a request to bring a directory group into Connect (there is no person)."""
+    title = "Connect group request"
+    blocks: list[Block] = [
+        header(title),
+        section_md(
+            f"{mention(req.requester_id)} asks to bring a directory group into Posit Connect:"
+        ),
+        section_plain(role_lines(req)),
+        section_plain(
+            "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
+        ),
+    ]
+    meta: list[dict[str, Any]] = []
+    if req.created_at:
+        meta.append(md(f"Requested {slack_date(req.created_at)}"))
+    meta.append(plain(f"Request {clip(req.id, GUID)}"))
+    blocks.append(context(*meta))
+    blocks.extend(step_blocks(req))
+    blocks.extend(_state_blocks(req, connect_url, approvals_needed))
+    fallback = f"{title} for {fallback_value(req.group_name)}: {status_words(req.state)}"
+    return message(fallback, blocks)
+
+
 def _approved_before(req: ProvisioningRequest) -> list[Block]:
     """Approvals given before a denial ended the request (any denial does)."""
     names = approvers_of(req.approvals)
@@ -107,6 +134,8 @@ def _approved_before(req: ProvisioningRequest) -> list[Block]:
 
 def _doing(req: ProvisioningRequest, *, done: bool) -> str:
     """The step under way, as "Creating the account" or (done) "the account was created"."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return "the group was brought in" if done else "Bringing the group into Connect"
     create = req.step(StepAction.CREATE_ACCOUNT)
     if req.kind is RequestKind.NEW_ACCOUNT and (
         create is None or create.status is not StepStatus.DONE
@@ -151,6 +180,8 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
             done = (
                 f"the role is now {role_label(req.role_granted)}"
                 if req.kind is RequestKind.ROLE_CHANGE
+                else "the group is now in Posit Connect"
+                if req.kind is RequestKind.NEW_GROUP
                 else "the account was created"
                 + (f" with the role {role_label(req.role_granted)}" if req.role_granted else "")
             )
@@ -158,17 +189,22 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
                 section_md(f":white_check_mark: Approved by {approved_by(req)}; {done}."),
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.ALREADY_EXISTS:
+            there = (
+                f"The group {clip(req.group_name, NAME)} was in Posit Connect already."
+                if req.kind is RequestKind.NEW_GROUP
+                else f"{clip(req.username, USERNAME)} already had an account."
+            )
             return [
-                section_plain(f"{clip(req.username, USERNAME)} already had an account."),
+                section_plain(there),
                 section_md(
                     f":information_source: Approved by {approved_by(req)}; nothing was created."
                 ),
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.DENIED:
             return [
@@ -198,7 +234,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
                 section_md(f":warning: Approved by {approved_by(req)}, but a step failed."),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
                 retry_actions(req.id, block_id=RETRY_ACTIONS_BLOCK),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.CLOSED:
             return [
@@ -207,7 +243,7 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
                     f"{mention(req.closed_by)} closed the request as it stood."
                 ),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case _:
             assert_never(state)

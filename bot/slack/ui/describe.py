@@ -64,6 +64,8 @@ def kind_words(kind: RequestKind) -> str:
             return "a new account"
         case RequestKind.ROLE_CHANGE:
             return "a role change"
+        case RequestKind.NEW_GROUP:
+            return "a directory group in Connect"
         case _:
             assert_never(kind)
 
@@ -74,6 +76,8 @@ def kind_title(kind: RequestKind) -> str:
             return "New account"
         case RequestKind.ROLE_CHANGE:
             return "Role change"
+        case RequestKind.NEW_GROUP:
+            return "New group"
         case _:
             assert_never(kind)
 
@@ -90,6 +94,10 @@ def step_words(action: StepAction, req: ProvisioningRequest) -> str:
             return "Create the account"
         case StepAction.SET_ROLE:
             return f"Set the role to {role_label(req.role_granted or req.role_asked)}"
+        case StepAction.CREATE_GROUP:
+            return "Bring the group into Connect"
+        case StepAction.ADD_TO_GROUP:
+            return "Add the account to a group"
         case _:
             assert_never(action)
 
@@ -127,8 +135,23 @@ def subject_blocks(req: ProvisioningRequest) -> list[Block]:
     ]
 
 
+def group_names(req: ProvisioningRequest) -> str:
+    """The Connect groups an account request adds the account to, as plain text ("" if none)."""
+    return ", ".join(clip(group.name, NAME) for group in req.groups)
+
+
 def role_lines(req: ProvisioningRequest) -> str:
-    """The roles a request is about, as plain text: asked, granted, and before (a change)."""
+    """The roles a request is about, as plain text: asked, granted, and before (a change); and
+    the groups it adds the account to. A group request: the group."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return f"Directory group: {clip(req.group_name, NAME)}"
+    lines = _role_lines(req)
+    if req.groups:
+        lines += f"\nGroups: {group_names(req)}"
+    return lines
+
+
+def _role_lines(req: ProvisioningRequest) -> str:
     lines = []
     if req.kind is RequestKind.ROLE_CHANGE:
         label = "Current role" if req.state is RequestState.PENDING else "Role before"
@@ -160,7 +183,10 @@ def step_blocks(req: ProvisioningRequest) -> list[Block]:
         return []
     lines = []
     for step in req.steps:
-        line = f"{_STEP_MARKS[step.status]} {step_words(step.action, req)}: {step.status.value}"
+        words = step_words(step.action, req)
+        if step.action is StepAction.ADD_TO_GROUP:
+            words = f"Add the account to {clip(step.target_name, NAME) or 'a group'}"
+        line = f"{_STEP_MARKS[step.status]} {words}: {step.status.value}"
         detail = step.error or step.note
         if detail:
             line += f" — {clip(detail, ERROR, multiline=True)}"
@@ -202,8 +228,17 @@ def person_fields(full_name: str, username: str, email: str) -> Block:
     }
 
 
+def subject_name(req: ProvisioningRequest) -> str:
+    """What a request is about, in a word: the person's username, or the group's name."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return req.group_name or ""
+    return req.username
+
+
 def who(req: ProvisioningRequest) -> str:
-    """`Full Name (username)`, for plain text."""
+    """`Full Name (username)`, for plain text; a group request: `the group name`."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return f"the group {clip(req.group_name, NAME)}"
     name = clip(req.full_name, NAME)
     user = clip(req.username, USERNAME)
     return f"{name} ({user})" if name else user or "(no username)"
@@ -276,9 +311,12 @@ def approval_count_blocks(req: ProvisioningRequest, needed: int) -> list[Block]:
     return blocks
 
 
-def guid_blocks(guid: str | None, connect_url: str) -> list[Block]:
+def guid_blocks(guid: str | None, connect_url: str, *, person: bool = True) -> list[Block]:
+    """The Connect GUID, and a link to the person in Connect (`person`; a group has none)."""
     if not guid:
         return []
+    if not person:
+        return [context(plain(f"Connect group GUID: {clip(guid, GUID)}"))]
     blocks: list[Block] = [context(plain(f"Connect GUID: {clip(guid, GUID)}"))]
     if SAFE_GUID_RE.fullmatch(guid):
         url = link_url(connect_person_url(connect_url, guid))

@@ -12,12 +12,18 @@ ACTION_CANCEL = "cancel_request"
 ACTION_CHANGE_ROLE = "change_role"  # on an account in search results; value: the account's GUID
 ACTION_RETRY = "retry_step"
 ACTION_CLOSE = "close_incomplete"
+# On a directory group in `group search` results; value: the group's name
+ACTION_REQUEST_GROUP = "request_group"
+# On an account in search results (where the bot may add members); value: the account's GUID
+ACTION_JOIN_GROUPS = "join_groups"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
 VIEW_DENY_REASON = "deny_reason_modal"
 VIEW_ROLE_CHANGE = "role_change_modal"
 VIEW_APPROVE = "approve_modal"
+VIEW_GROUP_REQUEST = "group_request_modal"
+VIEW_JOIN_GROUPS = "join_groups_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
@@ -40,3 +46,7 @@ RETRY_ACTIONS_BLOCK = "retry_actions"
 CANCEL_ACTIONS_BLOCK = "cancel_actions"
 # block_id prefix of each request's Approve/Deny block on the Home tab (one per request: unique)
 HOME_DECIDE_BLOCK_PREFIX = "home_decide:"
+# The Connect groups chosen in a request form (a multi_external_select whose options come from
+# a block_suggestion): state.values[GROUPS_BLOCK][GROUPS_INPUT]["selected_options"]
+GROUPS_BLOCK = "groups_block"
+GROUPS_INPUT = "groups_input"

@@ -245,6 +245,8 @@ def approve_modal(
         # Giving the account the role it has is no change.
         roles = [role for role in roles if role != req.role_before]
         question = f"Approve the role change for {who(req)}?"
+    elif req.kind is RequestKind.NEW_GROUP:
+        question = f"Approve bringing {who(req)} into Posit Connect?"
     else:
         question = f"Approve the account request for {who(req)}?"
     asked = role_label(req.role_asked)

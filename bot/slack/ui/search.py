@@ -26,6 +26,7 @@ from bot.slack.ui.kit import (
     section_plain,
 )
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS
+from bot.slack.ui.refusals import GROUPS_FROM_PROVIDER
 from bot.slack.ui.text import GUID, PREFIX, clip, fallback_value
 from bot.slack.ui.values import encode_person_value, is_account_guid, person_value_too_long
 from bot.workflow.models import DirectoryEntry, DirectoryPage
@@ -183,6 +184,9 @@ def search_failure_message(problem: SearchProblem, prefix: str) -> Message:
                 "this server lists Connect's accounts, and a shorter prefix would list nearly "
                 "everyone."
             )
+        case SearchProblem.NO_GROUP_SEARCH:
+            fallback = "Groups come from the login provider"
+            text = f":no_entry: {GROUPS_FROM_PROVIDER}"
         case SearchProblem.CONFIGURATION:
             fallback = "The bot is not set up correctly"
             text = (

@@ -20,6 +20,7 @@ from bot.slack.listeners.actions import (
     deny,
     options,
     request_account,
+    request_group,
     retry,
     unknown,
 )
@@ -36,6 +37,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_CHANGE_ROLE)(change_role.listener(deps))
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
     app.action(ids.ACTION_CLOSE)(close.listener(deps))
+    app.action(ids.ACTION_REQUEST_GROUP)(request_group.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

@@ -9,8 +9,17 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.command import Help, Pending, Search, Seats, Status, parse_command
+from bot.slack.command import (
+    GroupSearch,
+    Help,
+    Pending,
+    Search,
+    Seats,
+    Status,
+    parse_command,
+)
 from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui.groups import group_results_message
 from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
@@ -37,7 +46,7 @@ def listener(deps: ListenerDeps) -> Listener:
         response_url = command.get("response_url")
 
         # Parsing is pure and cheap: done here too so a failure is reported in the command's terms.
-        if isinstance(parse_command(command.get("text") or ""), Search):
+        if isinstance(parse_command(command.get("text") or ""), Search | GroupSearch):
             failure = search_error_message("")
         else:
             failure = refusal_message(
@@ -77,6 +86,8 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await status_reply(deps, command["user_id"])
     if isinstance(parsed, Seats):
         return await seats_reply(deps, command["user_id"])
+    if isinstance(parsed, GroupSearch):
+        return await group_search_reply(deps, command["user_id"], parsed.prefix)
     assert isinstance(parsed, Search)
     refusal = await deps.people.search_refusal(command["user_id"])
     if refusal is not None:
@@ -94,6 +105,18 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
             role_changes=outcome.role_changes,
         )
     return no_results_message(parsed.prefix, accounts_only=outcome.accounts_only)
+
+
+async def group_search_reply(deps: ListenerDeps, user_id: str, prefix: str) -> Message:
+    # Directory groups are directory data: the same gate as a search for people.
+    refusal = await deps.people.search_refusal(user_id)
+    if refusal is not None:
+        return refusal_message(refusal)
+    outcome = await deps.requests.group_search(prefix)
+    if outcome.problem is not None:
+        return search_failure_message(outcome.problem, prefix)
+    assert outcome.page is not None
+    return group_results_message(prefix, outcome.page)
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -12,6 +12,7 @@ from bot.slack.listeners.deps import ListenerDeps
 from bot.slack.listeners.views import (
     approve_role,
     deny_reason,
+    group_request,
     justification,
     role_change,
     unknown,
@@ -24,5 +25,6 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_DENY_REASON)(deny_reason.listener(deps))
     app.view(ids.VIEW_ROLE_CHANGE)(role_change.listener(deps))
     app.view(ids.VIEW_APPROVE)(approve_role.listener(deps))
+    app.view(ids.VIEW_GROUP_REQUEST)(group_request.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))
