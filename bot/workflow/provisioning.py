@@ -105,7 +105,18 @@ def _settled_steps(
     skipped = dataclasses.replace(request, steps=steps).with_step(
         StepAction.SET_ROLE, status=StepStatus.SKIPPED, note="Not set: the account existed already."
     )
-    return skipped
+    return dataclasses.replace(request, steps=skipped).with_step(
+        StepAction.ADD_TO_GROUP,
+        status=StepStatus.SKIPPED,
+        note="Not added: the account existed already (ask to Join groups).",
+    )
+
+
+def _membership_due(request: ProvisioningRequest) -> bool:
+    """Whether the account still has groups to be added to (it must exist by now)."""
+    return bool(request.connect_guid) and any(
+        step.status in (StepStatus.PENDING, StepStatus.FAILED) for step in request.membership_steps
+    )
 
 
 def _problem_of(note: str | None) -> str | None:
@@ -165,6 +176,8 @@ class Provisioner:
         role_step = request.step(StepAction.SET_ROLE)
         if role_step is not None and role_step.status is not StepStatus.DONE:
             return await self._set_role(request, known_role=None, look_first=True)
+        if _membership_due(request):
+            return await self._add_to_groups(request)
         return await self._complete(request)
 
     @contextlib.asynccontextmanager
@@ -459,6 +472,19 @@ class Provisioner:
                 "request %s: account created (guid %s); setting its role", request.id, user.guid
             )
             return await self._set_role(recorded, known_role=user.user_role, look_first=False)
+        if created and any(step.status is StepStatus.PENDING for step in request.membership_steps):
+            # Recorded before the first group: a crash from here on never creates it twice.
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={**changes, "put_sent_at": None},
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            return await self._add_to_groups(recorded)
         return await self._end(request, state, changes)
 
     async def _end(
@@ -609,6 +635,19 @@ class Provisioner:
                 note=note,
                 done_at=self.clock(),
             )
+        if _membership_due(request):
+            # The role step is recorded before the groups: a retry never sets it again.
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={"steps": steps, "put_sent_at": None},
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            return await self._add_to_groups(recorded)
         return await self._end(
             request,
             RequestState.APPROVED,
@@ -752,6 +791,97 @@ class Provisioner:
         left = (taken.put_sent_at + self.put_patience - now).total_seconds()
         left = min(left, self.put_patience.total_seconds())
         return (0.0,) if left <= 0 else (0.0, left)
+
+    # -- group membership ----------------------------------------------------------------------
+
+    async def _add_to_groups(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Add the account to each group still to do, one recorded step per group, under a
+        live lease. Code 16 (a member already) counts as done, so an unanswered POST is settled
+        by sending it again; a refusal leaves the request incomplete for a retry of the steps
+        left."""
+        groups = self._group_port()
+        guid = request.connect_guid or ""
+        for step in request.membership_steps:
+            if step.status not in (StepStatus.PENDING, StepStatus.FAILED) or not step.target:
+                continue
+            held = await self.store.renew_lease(
+                request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
+            )
+            if not held:
+                log.warning("request %s: the lease ran out before a group was added", request.id)
+                return await self._reload(request)
+            added: bool | None = None
+            unanswered: DirectoryError | None = None
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for delay in (0.0, *self.settle_delays):
+                await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                try:
+                    added = await groups.add_member(step.target, guid)
+                except DirectoryRefused as exc:
+                    log.warning(
+                        "request %s: Connect refused a group member: %s", request.id, exc.problem
+                    )
+                    return await self._group_step_failed(request, step.target, exc.explanation)
+                except DirectoryError as exc:
+                    unanswered = exc
+                    continue
+                unanswered = None
+                break
+            if unanswered is not None or added is None:
+                problem = unanswered.problem if unanswered else "Connect did not answer"
+                return await self._keep_unsettled(request, problem)
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={
+                    "steps": request.with_target_step(
+                        step.target,
+                        status=StepStatus.DONE,
+                        error=None,
+                        note=None if added else "It was a member already.",
+                        done_at=self.clock(),
+                    ),
+                    "last_error": None,
+                },
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            request = recorded
+        return await self._end(
+            request,
+            RequestState.APPROVED,
+            {"steps": request.steps, "last_error": None, "put_sent_at": None},
+        )
+
+    async def _group_step_failed(
+        self, request: ProvisioningRequest, target: str, why: str
+    ) -> ProvisioningRequest:
+        """A group refused the member: the account stays as it is (its earlier steps are done)
+        and the request waits, incomplete, for a retry of the steps left or a close."""
+        step = next(s for s in request.membership_steps if s.target == target)
+        name = step.target_name or "a group"
+        failed = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.INCOMPLETE,
+            now=self.clock(),
+            changes={
+                "steps": request.with_target_step(target, status=StepStatus.FAILED, error=why),
+                "last_error": f"Adding the account to the group {name} failed: {why}",
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+        )
+        if failed is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return failed
 
     # -- directory groups ----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.approvers import approver_refusal
@@ -20,6 +20,7 @@ from bot.workflow.models import (
     DirectoryCapabilities,
     DirectoryGroupPage,
     DirectoryPage,
+    GroupRef,
     NewRequest,
     OutboxItem,
     OutboxKind,
@@ -37,6 +38,8 @@ from bot.workflow.outcomes import (
     Filed,
     FileOutcome,
     FileProblem,
+    GroupChoice,
+    GroupChoiceProblem,
     GroupSearchOutcome,
     HomeContent,
     NoRoleForm,
@@ -75,6 +78,10 @@ MAX_JUSTIFICATION = 1000
 MIN_ACCOUNT_PREFIX = 3
 MAX_DENY_REASON = 500
 MAX_APPROVAL_NOTE = 500
+# How many Connect groups one request may add an account to (each is a step of its own).
+MAX_GROUPS = 10
+# How many groups a form's group select offers at once (Slack shows at most 100 options).
+MAX_GROUP_OPTIONS = 100
 
 # A search refused by the directory, as the searcher is told.
 _SEARCH_REFUSALS = {
@@ -207,8 +214,10 @@ class Requests:
         justification: str,
         role: str | None = None,
         response_url: str | None = None,
+        group_guids: Sequence[str] = (),
     ) -> FileOutcome:
-        """File a request for the directory entry `username`.
+        """File a request for the directory entry `username` (and the Connect groups
+        `group_guids` to add the account to, checked against Connect now).
 
         The username comes back from the requester's client (a button), so nothing else is
         taken from there: the ticket and the identity the approvers see are read from the
@@ -237,6 +246,9 @@ class Requests:
             return NotFiled(FileProblem.NOT_IN_DIRECTORY)
         if fresh.has_account:
             return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
         person = Person(
             username=fresh.username,
             full_name=fresh.full_name,
@@ -253,6 +265,7 @@ class Requests:
             justification=justification,
             created_at=self.clock(),
             role_asked=role,
+            groups=chosen,
         )
         return await self._create(new, outbox)
 
@@ -264,8 +277,10 @@ class Requests:
         role: str,
         justification: str,
         response_url: str | None = None,
+        group_guids: Sequence[str] = (),
     ) -> FileOutcome:
-        """File a request to give the existing account `guid` the role `role`.
+        """File a request to give the existing account `guid` the role `role` (and add it to
+        the Connect groups `group_guids`, checked against Connect now).
 
         Both come back from the requester's client, so the account is read from Connect now
         (who the approvers see, and the role it has) and the role must be one offered."""
@@ -285,6 +300,9 @@ class Requests:
         existing = await self.store.find_active(account.username)
         if existing is not None:
             return Duplicate(existing)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
         outbox = [OutboxItem(OutboxKind.POST_CARD)]
         if response_url:
             outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
@@ -303,6 +321,7 @@ class Requests:
             role_asked=role,
             role_before=account.user_role,
             connect_guid=account.guid,
+            groups=chosen,
         )
         return await self._create(new, outbox)
 
@@ -359,6 +378,63 @@ class Requests:
         if not roles:
             return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
         return RoleForm(account, roles)
+
+    # -- Connect groups in request forms ----------------------------------------------------------
+
+    async def group_choice(self) -> GroupChoice:
+        """Whether request forms offer Connect groups: where Connect manages membership itself
+        (groups on, membership not from the provider) and the bot's key is an administrator's
+        (adding to a group its owner does not own needs one). Unknown counts as not offered."""
+        if self.groups is None:
+            return GroupChoice(GroupChoiceProblem.GROUPS_OFF)
+        try:
+            caps = await self.directory.capabilities()
+            if caps.groups_enabled is False:
+                return GroupChoice(GroupChoiceProblem.GROUPS_OFF)
+            if caps.provider_owns_group_members is True:
+                return GroupChoice(GroupChoiceProblem.PROVIDER_OWNS_MEMBERS)
+            if caps.groups_enabled is None or caps.provider_owns_group_members is None:
+                return GroupChoice(GroupChoiceProblem.CANNOT_READ)
+            if await self.directory.key_role() != "administrator":
+                return GroupChoice(GroupChoiceProblem.KEY_NOT_ADMIN)
+        except DirectoryError as exc:
+            log.warning("cannot tell whether groups can be offered: %s", exc.problem)
+            return GroupChoice(GroupChoiceProblem.CANNOT_READ)
+        return GroupChoice()
+
+    async def group_options(self, prefix: str) -> tuple[GroupRef, ...]:
+        """Connect groups whose name starts with `prefix`, for a form's group select; none
+        where groups are not offered or Connect does not answer (the form then says nothing
+        matched: it never fails)."""
+        if self.groups is None or not (await self.group_choice()).offered:
+            return ()
+        try:
+            return await self.groups.list_groups(prefix.strip(), limit=MAX_GROUP_OPTIONS)
+        except DirectoryError as exc:
+            log.warning("could not list Connect groups for a form: %s", exc.problem)
+            return ()
+
+    async def _chosen_groups(self, guids: Sequence[str]) -> tuple[GroupRef, ...] | FileProblem:
+        """The groups a form came back with, read from Connect now (their GUIDs come from the
+        requester's client): each must exist, and groups must be offered at all."""
+        wanted = list(dict.fromkeys(guid for guid in guids if guid))
+        if not wanted:
+            return ()
+        if len(wanted) > MAX_GROUPS:
+            return FileProblem.GROUPS_NOT_OFFERED
+        if self.groups is None or not (await self.group_choice()).offered:
+            return FileProblem.GROUPS_NOT_OFFERED
+        found: list[GroupRef] = []
+        for guid in wanted:
+            try:
+                group = await self.groups.get_group(guid)
+            except DirectoryError as exc:
+                log.warning("could not confirm a group chosen: %s", exc.problem)
+                return FileProblem.CANNOT_VERIFY
+            if group is None:
+                return FileProblem.GROUP_NOT_FOUND
+            found.append(group)
+        return tuple(found)
 
     # -- directory groups ----------------------------------------------------------------------
 

@@ -141,6 +141,9 @@ def _doing(req: ProvisioningRequest, *, done: bool) -> str:
         create is None or create.status is not StepStatus.DONE
     ):
         return "the account was created" if done else "Creating the account"
+    role_step = req.step(StepAction.SET_ROLE)
+    if req.membership_steps and (role_step is None or role_step.status is StepStatus.DONE):
+        return "the account was added to its groups" if done else "Adding the account to groups"
     role = role_label(req.role_granted)
     return f"the role was set to {role}" if done else f"Setting the role to {role}"
 

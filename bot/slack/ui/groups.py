@@ -36,9 +36,8 @@ from bot.slack.ui.text import GUID, NAME, PREFIX, clip, fallback_value
 from bot.slack.ui.values import group_name_fits
 from bot.workflow.models import DirectoryGroup, DirectoryGroupPage, GroupRef
 from bot.workflow.outcomes import GroupChoice, GroupChoiceProblem
+from bot.workflow.requests import MAX_GROUPS
 
-# How many groups one request may add an account to (each is a step on the card).
-MAX_GROUPS = 10
 # Slack shows at most 100 options; an option's text is cut at 75 characters, its value at 150.
 MAX_OPTIONS = 100
 _OPTION_TEXT = 75
