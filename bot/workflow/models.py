@@ -157,6 +157,7 @@ class RequestKind(StrEnum):
     NEW_ACCOUNT = "new_account"  # create the account from the directory (and set its role)
     ROLE_CHANGE = "role_change"  # give an existing account another role
     NEW_GROUP = "new_group"  # bring a directory (LDAP) group into Connect; no person
+    JOIN_GROUPS = "join_groups"  # add an existing account to Connect groups
 
 
 class StepAction(StrEnum):

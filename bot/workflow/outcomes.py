@@ -40,6 +40,8 @@ class SearchOutcome:
     accounts_only: bool = False
     # Connect manages roles (the login provider does not): accounts may be offered a role change.
     role_changes: bool = False
+    # Connect manages group membership and the bot may add members: accounts may join groups.
+    group_joins: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,25 @@ class GroupChoice:
     @property
     def offered(self) -> bool:
         return self.problem is None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinForm:
+    """What the Join groups form is for: the account as Connect has it now."""
+
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class NoJoinForm:
+    """Why the Join groups form cannot be offered: the account (None: read, or not there), or
+    the groups."""
+
+    account_problem: RoleFormProblem | None = None
+    groups_problem: GroupChoiceProblem | None = None
+
+
+JoinFormOutcome = JoinForm | NoJoinForm
 
 
 @dataclass(frozen=True, slots=True)

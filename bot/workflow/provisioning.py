@@ -84,7 +84,7 @@ def _role_step_due(request: ProvisioningRequest) -> bool:
 
 def _account_settled(request: ProvisioningRequest) -> bool:
     """Whether the request's account exists (created by its first step, or changed by it)."""
-    if request.kind is RequestKind.ROLE_CHANGE:
+    if request.kind in (RequestKind.ROLE_CHANGE, RequestKind.JOIN_GROUPS):
         return True
     create = request.step(StepAction.CREATE_ACCOUNT)
     return create is not None and create.status is StepStatus.DONE and bool(request.connect_guid)
@@ -161,6 +161,8 @@ class Provisioner:
         async with self._holding(claimed.id):
             if claimed.kind is RequestKind.NEW_GROUP:
                 return await self._bring_in_group(claimed)
+            if claimed.kind is RequestKind.JOIN_GROUPS:
+                return await self._add_to_groups(claimed)
             if claimed.kind is RequestKind.ROLE_CHANGE:
                 return await self._set_role(claimed, known_role=None, look_first=False)
             return await self._provision(claimed)
@@ -491,7 +493,11 @@ class Provisioner:
         self, request: ProvisioningRequest, state: RequestState, changes: dict[str, object]
     ) -> ProvisioningRequest:
         outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
-        if state is RequestState.APPROVED and request.email:
+        if (
+            state is RequestState.APPROVED
+            and request.email
+            and request.kind is not RequestKind.JOIN_GROUPS  # nothing new to welcome them to
+        ):
             # A new account's welcome, or a role change's news, for the person it is for.
             outbox.append(OutboxItem(OutboxKind.WELCOME))
         finished = await self.store.transition(

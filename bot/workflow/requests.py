@@ -42,6 +42,9 @@ from bot.workflow.outcomes import (
     GroupChoiceProblem,
     GroupSearchOutcome,
     HomeContent,
+    JoinForm,
+    JoinFormOutcome,
+    NoJoinForm,
     NoRoleForm,
     NotFiled,
     Refusal,
@@ -178,8 +181,16 @@ class Requests:
         role_changes = any(entry.has_account for entry in page.entries) and bool(
             await self.roles_offered()
         )
+        group_joins = (
+            self.groups is not None
+            and any(entry.has_account for entry in page.entries)
+            and (await self.group_choice()).offered
+        )
         return SearchOutcome(
-            page=_without_tickets(page), accounts_only=accounts_only, role_changes=role_changes
+            page=_without_tickets(page),
+            accounts_only=accounts_only,
+            role_changes=role_changes,
+            group_joins=group_joins,
         )
 
     # -- roles ---------------------------------------------------------------------------------
@@ -435,6 +446,72 @@ class Requests:
                 return FileProblem.GROUP_NOT_FOUND
             found.append(group)
         return tuple(found)
+
+    async def join_form(self, guid: str) -> JoinFormOutcome:
+        """What the Join groups form offers for the account `guid` (which came back from a
+        button: it is only looked up): the account as Connect has it now, where groups may be
+        offered."""
+        choice = await self.group_choice()
+        if choice.problem is not None:
+            return NoJoinForm(groups_problem=choice.problem)
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a group request: %s", exc.problem)
+            return NoJoinForm(account_problem=RoleFormProblem.CANNOT_READ)
+        if account is None:
+            return NoJoinForm(account_problem=RoleFormProblem.NO_ACCOUNT)
+        return JoinForm(account)
+
+    async def file_join_groups(
+        self,
+        *,
+        requester_id: str,
+        guid: str,
+        group_guids: Sequence[str],
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to add the existing account `guid` to the Connect groups
+        `group_guids`. Both come back from the requester's client: the account and each group
+        are read from Connect now."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        if not [g for g in group_guids if g]:
+            return NotFiled(FileProblem.NO_GROUPS_CHOSEN)
+        form = await self.join_form(guid)
+        if isinstance(form, NoJoinForm):
+            if form.groups_problem is not None:
+                return NotFiled(FileProblem.GROUPS_NOT_OFFERED)
+            return NotFiled(_FORM_PROBLEMS[form.account_problem or RoleFormProblem.CANNOT_READ])
+        account = form.account
+        existing = await self.store.find_active(account.username)
+        if existing is not None:
+            return Duplicate(existing)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=Person(
+                username=account.username,
+                full_name=account.full_name,
+                email=account.email,
+                temp_ticket="",
+            ),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.JOIN_GROUPS,
+            role_before=account.user_role,
+            connect_guid=account.guid,
+            groups=chosen,
+        )
+        return await self._create(new, outbox)
 
     # -- directory groups ----------------------------------------------------------------------
 

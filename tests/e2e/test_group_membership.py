@@ -34,6 +34,8 @@ from tests.support.flows import (
     answer_to,
     approve,
     card_request_id,
+    command,
+    dms_to,
     latest_card,
     open_request_form,
     preselected_role,
@@ -255,3 +257,88 @@ async def test_suggestions_are_only_for_people_who_may_search(
     async with running(settings, fake_slack, fake_connect) as bot:
         assert await suggest(bot, "ana", user_id=REQUESTER) == []
         assert len(await suggest(bot, "ana", user_id=APPROVER)) == 1
+
+
+# -- Join groups, for people who already have an account ---------------------------------------
+
+
+def join_buttons(message: dict) -> list[str]:
+    return [
+        element["value"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == ids.ACTION_JOIN_GROUPS
+    ]
+
+
+async def open_join_form(bot: BotUnderTest, guid: str) -> dict:
+    opened, updated = bot.slack.count("views.open"), bot.slack.count("views.update")
+    response, _ = await bot.click(
+        ids.ACTION_JOIN_GROUPS, guid, user_id=REQUESTER, ephemeral=True, channel_id="CGENERAL"
+    )
+    assert response.status_code == 200
+    loading = (await bot.slack.wait_for("views.open", count=opened + 1))[-1]
+    assert_valid_view(loading.args["view"])
+    update = (await bot.slack.wait_for("views.update", count=updated + 1))[-1]
+    view: dict = update.args["view"]
+    assert_valid_view(view)
+    await bot.settle()
+    return view
+
+
+async def test_an_account_joins_groups_through_the_gate(bot: BotUnderTest) -> None:
+    julie1 = bot.connect.get_local_user("julie1")["guid"]
+    analysts = bot.connect.add_group("analysts")
+    message = await command(bot, "search julie", REQUESTER)
+    assert join_buttons(message) == [julie1]  # julie2 has no account yet
+
+    view = await open_join_form(bot, julie1)
+    assert view["callback_id"] == ids.VIEW_JOIN_GROUPS
+    select = block(view, ids.GROUPS_BLOCK)
+    assert select is not None and select["optional"] is False
+    options = await suggest(bot, "an")
+    assert [o["value"] for o in options] == [analysts]
+
+    # Nothing chosen: the form says so, nothing is filed.
+    values: dict[str, dict[str, Any]] = {
+        ids.JUSTIFICATION_BLOCK: {ids.JUSTIFICATION_INPUT: "Joins the analysts."},
+        ids.GROUPS_BLOCK: {ids.GROUPS_INPUT: groups_state([])},
+    }
+    response = await bot.submit(
+        ids.VIEW_JOIN_GROUPS, values, view["private_metadata"], user_id=REQUESTER
+    )
+    assert response.json()["errors"] == {ids.GROUPS_BLOCK: "Please choose at least one group."}
+
+    values[ids.GROUPS_BLOCK] = {ids.GROUPS_INPUT: groups_state([analysts])}
+    response = await bot.submit(
+        ids.VIEW_JOIN_GROUPS, values, view["private_metadata"], user_id=REQUESTER
+    )
+    assert response.status_code == 200
+    await bot.settle()
+    card = bot.slack.calls_to("chat.postMessage")[-1].args
+    assert "Connect groups request" in response_text(card) and "Groups: analysts" in response_text(
+        card
+    )
+    request_id = card_request_id(card)
+    await approve(bot, request_id)
+    done = await bot.runtime.store.get(request_id)
+    assert done is not None and done.state is RequestState.APPROVED
+    assert bot.connect.count("POST", MEMBERS.format(guid=analysts)) == 1
+    assert julie1 in bot.connect.get_group(analysts)["members"]  # type: ignore[index]
+    assert "added to its groups" in response_text(latest_card(bot))
+    dm = [d for d in dms_to(bot, REQUESTER) if "join groups" in d["text"]]
+    assert dm and "approved" in dm[-1]["text"]
+
+
+async def test_no_join_groups_where_the_provider_owns_membership(
+    fake_slack: FakeSlack, fake_connect: FakeConnect, settings: Settings
+) -> None:
+    fake_connect.provider = "ldap"
+    async with running(settings, fake_slack, fake_connect) as bot:
+        message = await command(bot, "search julie", REQUESTER)
+        assert join_buttons(message) == []
+        # A forged click is told why, in the form.
+        julie1 = bot.connect.get_local_user("julie1")["guid"]
+        view = await open_join_form(bot, julie1)
+        assert "membership comes from the login provider" in response_text(view)

@@ -74,6 +74,9 @@ def approval_card(
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
+    elif req.kind is RequestKind.JOIN_GROUPS:
+        title = "Connect groups request"
+        asked = f"{mention(req.requester_id)} asks for Posit Connect groups for:"
     else:
         title = "Connect account request"
         asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"
@@ -185,6 +188,8 @@ def _state_blocks(req: ProvisioningRequest, connect_url: str, needed: int) -> li
                 if req.kind is RequestKind.ROLE_CHANGE
                 else "the group is now in Posit Connect"
                 if req.kind is RequestKind.NEW_GROUP
+                else "the account was added to its groups"
+                if req.kind is RequestKind.JOIN_GROUPS
                 else "the account was created"
                 + (f" with the role {role_label(req.role_granted)}" if req.role_granted else "")
             )

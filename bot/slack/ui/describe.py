@@ -66,6 +66,8 @@ def kind_words(kind: RequestKind) -> str:
             return "a role change"
         case RequestKind.NEW_GROUP:
             return "a directory group in Connect"
+        case RequestKind.JOIN_GROUPS:
+            return "Connect groups"
         case _:
             assert_never(kind)
 
@@ -78,6 +80,8 @@ def kind_title(kind: RequestKind) -> str:
             return "Role change"
         case RequestKind.NEW_GROUP:
             return "New group"
+        case RequestKind.JOIN_GROUPS:
+            return "Join groups"
         case _:
             assert_never(kind)
 
@@ -145,6 +149,8 @@ def role_lines(req: ProvisioningRequest) -> str:
     the groups it adds the account to. A group request: the group."""
     if req.kind is RequestKind.NEW_GROUP:
         return f"Directory group: {clip(req.group_name, NAME)}"
+    if req.kind is RequestKind.JOIN_GROUPS:
+        return f"Role: {account_role(req.role_before)}\nGroups: {group_names(req)}"
     lines = _role_lines(req)
     if req.groups:
         lines += f"\nGroups: {group_names(req)}"

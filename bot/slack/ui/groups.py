@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, assert_never
 
+from bot.slack.ui.describe import account_standing, person_text
 from bot.slack.ui.ids import (
     ACTION_REQUEST_GROUP,
     GROUPS_BLOCK,
@@ -15,6 +16,7 @@ from bot.slack.ui.ids import (
     JUSTIFICATION_BLOCK,
     JUSTIFICATION_INPUT,
     VIEW_GROUP_REQUEST,
+    VIEW_JOIN_GROUPS,
 )
 from bot.slack.ui.kit import (
     Block,
@@ -34,8 +36,8 @@ from bot.slack.ui.kit import (
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS, MAX_PRIVATE_METADATA
 from bot.slack.ui.text import GUID, NAME, PREFIX, clip, fallback_value
 from bot.slack.ui.values import group_name_fits
-from bot.workflow.models import DirectoryGroup, DirectoryGroupPage, GroupRef
-from bot.workflow.outcomes import GroupChoice, GroupChoiceProblem
+from bot.workflow.models import Account, DirectoryGroup, DirectoryGroupPage, GroupRef
+from bot.workflow.outcomes import GroupChoice, GroupChoiceProblem, NoJoinForm, RoleFormProblem
 from bot.workflow.requests import MAX_GROUPS
 
 # Slack shows at most 100 options; an option's text is cut at 75 characters, its value at 150.
@@ -200,3 +202,58 @@ def group_options(groups: Sequence[GroupRef]) -> list[dict[str, Any]]:
         for group in groups[:MAX_OPTIONS]
         if 0 < len(group.guid) <= _OPTION_VALUE
     ]
+
+
+# -- Join groups, for an existing account --------------------------------------------------------
+
+
+def join_groups_loading_view() -> View:
+    """Opened at once on a Join groups click (the trigger lasts 3 seconds), then replaced by
+    the form once the account has been read from Connect."""
+    return {
+        "type": "modal",
+        "title": plain("Join groups"),
+        "close": plain("Cancel"),
+        "blocks": [section_plain("Reading the account from Posit Connect…")],
+    }
+
+
+def join_groups_modal(*, account: Account, private_metadata: str) -> View:
+    """Ask which Connect groups the account should join, and why."""
+    if len(private_metadata) > MAX_PRIVATE_METADATA:
+        raise ValueError("private_metadata is over Slack's 3,000 characters")
+    return {
+        "type": "modal",
+        "callback_id": VIEW_JOIN_GROUPS,
+        "title": plain("Join groups"),
+        "submit": plain("Send request"),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": [
+            section_md("Add this Posit Connect account to groups:"),
+            section_plain(
+                person_text(account.full_name, account.username, account.email)
+                + "\n"
+                + account_standing(account.user_role, account.locked)
+            ),
+            group_select(optional=False),
+            justification_input("Why do they need these groups?"),
+            context(md("The approvers see this with your name before they decide.")),
+        ],
+    }
+
+
+def join_form_problem_view(problem: NoJoinForm) -> View:
+    """Shown in place of the Join groups form when it cannot be offered."""
+    if problem.groups_problem is not None:
+        text = no_groups_words(problem.groups_problem)
+    elif problem.account_problem is RoleFormProblem.NO_ACCOUNT:
+        text = "This Posit Connect account no longer exists. Search again."
+    else:
+        text = "Posit Connect did not answer just now. Close this and try again in a minute."
+    return {
+        "type": "modal",
+        "title": plain("Join groups"),
+        "close": plain("Close"),
+        "blocks": [section_plain(text)],
+    }

@@ -163,6 +163,13 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
                 *granted_notes(req),
                 *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
+        case RequestState.APPROVED if req.kind is RequestKind.JOIN_GROUPS:
+            fallback = f"Your request for {user} to join groups was approved"
+            line = (
+                f":white_check_mark: Your request was approved by {approved_by(req)}. The "
+                "account was added to its groups:"
+            )
+            extra = [*granted_notes(req), *guid_blocks(req.connect_guid, connect_url)]
         case RequestState.APPROVED if req.kind is RequestKind.NEW_GROUP:
             fallback = f"Your request for the group {user} was approved"
             line = (

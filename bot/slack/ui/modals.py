@@ -257,6 +257,8 @@ def approve_modal(
         question = f"Approve the role change for {who(req)}?"
     elif req.kind is RequestKind.NEW_GROUP:
         question = f"Approve bringing {who(req)} into Posit Connect?"
+    elif req.kind is RequestKind.JOIN_GROUPS:
+        question = f"Approve adding {who(req)} to these Connect groups?"
     else:
         question = f"Approve the account request for {who(req)}?"
     asked = role_label(req.role_asked)

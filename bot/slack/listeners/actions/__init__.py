@@ -18,6 +18,7 @@ from bot.slack.listeners.actions import (
     change_role,
     close,
     deny,
+    join_groups,
     options,
     request_account,
     request_group,
@@ -38,6 +39,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.action(ids.ACTION_RETRY)(retry.listener(deps))
     app.action(ids.ACTION_CLOSE)(close.listener(deps))
     app.action(ids.ACTION_REQUEST_GROUP)(request_group.listener(deps))
+    app.action(ids.ACTION_JOIN_GROUPS)(join_groups.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

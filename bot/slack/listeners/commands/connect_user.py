@@ -103,6 +103,7 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
             correlation_id=request_id_var.get(),
             accounts_only=outcome.accounts_only,
             role_changes=outcome.role_changes,
+            group_joins=outcome.group_joins,
         )
     return no_results_message(parsed.prefix, accounts_only=outcome.accounts_only)
 

@@ -13,6 +13,7 @@ from bot.slack.listeners.views import (
     approve_role,
     deny_reason,
     group_request,
+    join_groups,
     justification,
     role_change,
     unknown,
@@ -26,5 +27,6 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_ROLE_CHANGE)(role_change.listener(deps))
     app.view(ids.VIEW_APPROVE)(approve_role.listener(deps))
     app.view(ids.VIEW_GROUP_REQUEST)(group_request.listener(deps))
+    app.view(ids.VIEW_JOIN_GROUPS)(join_groups.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))
