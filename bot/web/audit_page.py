@@ -58,7 +58,12 @@ STATE_LABELS: dict[str, str] = {
     RequestState.INCOMPLETE.value: "Incomplete",
     RequestState.CLOSED.value: "Closed incomplete",
 }
-KIND_LABELS: dict[str, str] = {"new_account": "New account", "role_change": "Role change"}
+KIND_LABELS: dict[str, str] = {
+    "new_account": "New account",
+    "role_change": "Role change",
+    "new_group": "New group",
+    "join_groups": "Join groups",
+}
 
 
 class BadQuery(ValueError):
@@ -214,6 +219,9 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
         "role_granted": record.role_granted,
         "role_before": record.role_before,
         "steps": [step_json(step) for step in record.steps],
+        # A group request: the directory group (null otherwise); the groups an account joins.
+        "group": record.group_name,
+        "groups": [{"guid": group.guid, "name": group.name} for group in record.groups],
     }
 
 
@@ -259,6 +267,9 @@ CSV_COLUMNS = (
     "role_asked",
     "role_granted",
     "role_before",
+    # Added with groups, after the columns exports had before.
+    "group_name",
+    "groups",
 )
 # A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets
 # (tab and CR because some importers strip them and then see the next character; the full-width
@@ -293,6 +304,8 @@ def csv_row(record: AuditRecord) -> list[str]:
         record.role_asked,
         record.role_granted,
         record.role_before,
+        record.group_name,
+        "; ".join(group.name for group in record.groups),
     )
     return [neutralise_cell(value) for value in raw]
 

@@ -227,6 +227,8 @@ def steps_for(
     membership = tuple(
         Step(StepAction.ADD_TO_GROUP, target=group.guid, target_name=group.name) for group in groups
     )
+    if kind is RequestKind.JOIN_GROUPS:
+        return membership
     if kind is RequestKind.ROLE_CHANGE:
         return (Step(StepAction.SET_ROLE), *membership)
     create = Step(StepAction.CREATE_ACCOUNT)

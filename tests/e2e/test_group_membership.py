@@ -326,6 +326,9 @@ async def test_an_account_joins_groups_through_the_gate(bot: BotUnderTest) -> No
     assert done is not None and done.state is RequestState.APPROVED
     assert bot.connect.count("POST", MEMBERS.format(guid=analysts)) == 1
     assert julie1 in bot.connect.get_group(analysts)["members"]  # type: ignore[index]
+    assert [(s.action, s.status) for s in done.steps] == [
+        (StepAction.ADD_TO_GROUP, StepStatus.DONE)
+    ]
     assert "added to its groups" in response_text(latest_card(bot))
     dm = [d for d in dms_to(bot, REQUESTER) if "join groups" in d["text"]]
     assert dm and "approved" in dm[-1]["text"]
