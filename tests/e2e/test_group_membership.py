@@ -345,3 +345,25 @@ async def test_no_join_groups_where_the_provider_owns_membership(
         julie1 = bot.connect.get_local_user("julie1")["guid"]
         view = await open_join_form(bot, julie1)
         assert "membership comes from the login provider" in response_text(view)
+
+
+async def test_groups_left_when_connect_stops_answering_are_added_on_recovery(
+    bot: BotUnderTest,
+) -> None:
+    analysts = bot.connect.add_group("analysts")
+    view, _ = await open_request_form(bot, "julie2")
+    await submit_with_groups(bot, view, [analysts])
+    request_id = card_request_id(bot.slack.calls_to("chat.postMessage")[-1].args)
+    bot.connect.fail_next("POST v1/groups/*/members", 503, times=1000)
+    await approve(bot, request_id)
+    stuck = await bot.runtime.store.get(request_id)
+    assert stuck is not None and stuck.state is RequestState.PROVISIONING, "not guessed"
+    assert stuck.step(StepAction.CREATE_ACCOUNT).status is StepStatus.DONE  # type: ignore[union-attr]
+    assert "look again" in (stuck.last_error or "")
+    bot.connect.reset_faults()
+    await bot.runtime.provisioner.recover_expired_leases()
+    await bot.settle()
+    done = await bot.runtime.store.get(request_id)
+    assert done is not None and done.state is RequestState.APPROVED
+    assert bot.connect.count("PUT", "/__api__/v1/users") == 1
+    assert done.connect_guid in bot.connect.get_group(analysts)["members"]  # type: ignore[index]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from bot.settings import Settings
 from bot.slack.ui import ids
@@ -212,3 +213,63 @@ async def test_group_search_needs_a_prefix(bot: BotUnderTest) -> None:
     message = await command(bot, "group list", REQUESTER)
     assert "unknown subcommand" in response_text(message)
     assert APPROVER not in response_text(message)
+
+
+async def test_a_second_request_for_the_group_points_to_the_first(bot: BotUnderTest) -> None:
+    bot.connect.add_directory_group("analysts")
+    await file_group(bot, "analysts")
+    view, response_url = await open_group_form(bot, "analysts")
+    await submit_group_form(bot, view, "Again.")
+    answer = response_text(await answer_to(bot, response_url))
+    assert "already asked for a directory group in Connect for this group" in answer
+    assert len(bot.slack.calls_to("chat.postMessage")) == 1
+
+
+async def claimed_by_a_dead_process(bot: BotUnderTest, request_id: str, *, put_sent: bool) -> None:
+    now = datetime.now(UTC)
+    changes: dict[str, object] = {
+        "decided_by": APPROVER,
+        "decided_at": now,
+        "lease_owner": "dead:1",
+        "lease_expires_at": now - timedelta(seconds=1),
+    }
+    if put_sent:
+        changes["put_sent_at"] = now - timedelta(seconds=30)
+    claimed = await bot.runtime.store.transition(
+        request_id,
+        from_states={RequestState.PENDING},
+        to_state=RequestState.PROVISIONING,
+        now=now,
+        changes=changes,
+    )
+    assert claimed is not None
+
+
+async def test_a_dead_process_group_put_is_settled_by_another(bot: BotUnderTest) -> None:
+    bot.connect.add_directory_group("analysts")
+    request_id = await file_group(bot, "analysts")
+    # A process claimed the request and died right after its PUT went through.
+    await claimed_by_a_dead_process(bot, request_id, put_sent=True)
+    guid = bot.connect.bring_in_directory_group("analysts")
+    settled = await bot.runtime.provisioner.recover_expired_leases()
+    await bot.settle()
+    assert [r.id for r in settled] == [request_id]
+    done = await bot.runtime.store.get(request_id)
+    assert done is not None and done.state is RequestState.APPROVED
+    assert done.connect_guid == guid
+    assert bot.connect.count("PUT", GROUPS) == 0  # looked up, never sent again
+
+
+async def test_a_dead_process_before_its_put_sends_the_request_back(bot: BotUnderTest) -> None:
+    bot.connect.add_directory_group("analysts")
+    request_id = await file_group(bot, "analysts")
+    await claimed_by_a_dead_process(bot, request_id, put_sent=False)
+    await bot.runtime.provisioner.recover_expired_leases()
+    await bot.settle()
+    back = await bot.runtime.store.get(request_id)
+    assert back is not None and back.state is RequestState.PENDING
+    assert "before it asked Connect to bring the group in" in (back.last_error or "")
+    await approve(bot, request_id)
+    done = await bot.runtime.store.get(request_id)
+    assert done is not None and done.state is RequestState.APPROVED
+    assert bot.connect.count("PUT", GROUPS) == 1
