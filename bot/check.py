@@ -20,6 +20,7 @@ from bot.store.database import create_engine
 from bot.store.migrate import is_up_to_date
 from bot.store.urls import redact_url
 from bot.workflow.approvals import ApprovalsRequired
+from bot.workflow.models import DirectoryCapabilities
 from bot.workflow.ports import DirectoryError
 
 
@@ -93,6 +94,27 @@ async def _check_connect(settings: Settings, report: Report) -> None:
             report.warn(
                 "Connect did not say whether its login provider can search the directory (an "
                 "older version?); the bot will try, and say so if it cannot."
+            )
+        _report_groups(caps, role, report)
+
+
+def _report_groups(caps: DirectoryCapabilities, role: str, report: Report) -> None:
+    """What the bot can do with groups here: bring directory groups in, add members."""
+    if caps.groups_enabled is False:
+        report.ok("groups are off in Connect: request forms offer no groups")
+        return
+    if caps.remote_group_search:
+        report.ok("directory groups can be brought into Connect: /connect-user group search")
+    if caps.provider_owns_group_members:
+        report.ok("group membership comes from the login provider: request forms offer no groups")
+    elif caps.provider_owns_group_members is False and caps.groups_enabled:
+        if role == "administrator":
+            report.ok("request forms offer Connect groups, and the bot adds the account to them")
+        else:
+            report.warn(
+                "adding people to Connect groups needs an administrator's key (a publisher's "
+                "may only change groups its owner owns): request forms offer no groups and "
+                "Join groups is not offered."
             )
 
 

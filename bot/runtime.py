@@ -29,6 +29,7 @@ from bot.cache.seats import CachedSeats
 from bot.connect.capabilities import describe as describe_capabilities
 from bot.connect.client import ConnectClient
 from bot.connect.directory import ConnectDirectory
+from bot.connect.groups import ConnectGroups
 from bot.connect.seats import ConnectSeats
 from bot.connect.transport import AiohttpTransport
 from bot.metrics import PrometheusMetrics
@@ -291,9 +292,12 @@ def build_runtime(
         # so), so two deployments sharing one Redis never show each other's results.
         scope=search_scope(settings.connect_server, settings.connect_api_key.get_secret_value()),
     )
+    # Groups are never cached: searches are rare, and filing reads them again anyway.
+    groups = ConnectGroups(connect)
     provisioner = Provisioner(
         store=store,
         directory=directory,
+        groups=groups,
         instance_id=instance_id,
         lease_seconds=settings.lease_seconds,
         settle_delays=settle_schedule(settings.connect_timeout),
@@ -304,6 +308,7 @@ def build_runtime(
     requests = Requests(
         store=store,
         directory=directory,
+        groups=groups,
         approvers=people,
         provisioner=provisioner,
         people=people,

@@ -42,6 +42,8 @@ from bot.connect.models import (
     ConnectGroup,
     ConnectUser,
     EditedUser,
+    GroupSearchResult,
+    RemoteGroupResult,
     RemoteSearchResult,
     RemoteUser,
     ServerSettings,
@@ -265,6 +267,47 @@ class ConnectClient:
         _check_guid(guid)
         response = await self._get(f"v1/groups/{guid}", log_path="v1/groups/{guid}")
         return self._parse(response, ConnectGroup, "GET", "v1/groups/{guid}")
+
+    # -- groups -----------------------------------------------------------------------------
+
+    async def search_remote_groups(self, prefix: str, *, limit: int) -> RemoteGroupResult:
+        """Directory groups (LDAP) whose name matches `prefix`, each with a ticket."""
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError("prefix must be a non-empty string")
+        _check_limit(limit)
+        response = await self._get("v1/groups/remote", params={"prefix": prefix, "limit": limit})
+        return self._parse(response, RemoteGroupResult, "GET", "v1/groups/remote")
+
+    async def create_group_from_ticket(self, temp_ticket: str) -> ConnectGroup:
+        """Bring in the directory group a ticket stands for. Never retried here: a
+        ConnectUnavailable means the outcome is unknown (look the group up by name)."""
+        if not isinstance(temp_ticket, str) or not temp_ticket:
+            raise ValueError("temp_ticket must be a non-empty string")
+        response = await self._send(
+            "PUT", "v1/groups", json={"temp_ticket": temp_ticket}, secrets=(temp_ticket,)
+        )
+        return self._parse(response, ConnectGroup, "PUT", "v1/groups")
+
+    async def search_groups(self, prefix: str, *, limit: int) -> GroupSearchResult:
+        """Connect groups whose name matches `prefix` ("" lists the first page)."""
+        _check_limit(limit)
+        params: dict[str, Any] = {"page_size": limit}
+        if prefix:
+            params["prefix"] = prefix
+        response = await self._get("v1/groups", params=params)
+        return self._parse(response, GroupSearchResult, "GET", "v1/groups")
+
+    async def add_group_member(self, group_guid: str, user_guid: str) -> None:
+        """Add an account to a group (204). Not retried here: a ConnectUnavailable means the
+        outcome is unknown; sending it again is safe (code 16: a member already)."""
+        _check_guid(group_guid)
+        _check_guid(user_guid)
+        await self._send(
+            "POST",
+            f"v1/groups/{group_guid}/members",
+            json={"user_guid": user_guid},
+            log_path="v1/groups/{guid}/members",
+        )
 
     async def current_user(self) -> ConnectUser:
         response = await self._get("v1/user")

@@ -63,8 +63,25 @@ CODES: dict[int, CodeMeaning] = {
         kind=DirectoryProblem.USERNAME_TAKEN,
     ),
     9: CodeMeaning("Connect could not find that user", "", retry=False),
-    15: CodeMeaning("A group with that name already exists in Connect", "", retry=False),
-    16: CodeMeaning("The person is already a member of that group", "", retry=False),
+    10: CodeMeaning(
+        "The bot's Connect API key may not change a group its owner does not own: that needs "
+        "an administrator's key",
+        f"{_BOT_ADMIN} give the bot an administrator's key, or the member is added in Connect.",
+        retry=False,
+        kind=DirectoryProblem.NOT_PERMITTED,
+    ),
+    15: CodeMeaning(
+        "A group with that name already exists in Connect",
+        "",
+        retry=False,
+        kind=DirectoryProblem.GROUP_EXISTS,
+    ),
+    16: CodeMeaning(
+        "The person is already a member of that group",
+        "",
+        retry=False,
+        kind=DirectoryProblem.ALREADY_MEMBER,
+    ),
     18: CodeMeaning(
         "The item the bot asked to change does not exist (any more) in Connect", "", retry=False
     ),
@@ -151,7 +168,12 @@ CODES: dict[int, CodeMeaning] = {
         retry=False,
         kind=DirectoryProblem.STALE_TICKET,
     ),
-    131: CodeMeaning("A group with the same unique ID already exists in Connect", "", retry=False),
+    131: CodeMeaning(
+        "A group with the same unique ID already exists in Connect",
+        "",
+        retry=False,
+        kind=DirectoryProblem.GROUP_EXISTS,
+    ),
     132: CodeMeaning(
         "Connect's login provider cannot do this (it has no directory search, for one)",
         f"{_ADMIN} check Connect's authentication settings.",

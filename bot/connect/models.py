@@ -151,6 +151,36 @@ class ConnectGroup(_ConnectModel):
     name: str
 
 
+class GroupSearchResult(_ConnectModel):
+    """`GET /v1/groups?prefix=`: the first page of matching Connect groups."""
+
+    results: list[ConnectGroup]
+    total: int = 0
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _total_or_zero(cls, value: object) -> object:
+        return 0 if value is None else value
+
+
+class RemoteGroup(_ConnectModel):
+    """A directory group from `GET /v1/groups/remote`: `guid` null when not in Connect yet."""
+
+    name: str
+    guid: str | None = None
+    temp_ticket: str = Field(default="", repr=False)
+
+
+class RemoteGroupResult(_ConnectModel):
+    results: list[RemoteGroup]
+    total: int = 0
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _total_or_zero(cls, value: object) -> object:
+        return 0 if value is None else value
+
+
 def _lenient_flag(value: object) -> object:
     """A flag Connect may not send (older versions), or send as text: unknown stays None."""
     if isinstance(value, bool) or value is None:

@@ -75,6 +75,13 @@ class RequestMany:
 
 
 @dataclass(frozen=True)
+class GroupSearch:
+    """`group search <prefix>`: directory (LDAP) groups to bring into Connect."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
 class Pending:
     """What waits for a decision (approvers only)."""
 
@@ -98,7 +105,9 @@ class Lock:
     lock: bool = True
 
 
-ParsedCommand = Help | Search | RequestOwn | RequestMany | Pending | Status | Seats | Lock
+ParsedCommand = (
+    Help | Search | GroupSearch | RequestOwn | RequestMany | Pending | Status | Seats | Lock
+)
 
 # Subcommands that take no argument; extra words are refused rather than ignored, so a typo such as
 # `/connect-user status jan` (meaning search) is explained instead of silently answered.
@@ -131,11 +140,21 @@ def parse_command(text: str) -> ParsedCommand:
         return _parse_request(rest)
     if subcommand in ("lock", "unlock"):
         return _parse_lock(rest, lock=subcommand == "lock", typed=subcommand)
+    if subcommand == "group":
+        return _parse_group(rest)
     if subcommand in _BARE_SUBCOMMANDS:
         if rest.strip():
             return Help(UsageProblem.TAKES_NOTHING, typed=subcommand)
         return _BARE_SUBCOMMANDS[subcommand]()
     return Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed=_quote(word))
+
+
+def _parse_group(rest: str) -> ParsedCommand:
+    match = _SUBCOMMAND_RE.fullmatch(rest.strip())
+    if match is None or match.group(1).lower() != "search":
+        return Help(UsageProblem.UNKNOWN_SUBCOMMAND, typed=_quote(f"group {rest.strip()}"))
+    parsed = _parse_search(match.group(2) or "")
+    return GroupSearch(parsed.prefix) if isinstance(parsed, Search) else parsed
 
 
 def _parse_search(rest: str) -> ParsedCommand:

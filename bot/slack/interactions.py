@@ -47,3 +47,13 @@ def view_selected(view: dict[str, Any], block_id: str, action_id: str) -> str | 
     option = (values.get(action_id) or {}).get("selected_option") or {}
     value = option.get("value") if isinstance(option, dict) else None
     return value if isinstance(value, str) else None
+
+
+def view_selected_many(view: dict[str, Any], block_id: str, action_id: str) -> list[str]:
+    """The values of the options a person chose in a modal's multi-select (none: [])."""
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    options = (values.get(action_id) or {}).get("selected_options") or []
+    if not isinstance(options, list):
+        return []
+    chosen = (option.get("value") for option in options if isinstance(option, dict))
+    return [value for value in chosen if isinstance(value, str)]

@@ -44,6 +44,8 @@ AUDIT_COLUMNS = (
     _requests.c.role_granted,
     _requests.c.role_before,
     _requests.c.steps,
+    _requests.c.group_name,
+    _requests.c.groups,
 )
 # The columns the search box looks in.
 SEARCHED_COLUMNS = (
@@ -51,6 +53,7 @@ SEARCHED_COLUMNS = (
     _requests.c.full_name,
     _requests.c.email,
     _requests.c.requester_id,
+    _requests.c.group_name,
 )
 LIKE_ESCAPE = "\\"
 # Newest first; the id breaks ties so paging is stable when two requests share a timestamp.
@@ -79,6 +82,10 @@ class AuditRecord:
     role_before: str | None = None
     # Each step as recorded (action, status, error, note, done_at), in order.
     steps: tuple[AuditStep, ...] = ()
+    # A group request: the directory group's name (it has no person).
+    group_name: str | None = None
+    # The Connect groups an account request adds the account to.
+    groups: tuple[AuditGroup, ...] = ()
     # Every approval given, oldest first, of whichever role and round (a request that needs
     # several approvals, or one approved again after Connect refused it).
     approvals: tuple[AuditApproval, ...] = ()
@@ -91,6 +98,22 @@ class AuditApproval:
     note: str | None
     approved_at: datetime
     round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditGroup:
+    guid: str
+    name: str
+
+
+def _groups(stored: Any) -> tuple[AuditGroup, ...]:
+    if not isinstance(stored, list):
+        return ()
+    return tuple(
+        AuditGroup(guid=str(item.get("guid") or ""), name=str(item.get("name") or ""))
+        for item in stored
+        if isinstance(item, dict)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +152,8 @@ def _text_or_none(value: Any) -> str | None:
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     states: tuple[str, ...] = ()  # empty: every state
-    search: str = ""  # substring of username, full name, email or requester id; "" matches all
+    # substring of username, full name, email, requester id or group name; "" matches all
+    search: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +305,8 @@ def _to_record(row: Row[*tuple[Any, ...]]) -> AuditRecord:
         role_granted=m["role_granted"],
         role_before=m["role_before"],
         steps=_steps(m["steps"]),
+        group_name=m["group_name"],
+        groups=_groups(m["groups"]),
     )
 
 

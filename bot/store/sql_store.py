@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.outbox_store import SqlOutbox, insert_outbox
 from bot.store.tables import (
+    ACTIVE_GROUP_INDEX,
     ACTIVE_STATE_VALUES,
     ACTIVE_USERNAME_INDEX,
     REQUEST_COLUMNS,
@@ -32,6 +33,7 @@ from bot.store.tables import (
 )
 from bot.workflow.models import (
     Approval,
+    GroupRef,
     NewRequest,
     OutboxItem,
     OutboxKind,
@@ -83,7 +85,11 @@ class SqlRequestStore(SqlOutbox):
                     raise
             # Loaded after the failed transaction ended: PostgreSQL refuses further statements
             # in an aborted one.
-            existing = await self.find_active(person.username)
+            existing = (
+                await self.find_active_group(new.group_name)
+                if new.group_name is not None
+                else await self.find_active(person.username)
+            )
             if existing is not None:
                 raise DuplicateRequestError(existing)
             # The blocking request finished in between; the username is free again.
@@ -160,6 +166,18 @@ class SqlRequestStore(SqlOutbox):
             result = await conn.execute(
                 sa.select(_requests).where(
                     _requests.c.username == username,
+                    _requests.c.state.in_(ACTIVE_STATE_VALUES),
+                    _requests.c.kind != RequestKind.NEW_GROUP.value,
+                )
+            )
+            row = result.first()
+            return None if row is None else await _one(conn, row)
+
+    async def find_active_group(self, name: str) -> ProvisioningRequest | None:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(_requests).where(
+                    _requests.c.group_name == name,
                     _requests.c.state.in_(ACTIVE_STATE_VALUES),
                 )
             )
@@ -479,7 +497,9 @@ def _new_values(new: NewRequest) -> dict[str, Any]:
         "connect_guid": new.connect_guid,
         "subject_id": new.subject_id,
         "subject_link": new.subject_link.value if new.subject_link else None,
-        "steps": _step_records(steps_for(new.kind, new.role_asked)),
+        "steps": _step_records(steps_for(new.kind, new.role_asked, groups=new.groups)),
+        "group_name": new.group_name,
+        "groups": [{"guid": group.guid, "name": group.name} for group in new.groups],
         "batch_id": new.batch_id,
         "batch_part": new.batch_part,
         "card_request_id": new.card_request_id,
@@ -537,7 +557,15 @@ def _check_ticket(ticket: object) -> None:
 def _is_active_username_violation(exc: IntegrityError) -> bool:
     message = str(exc.orig)
     # PostgreSQL names the index; SQLite names the column.
-    return ACTIVE_USERNAME_INDEX in message or "provisioning_requests.username" in message
+    return any(
+        name in message
+        for name in (
+            ACTIVE_USERNAME_INDEX,
+            ACTIVE_GROUP_INDEX,
+            "provisioning_requests.username",
+            "provisioning_requests.group_name",
+        )
+    )
 
 
 async def _one(conn: AsyncConnection, row: Row[Any]) -> ProvisioningRequest:
@@ -615,6 +643,11 @@ def _to_request(row: Row[Any], given: tuple[Approval, ...] = ()) -> Provisioning
         card_request_id=m["card_request_id"],
         workflow_execution_id=m["workflow_execution_id"],
         workflow_result=m["workflow_result"],
+        group_name=m["group_name"],
+        groups=tuple(
+            GroupRef(guid=str(group["guid"]), name=str(group["name"]))
+            for group in m["groups"] or ()
+        ),
     )
 
 

@@ -14,7 +14,14 @@ from sqlalchemy.engine import Dialect
 
 ACTIVE_STATE_VALUES = ("pending", "provisioning", "incomplete")
 ACTIVE_USERNAME_INDEX = "uq_provisioning_requests_active_username"
-_ACTIVE_WHERE = sa.text("state IN ('pending', 'provisioning', 'incomplete')")
+ACTIVE_GROUP_INDEX = "uq_provisioning_requests_active_group_name"
+# A group request (kind new_group) holds no person: it is one per group name instead.
+_ACTIVE_PERSON_WHERE = sa.text(
+    "state IN ('pending', 'provisioning', 'incomplete') AND kind != 'new_group'"
+)
+_ACTIVE_GROUP_WHERE = sa.text(
+    "state IN ('pending', 'provisioning', 'incomplete') AND group_name IS NOT NULL"
+)
 _UNDELIVERED_WHERE = sa.text("delivered_at IS NULL AND failed_at IS NULL")
 
 
@@ -117,6 +124,10 @@ provisioning_requests = sa.Table(
     sa.Column("subject_link", sa.String(20), nullable=True),
     sa.Column("escalated_at", UTCDateTime, nullable=True),
     sa.Column("steps", JSONList, nullable=False, server_default="[]"),
+    # A group request: the directory group's name (no person).
+    sa.Column("group_name", sa.Text, nullable=True),
+    # The Connect groups an account request adds the account to: [{"guid", "name"}].
+    sa.Column("groups", JSONList, nullable=False, server_default="[]"),
     # A request filed with others (one card for them all): the batch, its part (one card per
     # part), and the request whose queue carries the card's messages (None: itself).
     sa.Column("batch_id", sa.String(32), nullable=True, index=True),
@@ -135,8 +146,15 @@ provisioning_requests = sa.Table(
         ACTIVE_USERNAME_INDEX,
         "username",
         unique=True,
-        sqlite_where=_ACTIVE_WHERE,
-        postgresql_where=_ACTIVE_WHERE,
+        sqlite_where=_ACTIVE_PERSON_WHERE,
+        postgresql_where=_ACTIVE_PERSON_WHERE,
+    ),
+    sa.Index(
+        ACTIVE_GROUP_INDEX,
+        "group_name",
+        unique=True,
+        sqlite_where=_ACTIVE_GROUP_WHERE,
+        postgresql_where=_ACTIVE_GROUP_WHERE,
     ),
 )
 

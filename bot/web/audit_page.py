@@ -64,9 +64,11 @@ KIND_LABELS: dict[str, str] = {
     "role_change": "Role change",
     "lock": "Lock account",
     "unlock": "Unlock account",
+    "new_group": "New group",
+    "join_groups": "Join groups",
 }
-# Kinds that ask for no role (the account keeps its own).
-NO_ROLE_KINDS = ("lock", "unlock")
+# Kinds that ask for no role (the account keeps its own, or there is no account).
+NO_ROLE_KINDS = ("lock", "unlock", "new_group", "join_groups")
 
 
 class BadQuery(ValueError):
@@ -254,6 +256,9 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
             }
             for approval in record.approvals
         ],
+        # A group request: the directory group (null otherwise); the groups an account joins.
+        "group": record.group_name,
+        "groups": [{"guid": group.guid, "name": group.name} for group in record.groups],
     }
 
 
@@ -301,6 +306,9 @@ CSV_COLUMNS = (
     "role_before",
     # Added with approvals as rows: "approver:role" for each, oldest first, ";"-separated.
     "approvals",
+    # Added with groups, after the columns exports had before.
+    "group_name",
+    "groups",
 )
 # A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets
 # (tab and CR because some importers strip them and then see the next character; the full-width
@@ -336,6 +344,8 @@ def csv_row(record: AuditRecord) -> list[str]:
         record.role_granted,
         record.role_before,
         "; ".join(f"{a.approver_id}:{a.role or 'default'}" for a in record.approvals),
+        record.group_name,
+        "; ".join(group.name for group in record.groups),
     )
     return [neutralise_cell(value) for value in raw]
 

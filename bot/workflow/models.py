@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -118,6 +119,34 @@ class SeatCount:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRef:
+    """A Connect group: its GUID and its name."""
+
+    guid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    """A group of the organisation's directory (LDAP), as remote group search shows it: in
+    Connect already (a `guid`) or not, with a ticket that brings it in. Names are not unique."""
+
+    name: str
+    guid: str | None = None
+    temp_ticket: str = field(default="", repr=False)
+
+    @property
+    def in_connect(self) -> bool:
+        return bool(self.guid)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroupPage:
+    groups: tuple[DirectoryGroup, ...]
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone from the directory, as the requester saw them in search results."""
 
@@ -152,6 +181,8 @@ class RequestKind(StrEnum):
     ROLE_CHANGE = "role_change"  # give an existing account another role
     LOCK = "lock"  # lock an existing account (it cannot log in, keeps its content, takes no seat)
     UNLOCK = "unlock"  # unlock a locked account (it takes a seat again: Connect may refuse)
+    NEW_GROUP = "new_group"  # bring a directory (LDAP) group into Connect; no person
+    JOIN_GROUPS = "join_groups"  # add an existing account to Connect groups
 
 
 class StepAction(StrEnum):
@@ -159,6 +190,8 @@ class StepAction(StrEnum):
     SET_ROLE = "set_role"  # PUT /v1/users/{guid} {user_role}
     LOCK_ACCOUNT = "lock_account"  # POST /v1/users/{guid}/lock {locked: true}
     UNLOCK_ACCOUNT = "unlock_account"  # POST /v1/users/{guid}/lock {locked: false}
+    CREATE_GROUP = "create_group"  # PUT /v1/groups {temp_ticket}
+    ADD_TO_GROUP = "add_to_group"  # POST /v1/groups/{guid}/members {user_guid}; one per group
 
 
 class StepStatus(StrEnum):
@@ -178,15 +211,23 @@ class Step:
     error: str | None = None  # why it failed, for the approver
     note: str | None = None  # what doing it found (e.g. Connect had given that role already)
     done_at: datetime | None = None
+    # What the step acts on when a request has several of its kind (ADD_TO_GROUP: the group's
+    # GUID; `target_name` its name, for people).
+    target: str | None = None
+    target_name: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "action": self.action.value,
             "status": self.status.value,
             "error": self.error,
             "note": self.note,
             "done_at": self.done_at.isoformat() if self.done_at else None,
         }
+        if self.target is not None:
+            record["target"] = self.target
+            record["target_name"] = self.target_name
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Step:
@@ -197,6 +238,8 @@ class Step:
             error=record.get("error"),
             note=record.get("note"),
             done_at=datetime.fromisoformat(done_at) if done_at else None,
+            target=record.get("target"),
+            target_name=record.get("target_name"),
         )
 
 
@@ -215,17 +258,28 @@ LOCK_KINDS = frozenset({RequestKind.LOCK, RequestKind.UNLOCK})
 LOCK_STEPS = frozenset({StepAction.LOCK_ACCOUNT, StepAction.UNLOCK_ACCOUNT})
 
 
-def steps_for(kind: RequestKind, role: str | None) -> tuple[Step, ...]:
+def steps_for(
+    kind: RequestKind, role: str | None, *, groups: Sequence[GroupRef] = ()
+) -> tuple[Step, ...]:
     """What carrying out a request of this kind takes: a new account with a role chosen is
-    created first and given the role after (Connect's create call takes no role)."""
+    created first and given the role after (Connect's create call takes no role); the account
+    is then added to each group asked for, one recorded step per group."""
+    if kind is RequestKind.NEW_GROUP:
+        return (Step(StepAction.CREATE_GROUP),)
+    membership = tuple(
+        Step(StepAction.ADD_TO_GROUP, target=group.guid, target_name=group.name) for group in groups
+    )
+    if kind is RequestKind.JOIN_GROUPS:
+        return membership
     if kind is RequestKind.ROLE_CHANGE:
-        return (Step(StepAction.SET_ROLE),)
+        return (Step(StepAction.SET_ROLE), *membership)
     if kind is RequestKind.LOCK:
         return (Step(StepAction.LOCK_ACCOUNT),)
     if kind is RequestKind.UNLOCK:
         return (Step(StepAction.UNLOCK_ACCOUNT),)
     create = Step(StepAction.CREATE_ACCOUNT)
-    return (create,) if role is None else (create, Step(StepAction.SET_ROLE))
+    role_steps = (create,) if role is None else (create, Step(StepAction.SET_ROLE))
+    return (*role_steps, *membership)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +311,11 @@ class NewRequest:
     batch_part: int | None = None
     card_request_id: str | None = None  # the request holding the batch part's card (not itself)
     workflow_execution_id: str | None = None  # filed by a Workflow Builder step
+    # A request about a directory group (NEW_GROUP): its name; the person is then empty and
+    # the person's ticket is the group's.
+    group_name: str | None = None
+    # The Connect groups the account is to be added to (checked against Connect at filing).
+    groups: tuple[GroupRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +377,19 @@ class ProvisioningRequest:
     # and how completing it went ("completed", "failed", "gone").
     workflow_execution_id: str | None = None
     workflow_result: str | None = None
+    # A request about a directory group (NEW_GROUP): the group's name (there is no person).
+    group_name: str | None = None
+    # The Connect groups the account is to be added to, as they were when it was filed.
+    groups: tuple[GroupRef, ...] = ()
 
     @property
     def card_holder(self) -> str:
         """The request whose card shows this one (itself unless it is in a batch)."""
         return self.card_request_id or self.id
+
+    @property
+    def about_group(self) -> bool:
+        return self.kind is RequestKind.NEW_GROUP
 
     def step(self, action: StepAction) -> Step | None:
         return next((step for step in self.steps if step.action is action), None)
@@ -335,6 +402,17 @@ class ProvisioningRequest:
     @property
     def failed_step(self) -> Step | None:
         return next((step for step in self.steps if step.status is StepStatus.FAILED), None)
+
+    @property
+    def membership_steps(self) -> tuple[Step, ...]:
+        return tuple(step for step in self.steps if step.action is StepAction.ADD_TO_GROUP)
+
+    def with_target_step(self, target: str, **changes: Any) -> tuple[Step, ...]:
+        """The steps with the one acting on `target` changed (a group's membership step)."""
+        return tuple(
+            dataclasses.replace(step, **changes) if step.target == target else step
+            for step in self.steps
+        )
 
     def with_step(self, action: StepAction, **changes: Any) -> tuple[Step, ...]:
         """The steps with one of them changed (for a store update)."""

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.workflow.models import Account, DirectoryPage, ProvisioningRequest
+from bot.workflow.models import (
+    Account,
+    DirectoryGroupPage,
+    DirectoryPage,
+    GroupRef,
+    ProvisioningRequest,
+)
 
 
 class SearchProblem(StrEnum):
@@ -19,6 +25,8 @@ class SearchProblem(StrEnum):
     CONNECT_GARBAGE = "connect_garbage"
     CONFIGURATION = "configuration"
     PREFIX_TOO_SHORT = "prefix_too_short"  # an account search needs a longer prefix
+    # Directory groups cannot be searched here: groups come from the login provider (or are off).
+    NO_GROUP_SEARCH = "no_group_search"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,16 @@ class SearchOutcome:
     accounts_only: bool = False
     # Connect manages roles (the login provider does not): accounts may be offered a role change.
     role_changes: bool = False
+    # Connect manages group membership and the bot may add members: accounts may join groups.
+    group_joins: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSearchOutcome:
+    """Directory groups (without their tickets: read again at filing), or why not."""
+
+    page: DirectoryGroupPage | None = None
+    problem: SearchProblem | None = None
 
 
 class Refusal(StrEnum):
@@ -98,6 +116,13 @@ class FileProblem(StrEnum):
     LOCK_UNAVAILABLE = "lock_unavailable"  # the bot's key is not an administrator's
     ALREADY_LOCKED = "already_locked"  # a lock for an account that is locked
     NOT_LOCKED = "not_locked"  # an unlock for an account that is not locked
+    GROUP_IN_CONNECT = "group_in_connect"  # the directory group is in Connect already
+    GROUP_NOT_IN_DIRECTORY = "group_not_in_directory"  # no directory group of that name
+    GROUP_NAME_AMBIGUOUS = "group_name_ambiguous"  # several directory groups share the name
+    NO_GROUP_SEARCH = "no_group_search"  # groups come from the login provider here
+    GROUPS_NOT_OFFERED = "groups_not_offered"  # the bot cannot add members here
+    GROUP_NOT_FOUND = "group_not_found"  # a group chosen is not (any more) in Connect
+    NO_GROUPS_CHOSEN = "no_groups_chosen"  # Join groups without a group
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +169,54 @@ class NoRoleForm:
 
 
 RoleFormOutcome = RoleForm | NoRoleForm
+
+
+class GroupChoiceProblem(StrEnum):
+    """Why a form offers no Connect groups to join."""
+
+    GROUPS_OFF = "groups_off"  # Connect has groups switched off
+    PROVIDER_OWNS_MEMBERS = "provider_owns_members"  # membership comes from the login provider
+    KEY_NOT_ADMIN = "key_not_admin"  # adding members needs an administrator's key
+    CANNOT_READ = "cannot_read"  # Connect did not say just now
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChoice:
+    """Whether a form offers Connect groups (`problem` None) or why not."""
+
+    problem: GroupChoiceProblem | None = None
+
+    @property
+    def offered(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinForm:
+    """What the Join groups form is for: the account as Connect has it now."""
+
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class NoJoinForm:
+    """Why the Join groups form cannot be offered: the account (None: read, or not there), or
+    the groups."""
+
+    account_problem: RoleFormProblem | None = None
+    groups_problem: GroupChoiceProblem | None = None
+
+
+JoinFormOutcome = JoinForm | NoJoinForm
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOptions:
+    """Connect groups matching what the requester typed in a form's group select."""
+
+    groups: tuple[GroupRef, ...] = ()
+
+
 DecisionOutcome = Decided | Refused | RoleRaised | ApprovalCounted
 
 

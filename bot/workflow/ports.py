@@ -20,7 +20,10 @@ from bot.workflow.models import (
     Account,
     DirectoryCapabilities,
     DirectoryEntry,
+    DirectoryGroup,
+    DirectoryGroupPage,
     DirectoryPage,
+    GroupRef,
     NewRequest,
     OutboxItem,
     OutboxMessage,
@@ -85,6 +88,9 @@ class RequestStore(Protocol):
 
     async def find_by_workflow(self, execution_id: str) -> ProvisioningRequest | None:
         """The request a Workflow Builder step's execution filed, if any."""
+
+    async def find_active_group(self, name: str) -> ProvisioningRequest | None:
+        """The active request to bring in the directory group `name`, if any."""
 
     async def transition(
         self,
@@ -255,6 +261,8 @@ class DirectoryProblem(StrEnum):
     NOT_PERMITTED = "not_permitted"  # the bot's key is refused or lacks a permission
     LOCKED = "locked"  # the account is locked
     LICENCE_FULL = "licence_full"  # no free licence seat
+    GROUP_EXISTS = "group_exists"  # the group is in Connect already (same unique ID or name)
+    ALREADY_MEMBER = "already_member"  # the account is in the group already
     OTHER = "other"
 
 
@@ -312,6 +320,36 @@ class Directory(Protocol):
         """Lock (or unlock) the account `guid`: an administrator's key only; unlocking takes a
         seat, so a full licence refuses it (`DirectoryProblem.LICENCE_FULL`). Never retried: on
         DirectoryUnavailable or DirectoryUnreadable the outcome is unknown (read `locked`)."""
+
+
+class GroupDirectory(Protocol):
+    """Connect's groups and the directory's, as the workflow needs them (capabilities and the
+    key's role come from `Directory`). Every method raises only DirectoryError and its
+    subclasses."""
+
+    async def search_directory_groups(self, prefix: str, *, limit: int) -> DirectoryGroupPage:
+        """Directory (LDAP) groups whose name starts with `prefix`, each with a ticket."""
+
+    async def find_directory_groups(self, name: str) -> tuple[DirectoryGroup, ...]:
+        """Every directory group named exactly `name` (names are not unique), with fresh
+        tickets."""
+
+    async def create_group(self, temp_ticket: str) -> GroupRef:
+        """Bring in the directory group a ticket stands for. Never retried: on
+        DirectoryUnavailable or DirectoryUnreadable the outcome is unknown (look it up)."""
+
+    async def find_group(self, name: str) -> GroupRef | None:
+        """The Connect group named exactly `name`."""
+
+    async def get_group(self, guid: str) -> GroupRef | None:
+        """The Connect group `guid`, None when there is none."""
+
+    async def list_groups(self, prefix: str, *, limit: int) -> tuple[GroupRef, ...]:
+        """Connect groups whose name starts with `prefix` ("" for any)."""
+
+    async def add_member(self, group_guid: str, user_guid: str) -> bool:
+        """Add the account to the group: True when added, False when it was a member already
+        (done either way). Safe to repeat after an unknown outcome for that reason."""
 
 
 class Seats(Protocol):

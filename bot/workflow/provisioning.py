@@ -21,6 +21,7 @@ from bot.workflow.clock import Clock, utcnow
 from bot.workflow.models import (
     LOCK_KINDS,
     Account,
+    GroupRef,
     OutboxItem,
     OutboxKind,
     ProvisioningRequest,
@@ -35,6 +36,7 @@ from bot.workflow.ports import (
     DirectoryError,
     DirectoryProblem,
     DirectoryRefused,
+    GroupDirectory,
     Metrics,
     RequestStore,
 )
@@ -53,6 +55,10 @@ CHECKING_NOTE = (
 ROLE_CHECKING_NOTE = "The bot is checking whether Connect changed the role."
 # The same after an unanswered lock or unlock call.
 LOCK_CHECKING_NOTE = "The bot is checking whether Connect locked or unlocked the account."
+# Appended to the card's error while the bot looks for the group a PUT /v1/groups may have made.
+GROUP_CHECKING_NOTE = (
+    "The bot is checking whether Connect brought the group in; Approve comes back if it did not."
+)
 # Connect's clock is not the database's (the PUT's times are the database's). An account whose
 # created_time is at most this much earlier than the first PUT whose answer never came still
 # counts as created by it. Servers kept by NTP agree within a second; two minutes also covers a
@@ -83,7 +89,10 @@ def _role_step_due(request: ProvisioningRequest) -> bool:
 
 def _account_settled(request: ProvisioningRequest) -> bool:
     """Whether the request's account exists (created by its first step, or changed by it)."""
-    if request.kind is RequestKind.ROLE_CHANGE or request.kind in LOCK_KINDS:
+    if (
+        request.kind in (RequestKind.ROLE_CHANGE, RequestKind.JOIN_GROUPS)
+        or request.kind in LOCK_KINDS
+    ):
         return True
     create = request.step(StepAction.CREATE_ACCOUNT)
     return create is not None and create.status is StepStatus.DONE and bool(request.connect_guid)
@@ -104,12 +113,29 @@ def _settled_steps(
     skipped = dataclasses.replace(request, steps=steps).with_step(
         StepAction.SET_ROLE, status=StepStatus.SKIPPED, note="Not set: the account existed already."
     )
-    return skipped
+    return dataclasses.replace(request, steps=skipped).with_step(
+        StepAction.ADD_TO_GROUP,
+        status=StepStatus.SKIPPED,
+        note="Not added: the account existed already (ask to Join groups).",
+    )
+
+
+def _membership_due(request: ProvisioningRequest) -> bool:
+    """Whether the account still has groups to be added to (it must exist by now)."""
+    return bool(request.connect_guid) and any(
+        step.status in (StepStatus.PENDING, StepStatus.FAILED) for step in request.membership_steps
+    )
 
 
 def _problem_of(note: str | None) -> str | None:
     """The problem a checking or unsettled note starts with (see DirectoryError.problem)."""
-    for suffix in (CHECKING_NOTE, ROLE_CHECKING_NOTE, LOCK_CHECKING_NOTE, UNSETTLED_NOTE):
+    for suffix in (
+        CHECKING_NOTE,
+        ROLE_CHECKING_NOTE,
+        LOCK_CHECKING_NOTE,
+        GROUP_CHECKING_NOTE,
+        UNSETTLED_NOTE,
+    ):
         if note and note.endswith(f". {suffix}"):
             return note.removesuffix(f". {suffix}")
     return None
@@ -122,6 +148,7 @@ class Provisioner:
         store: RequestStore,
         directory: Directory,
         instance_id: str,
+        groups: GroupDirectory | None = None,
         lease_seconds: float = 120.0,
         settle_delays: Sequence[float] = settle_schedule(10.0),
         clock: Clock = utcnow,
@@ -130,6 +157,7 @@ class Provisioner:
     ) -> None:
         self.store = store
         self.directory = directory
+        self.groups = groups
         self.instance_id = instance_id
         self.metrics = metrics
         self.lease = timedelta(seconds=lease_seconds)
@@ -147,6 +175,10 @@ class Provisioner:
         """Create the account of a request this process has just claimed (its lease is ours);
         returns the request as it ended up (approved, already there, pending again, …)."""
         async with self._holding(claimed.id):
+            if claimed.kind is RequestKind.NEW_GROUP:
+                return await self._bring_in_group(claimed)
+            if claimed.kind is RequestKind.JOIN_GROUPS:
+                return await self._add_to_groups(claimed)
             if claimed.kind is RequestKind.ROLE_CHANGE:
                 return await self._set_role(claimed, known_role=None, look_first=False)
             if claimed.kind in LOCK_KINDS:
@@ -167,6 +199,8 @@ class Provisioner:
         role_step = request.step(StepAction.SET_ROLE)
         if role_step is not None and role_step.status is not StepStatus.DONE:
             return await self._set_role(request, known_role=None, look_first=True)
+        if _membership_due(request):
+            return await self._add_to_groups(request)
         return await self._complete(request)
 
     @contextlib.asynccontextmanager
@@ -461,13 +495,31 @@ class Provisioner:
                 "request %s: account created (guid %s); setting its role", request.id, user.guid
             )
             return await self._set_role(recorded, known_role=user.user_role, look_first=False)
+        if created and any(step.status is StepStatus.PENDING for step in request.membership_steps):
+            # Recorded before the first group: a crash from here on never creates it twice.
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={**changes, "put_sent_at": None},
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            return await self._add_to_groups(recorded)
         return await self._end(request, state, changes)
 
     async def _end(
         self, request: ProvisioningRequest, state: RequestState, changes: dict[str, object]
     ) -> ProvisioningRequest:
         outbox = [OutboxItem(OutboxKind.UPDATE_CARD), OutboxItem(OutboxKind.NOTIFY_REQUESTER)]
-        if state is RequestState.APPROVED and request.email and request.kind not in LOCK_KINDS:
+        if (
+            state is RequestState.APPROVED
+            and request.email
+            and request.kind not in LOCK_KINDS
+            and request.kind is not RequestKind.JOIN_GROUPS  # nothing new to welcome them to
+        ):
             # A new account's welcome, or a role change's news, for the person it is for.
             outbox.append(OutboxItem(OutboxKind.WELCOME))
         finished = await self.store.transition(
@@ -736,6 +788,19 @@ class Provisioner:
                 note=note,
                 done_at=self.clock(),
             )
+        if _membership_due(request):
+            # The role step is recorded before the groups: a retry never sets it again.
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={"steps": steps, "put_sent_at": None},
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            return await self._add_to_groups(recorded)
         return await self._end(
             request,
             RequestState.APPROVED,
@@ -844,6 +909,8 @@ class Provisioner:
         self.metrics.lease_recovered()
         log.info("request %s: settling an interrupted approval", stuck.id)
         async with self._holding(taken.id):
+            if taken.kind is RequestKind.NEW_GROUP:
+                return await self._recover_group(taken, stuck)
             if _account_settled(taken):
                 # The account is there (or the request changes an existing one): carry on with
                 # the steps left, looking before setting a role again.
@@ -882,3 +949,289 @@ class Provisioner:
         left = (taken.put_sent_at + self.put_patience - now).total_seconds()
         left = min(left, self.put_patience.total_seconds())
         return (0.0,) if left <= 0 else (0.0, left)
+
+    # -- group membership ----------------------------------------------------------------------
+
+    async def _add_to_groups(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Add the account to each group still to do, one recorded step per group, under a
+        live lease. Code 16 (a member already) counts as done, so an unanswered POST is settled
+        by sending it again; a refusal leaves the request incomplete for a retry of the steps
+        left."""
+        groups = self._group_port()
+        guid = request.connect_guid or ""
+        for step in request.membership_steps:
+            if step.status not in (StepStatus.PENDING, StepStatus.FAILED) or not step.target:
+                continue
+            held = await self.store.renew_lease(
+                request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
+            )
+            if not held:
+                log.warning("request %s: the lease ran out before a group was added", request.id)
+                return await self._reload(request)
+            added: bool | None = None
+            unanswered: DirectoryError | None = None
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for delay in (0.0, *self.settle_delays):
+                await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                try:
+                    added = await groups.add_member(step.target, guid)
+                except DirectoryRefused as exc:
+                    log.warning(
+                        "request %s: Connect refused a group member: %s", request.id, exc.problem
+                    )
+                    return await self._group_step_failed(request, step.target, exc.explanation)
+                except DirectoryError as exc:
+                    unanswered = exc
+                    continue
+                unanswered = None
+                break
+            if unanswered is not None or added is None:
+                problem = unanswered.problem if unanswered else "Connect did not answer"
+                return await self._keep_unsettled(request, problem)
+            recorded = await self.store.transition(
+                request.id,
+                from_states={RequestState.PROVISIONING},
+                to_state=RequestState.PROVISIONING,
+                now=self.clock(),
+                changes={
+                    "steps": request.with_target_step(
+                        step.target,
+                        status=StepStatus.DONE,
+                        error=None,
+                        note=None if added else "It was a member already.",
+                        done_at=self.clock(),
+                    ),
+                    "last_error": None,
+                },
+                lease_owner=self.instance_id,
+            )
+            if recorded is None:
+                return await self._reload(request)
+            request = recorded
+        return await self._end(
+            request,
+            RequestState.APPROVED,
+            {"steps": request.steps, "last_error": None, "put_sent_at": None},
+        )
+
+    async def _group_step_failed(
+        self, request: ProvisioningRequest, target: str, why: str
+    ) -> ProvisioningRequest:
+        """A group refused the member: the account stays as it is (its earlier steps are done)
+        and the request waits, incomplete, for a retry of the steps left or a close."""
+        step = next(s for s in request.membership_steps if s.target == target)
+        name = step.target_name or "a group"
+        failed = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.INCOMPLETE,
+            now=self.clock(),
+            changes={
+                "steps": request.with_target_step(target, status=StepStatus.FAILED, error=why),
+                "last_error": f"Adding the account to the group {name} failed: {why}",
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            outbox=[OutboxItem(OutboxKind.UPDATE_CARD)],
+            lease_owner=self.instance_id,
+        )
+        if failed is None:
+            return await self._reload(request)
+        self._on_outbox()
+        return failed
+
+    # -- directory groups ----------------------------------------------------------------------
+
+    def _group_port(self) -> GroupDirectory:
+        if self.groups is None:  # pragma: no cover - wired in production and in every test
+            raise RuntimeError("a group request needs the group directory")
+        return self.groups
+
+    async def _bring_in_group(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """PUT /v1/groups {temp_ticket}, at most once per approval (a stale ticket: once more
+        with a fresh one), under a live lease and recorded before it is sent, like an
+        account's PUT. An unanswered PUT is settled by looking the group up by name."""
+        groups = self._group_port()
+        ticket = request.temp_ticket
+        for attempt in (1, 2):
+            sent = await self.store.mark_put_sent(
+                request.id,
+                owner=self.instance_id,
+                lease_seconds=self.lease.total_seconds(),
+                now=self.clock(),
+            )
+            if sent is None:
+                log.warning("request %s: the lease ran out before the PUT; not sent", request.id)
+                return await self._reload(request)
+            request = sent
+            try:
+                group = await groups.create_group(ticket)
+            except DirectoryRefused as exc:
+                answered = await self._put_answered(request)
+                if answered is None:
+                    return await self._reload(request)
+                request = answered
+                if exc.kind is DirectoryProblem.GROUP_EXISTS:  # codes 131 and 15
+                    return await self._group_there(request)
+                if exc.kind is DirectoryProblem.STALE_TICKET and attempt == 1:
+                    fresh = await self._fresh_group_ticket(request)
+                    if isinstance(fresh, ProvisioningRequest):
+                        return fresh
+                    ticket = fresh
+                    continue
+                log.warning("request %s: Connect refused the group: %s", request.id, exc.problem)
+                return await self._back_to_pending(request, exc.explanation)
+            except DirectoryError as exc:
+                log.warning(
+                    "request %s: outcome of the group PUT unknown: %s", request.id, exc.problem
+                )
+                return await self._settle_group(request, exc.problem, delays=self.settle_delays)
+            return await self._group_settled(request, group, created=True)
+        raise AssertionError("unreachable: the loop returns on its second attempt")
+
+    async def _fresh_group_ticket(self, request: ProvisioningRequest) -> str | ProvisioningRequest:
+        """Code 127: search the directory again and take the one group of that name's ticket."""
+        name = request.group_name or ""
+        try:
+            found = await self._group_port().find_directory_groups(name)
+        except DirectoryError as exc:
+            return await self._back_to_pending(request, _group_not_created(exc.problem))
+        if not found:
+            return await self._back_to_pending(request, f"{name} is no longer in the directory.")
+        if len(found) > 1:
+            return await self._back_to_pending(
+                request,
+                f"Several directory groups are now named {name}, so the bot cannot tell which "
+                "one was asked for. Deny this request and ask again once the name is unique.",
+            )
+        [group] = found
+        if group.in_connect:
+            return await self._group_there(request)
+        updated = await self.store.transition(
+            request.id,
+            from_states={RequestState.PROVISIONING},
+            to_state=RequestState.PROVISIONING,
+            now=self.clock(),
+            changes={"temp_ticket": group.temp_ticket},
+            lease_owner=self.instance_id,
+        )
+        return group.temp_ticket if updated is not None else await self._reload(request)
+
+    async def _group_there(self, request: ProvisioningRequest) -> ProvisioningRequest:
+        """Connect says the group is in already (131, 15): this request's if an earlier PUT of
+        it went unanswered, else it was brought in by someone else meanwhile."""
+        try:
+            group = await self._group_port().find_group(request.group_name or "")
+        except DirectoryError as exc:
+            return await self._keep_unsettled(request, exc.problem)
+        if request.unknown_put_at is not None:
+            note = (
+                "Brought in during this approval: Connect did not confirm an earlier request in "
+                "time, and said afterwards that the group was there."
+            )
+            if group is not None:
+                return await self._group_settled(request, group, created=True, note=note)
+        return await self._group_settled(request, group, created=False)
+
+    async def _settle_group(
+        self,
+        request: ProvisioningRequest,
+        problem: str,
+        *,
+        delays: Sequence[float],
+        announce: bool = True,
+    ) -> ProvisioningRequest:
+        """The group PUT may or may not have happened: look the group up by name at `delays`
+        before anything is retried (as `_settle_unknown` does for an account)."""
+        since = request.unknown_put_at or request.put_sent_at
+        if announce or (since is not None and since != request.unknown_put_at):
+            note = f"{problem}. {GROUP_CHECKING_NOTE}" if announce else request.last_error
+            checking = await self._note_on_card(request, note, unknown_put_at=since)
+            if checking is None:
+                return await self._reload(request)
+            request = checking
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        unanswered: DirectoryError | None = None
+        for delay in delays or (0.0,):
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            try:
+                group = await self._group_port().find_group(request.group_name or "")
+            except DirectoryRefused as exc:
+                log.error("request %s: Connect refused the look-up: %s", request.id, exc.problem)
+                return await self._keep_unsettled(request, problem, because=exc.explanation)
+            except DirectoryError as exc:
+                unanswered = exc
+                continue
+            unanswered = None
+            if group is not None:
+                note = (
+                    "Brought in during this approval: Connect did not confirm the request in "
+                    "time, and the bot found the group afterwards."
+                )
+                return await self._group_settled(request, group, created=True, note=note)
+        if unanswered is not None:
+            return await self._keep_unsettled(request, problem)
+        return await self._back_to_pending(request, _group_not_created(problem))
+
+    async def _recover_group(
+        self, taken: ProvisioningRequest, stuck: ProvisioningRequest
+    ) -> ProvisioningRequest:
+        if taken.put_sent_at is None:
+            try:
+                group = await self._group_port().find_group(taken.group_name or "")
+            except DirectoryError as exc:
+                return await self._keep_unsettled(taken, exc.problem)
+            if group is not None:
+                # Only an earlier unanswered PUT of this request can have brought it in.
+                ours = taken.unknown_put_at is not None
+                return await self._group_settled(taken, group, created=ours)
+            return await self._back_to_pending(
+                taken,
+                "The bot stopped before it asked Connect to bring the group in, so nothing "
+                "changed. Press Approve to try again.",
+            )
+        problem = _problem_of(stuck.last_error) or "The bot stopped while bringing the group in"
+        return await self._settle_group(
+            taken, problem, delays=self._delays_after(taken), announce=False
+        )
+
+    async def _group_settled(
+        self,
+        request: ProvisioningRequest,
+        group: GroupRef | None,
+        *,
+        created: bool,
+        note: str | None = None,
+    ) -> ProvisioningRequest:
+        """The group is in Connect: brought in by this request (APPROVED) or there before
+        (ALREADY_EXISTS)."""
+        if created:
+            steps = request.with_step(
+                StepAction.CREATE_GROUP, status=StepStatus.DONE, error=None, done_at=self.clock()
+            )
+        else:
+            steps = request.with_step(
+                StepAction.CREATE_GROUP,
+                status=StepStatus.SKIPPED,
+                note="The group was in Connect already.",
+            )
+            if group is None:
+                note = (
+                    "Connect says the group is there already, but the bot cannot find it by name."
+                )
+        changes: dict[str, object] = {
+            "connect_guid": group.guid if group is not None else None,
+            "temp_ticket": "",  # a credential with no further use: do not keep it
+            "last_error": None,
+            "outcome_note": note,
+            "put_sent_at": None,
+            "steps": steps,
+        }
+        state = RequestState.APPROVED if created else RequestState.ALREADY_EXISTS
+        return await self._end(request, state, changes)
+
+
+def _group_not_created(problem: str) -> str:
+    return f"{problem}, and the group was not brought in. Press Approve to try again."

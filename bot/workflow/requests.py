@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.workflow.approvals import ApprovalsRequired
 from bot.workflow.approvers import approver_refusal
@@ -20,7 +20,9 @@ from bot.workflow.finding import FindProblem, OwnEntry, queries_for, same_email,
 from bot.workflow.models import (
     DirectoryCapabilities,
     DirectoryEntry,
+    DirectoryGroupPage,
     DirectoryPage,
+    GroupRef,
     NewRequest,
     OutboxItem,
     OutboxKind,
@@ -38,7 +40,13 @@ from bot.workflow.outcomes import (
     Filed,
     FileOutcome,
     FileProblem,
+    GroupChoice,
+    GroupChoiceProblem,
+    GroupSearchOutcome,
     HomeContent,
+    JoinForm,
+    JoinFormOutcome,
+    NoJoinForm,
     NoRoleForm,
     NotFiled,
     Refusal,
@@ -60,6 +68,7 @@ from bot.workflow.ports import (
     DirectoryRefused,
     DirectoryUnavailable,
     DuplicateRequestError,
+    GroupDirectory,
     Metrics,
     PeopleLookup,
     PersonLookupUnavailable,
@@ -76,6 +85,10 @@ MAX_JUSTIFICATION = 1000
 MIN_ACCOUNT_PREFIX = 3
 MAX_DENY_REASON = 500
 MAX_APPROVAL_NOTE = 500
+# How many Connect groups one request may add an account to (each is a step of its own).
+MAX_GROUPS = 10
+# How many groups a form's group select offers at once (Slack shows at most 100 options).
+MAX_GROUP_OPTIONS = 100
 
 # A search refused by the directory, as the searcher is told.
 _SEARCH_REFUSALS = {
@@ -107,6 +120,7 @@ class Requests:
         approvers: ApproverPolicy,
         provisioner: Provisioner,
         people: PeopleLookup | None = None,
+        groups: GroupDirectory | None = None,
         search_limit: int = 50,
         requestable_roles: tuple[str, ...] = ("viewer", "publisher"),
         approvals_required: ApprovalsRequired | None = None,
@@ -121,6 +135,7 @@ class Requests:
         self.metrics = metrics
         self.provisioner = provisioner
         self.people = people
+        self.groups = groups
         self.search_limit = search_limit
         self.requestable_roles = tuple(role for role in ROLES if role in requestable_roles)
         self.approvals_required = approvals_required or ApprovalsRequired()
@@ -176,8 +191,16 @@ class Requests:
         role_changes = any(entry.has_account for entry in page.entries) and bool(
             await self.roles_offered()
         )
+        group_joins = (
+            self.groups is not None
+            and any(entry.has_account for entry in page.entries)
+            and (await self.group_choice()).offered
+        )
         return SearchOutcome(
-            page=_without_tickets(page), accounts_only=accounts_only, role_changes=role_changes
+            page=_without_tickets(page),
+            accounts_only=accounts_only,
+            role_changes=role_changes,
+            group_joins=group_joins,
         )
 
     # -- a person's own entry --------------------------------------------------------------------
@@ -258,8 +281,10 @@ class Requests:
         justification: str,
         role: str | None = None,
         response_url: str | None = None,
+        group_guids: Sequence[str] = (),
     ) -> FileOutcome:
-        """File a request for the directory entry `username`.
+        """File a request for the directory entry `username` (and the Connect groups
+        `group_guids` to add the account to, checked against Connect now).
 
         The username comes back from the requester's client (a button), so nothing else is
         taken from there: the ticket and the identity the approvers see are read from the
@@ -269,7 +294,9 @@ class Requests:
         if isinstance(checked, NotFiled):
             return checked
         justification, role = checked
-        new = await self.prepare_new_account(requester_id, username, justification, role)
+        new = await self.prepare_new_account(
+            requester_id, username, justification, role, group_guids=group_guids
+        )
         if not isinstance(new, NewRequest):
             return new
         outbox = [OutboxItem(OutboxKind.POST_CARD)]
@@ -296,10 +323,17 @@ class Requests:
         return justification, role
 
     async def prepare_new_account(
-        self, requester_id: str, username: str, justification: str, role: str | None
+        self,
+        requester_id: str,
+        username: str,
+        justification: str,
+        role: str | None,
+        *,
+        group_guids: Sequence[str] = (),
     ) -> NewRequest | Duplicate | NotFiled:
-        """The request for the directory entry `username`, read from the directory now (its
-        ticket and who the approvers see), or why there is none; not stored yet."""
+        """The request for the directory entry `username` (and the Connect groups `group_guids`,
+        checked against Connect now), read from the directory now (its ticket and who the
+        approvers see), or why there is none; not stored yet."""
         existing = await self.store.find_active(username)
         if existing is not None:
             return Duplicate(existing)
@@ -312,6 +346,9 @@ class Requests:
             return NotFiled(FileProblem.NOT_IN_DIRECTORY)
         if fresh.has_account:
             return NotFiled(FileProblem.ALREADY_HAS_ACCOUNT, guid=fresh.guid)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
         person = Person(
             username=fresh.username,
             full_name=fresh.full_name,
@@ -325,6 +362,7 @@ class Requests:
             justification=justification,
             created_at=self.clock(),
             role_asked=role,
+            groups=chosen,
         )
 
     async def file_role_change(
@@ -335,8 +373,10 @@ class Requests:
         role: str,
         justification: str,
         response_url: str | None = None,
+        group_guids: Sequence[str] = (),
     ) -> FileOutcome:
-        """File a request to give the existing account `guid` the role `role`.
+        """File a request to give the existing account `guid` the role `role` (and add it to
+        the Connect groups `group_guids`, checked against Connect now).
 
         Both come back from the requester's client, so the account is read from Connect now
         (who the approvers see, and the role it has) and the role must be one offered."""
@@ -356,6 +396,9 @@ class Requests:
         existing = await self.store.find_active(account.username)
         if existing is not None:
             return Duplicate(existing)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
         outbox = [OutboxItem(OutboxKind.POST_CARD)]
         if response_url:
             outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
@@ -374,6 +417,7 @@ class Requests:
             role_asked=role,
             role_before=account.user_role,
             connect_guid=account.guid,
+            groups=chosen,
         )
         return await self._create(new, outbox)
 
@@ -464,7 +508,12 @@ class Requests:
         return await self._create(new, outbox)
 
     async def _create(self, new: NewRequest, outbox: list[OutboxItem]) -> FileOutcome:
-        subject_id, link = await self.link_subject(new.person.email)
+        # A group request is about nobody: there is no one to keep from deciding it.
+        subject_id, link = (
+            (None, None)
+            if new.group_name is not None
+            else await self.link_subject(new.person.email)
+        )
         new = dataclasses.replace(new, subject_id=subject_id, subject_link=link)
         try:
             request = await self.store.create(new, outbox=outbox)
@@ -498,6 +547,215 @@ class Requests:
         if not roles:
             return NoRoleForm(RoleFormProblem.NO_OTHER_ROLE, account)
         return RoleForm(account, roles)
+
+    # -- Connect groups in request forms ----------------------------------------------------------
+
+    async def group_choice(self) -> GroupChoice:
+        """Whether request forms offer Connect groups: where Connect manages membership itself
+        (groups on, membership not from the provider) and the bot's key is an administrator's
+        (adding to a group its owner does not own needs one). Unknown counts as not offered."""
+        if self.groups is None:
+            return GroupChoice(GroupChoiceProblem.GROUPS_OFF)
+        try:
+            caps = await self.directory.capabilities()
+            if caps.groups_enabled is False:
+                return GroupChoice(GroupChoiceProblem.GROUPS_OFF)
+            if caps.provider_owns_group_members is True:
+                return GroupChoice(GroupChoiceProblem.PROVIDER_OWNS_MEMBERS)
+            if caps.groups_enabled is None or caps.provider_owns_group_members is None:
+                return GroupChoice(GroupChoiceProblem.CANNOT_READ)
+            if await self.directory.key_role() != "administrator":
+                return GroupChoice(GroupChoiceProblem.KEY_NOT_ADMIN)
+        except DirectoryError as exc:
+            log.warning("cannot tell whether groups can be offered: %s", exc.problem)
+            return GroupChoice(GroupChoiceProblem.CANNOT_READ)
+        return GroupChoice()
+
+    async def group_options(self, prefix: str) -> tuple[GroupRef, ...]:
+        """Connect groups whose name starts with `prefix`, for a form's group select; none
+        where groups are not offered or Connect does not answer (the form then says nothing
+        matched: it never fails)."""
+        if self.groups is None or not (await self.group_choice()).offered:
+            return ()
+        try:
+            return await self.groups.list_groups(prefix.strip(), limit=MAX_GROUP_OPTIONS)
+        except DirectoryError as exc:
+            log.warning("could not list Connect groups for a form: %s", exc.problem)
+            return ()
+
+    async def _chosen_groups(self, guids: Sequence[str]) -> tuple[GroupRef, ...] | FileProblem:
+        """The groups a form came back with, read from Connect now (their GUIDs come from the
+        requester's client): each must exist, and groups must be offered at all."""
+        wanted = list(dict.fromkeys(guid for guid in guids if guid))
+        if not wanted:
+            return ()
+        if len(wanted) > MAX_GROUPS:
+            return FileProblem.GROUPS_NOT_OFFERED
+        if self.groups is None or not (await self.group_choice()).offered:
+            return FileProblem.GROUPS_NOT_OFFERED
+        found: list[GroupRef] = []
+        for guid in wanted:
+            try:
+                group = await self.groups.get_group(guid)
+            except DirectoryError as exc:
+                log.warning("could not confirm a group chosen: %s", exc.problem)
+                return FileProblem.CANNOT_VERIFY
+            if group is None:
+                return FileProblem.GROUP_NOT_FOUND
+            found.append(group)
+        return tuple(found)
+
+    async def join_form(self, guid: str) -> JoinFormOutcome:
+        """What the Join groups form offers for the account `guid` (which came back from a
+        button: it is only looked up): the account as Connect has it now, where groups may be
+        offered."""
+        choice = await self.group_choice()
+        if choice.problem is not None:
+            return NoJoinForm(groups_problem=choice.problem)
+        try:
+            account = await self.directory.get_account(guid)
+        except DirectoryError as exc:
+            log.warning("could not read the account for a group request: %s", exc.problem)
+            return NoJoinForm(account_problem=RoleFormProblem.CANNOT_READ)
+        if account is None:
+            return NoJoinForm(account_problem=RoleFormProblem.NO_ACCOUNT)
+        return JoinForm(account)
+
+    async def file_join_groups(
+        self,
+        *,
+        requester_id: str,
+        guid: str,
+        group_guids: Sequence[str],
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to add the existing account `guid` to the Connect groups
+        `group_guids`. Both come back from the requester's client: the account and each group
+        are read from Connect now."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        if not [g for g in group_guids if g]:
+            return NotFiled(FileProblem.NO_GROUPS_CHOSEN)
+        form = await self.join_form(guid)
+        if isinstance(form, NoJoinForm):
+            if form.groups_problem is not None:
+                return NotFiled(FileProblem.GROUPS_NOT_OFFERED)
+            return NotFiled(_FORM_PROBLEMS[form.account_problem or RoleFormProblem.CANNOT_READ])
+        account = form.account
+        existing = await self.store.find_active(account.username)
+        if existing is not None:
+            return Duplicate(existing)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            person=Person(
+                username=account.username,
+                full_name=account.full_name,
+                email=account.email,
+                temp_ticket="",
+            ),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.JOIN_GROUPS,
+            role_before=account.user_role,
+            connect_guid=account.guid,
+            groups=chosen,
+        )
+        return await self._create(new, outbox)
+
+    # -- directory groups ----------------------------------------------------------------------
+
+    async def _group_search_refused(self) -> bool:
+        """Whether Connect says its directory groups cannot be searched (groups off, or they
+        come from a provider without remote group search); unknown: not refused (try)."""
+        try:
+            caps = await self.directory.capabilities()
+        except DirectoryError:
+            return False
+        return caps.groups_enabled is False or caps.remote_group_search is False
+
+    async def group_search(self, prefix: str) -> GroupSearchOutcome:
+        """Directory (LDAP) groups for a prefix, each in Connect already or not, without their
+        tickets (filing reads a fresh one)."""
+        if self.groups is None or await self._group_search_refused():
+            return GroupSearchOutcome(problem=SearchProblem.NO_GROUP_SEARCH)
+        try:
+            page = await self.groups.search_directory_groups(prefix, limit=self.search_limit)
+        except DirectoryRefused as exc:
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                return GroupSearchOutcome(problem=SearchProblem.NO_GROUP_SEARCH)
+            return GroupSearchOutcome(problem=_search_problem(exc, "group search"))
+        except DirectoryError as exc:
+            return GroupSearchOutcome(problem=_search_problem(exc, "group search"))
+        return GroupSearchOutcome(
+            page=DirectoryGroupPage(
+                groups=tuple(dataclasses.replace(g, temp_ticket="") for g in page.groups),
+                total=page.total,
+            )
+        )
+
+    async def file_group_request(
+        self,
+        *,
+        requester_id: str,
+        name: str,
+        justification: str,
+        response_url: str | None = None,
+    ) -> FileOutcome:
+        """File a request to bring the directory group `name` into Connect.
+
+        The name comes back from the requester's client (a button): the group and its ticket
+        are read from the directory now. Directory group names are not unique: a name that
+        several groups share is refused, since the approvers could not tell which one."""
+        justification = justification.strip()[:MAX_JUSTIFICATION]
+        if not justification:
+            return NotFiled(FileProblem.EMPTY_JUSTIFICATION)
+        if self.groups is None or await self._group_search_refused():
+            return NotFiled(FileProblem.NO_GROUP_SEARCH)
+        existing = await self.store.find_active_group(name)
+        if existing is not None:
+            return Duplicate(existing)
+        try:
+            found = await self.groups.find_directory_groups(name)
+        except DirectoryRefused as exc:
+            if exc.kind is DirectoryProblem.PROVIDER_CANNOT:
+                return NotFiled(FileProblem.NO_GROUP_SEARCH)
+            log.warning("could not confirm the group in the directory: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        except DirectoryError as exc:
+            log.warning("could not confirm the group in the directory: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if not found:
+            return NotFiled(FileProblem.GROUP_NOT_IN_DIRECTORY)
+        if len(found) > 1:
+            return NotFiled(FileProblem.GROUP_NAME_AMBIGUOUS)
+        [group] = found
+        if group.in_connect:
+            return NotFiled(FileProblem.GROUP_IN_CONNECT, guid=group.guid)
+        if not group.temp_ticket:
+            return NotFiled(FileProblem.GROUP_NOT_IN_DIRECTORY)
+        outbox = [OutboxItem(OutboxKind.POST_CARD)]
+        if response_url:
+            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        new = NewRequest(
+            request_id=self.id_factory(),
+            requester_id=requester_id,
+            # No person: the group's ticket rides where a person's would.
+            person=Person(username="", full_name="", email="", temp_ticket=group.temp_ticket),
+            justification=justification,
+            created_at=self.clock(),
+            kind=RequestKind.NEW_GROUP,
+            group_name=group.name,
+        )
+        return await self._create(new, outbox)
 
     # -- decide ----------------------------------------------------------------------------------
 

@@ -256,3 +256,26 @@ async def test_check_fails_a_viewers_key(fake_slack, fake_connect, database_url)
     out = io.StringIO()
     assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 1
     assert "FAIL  connect-bot is a viewer: nothing works with this key" in out.getvalue()
+
+
+async def test_check_says_what_the_bot_can_do_with_groups(
+    fake_slack, fake_connect, database_url
+) -> None:
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    report = out.getvalue()
+    assert "ok    directory groups can be brought into Connect" in report
+    assert "ok    group membership comes from the login provider" in report
+
+    fake_connect.provider = "google"
+    fake_connect.key_role = "publisher"
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    report = out.getvalue()
+    assert "warn  adding people to Connect groups needs an administrator's key" in report
+    assert "request forms offer no groups" in report
+
+    fake_connect.key_role = "administrator"
+    out = io.StringIO()
+    assert await run_checks(make_settings(fake_slack, fake_connect, database_url), out) == 0
+    assert "ok    request forms offer Connect groups" in out.getvalue()

@@ -401,6 +401,8 @@ async def test_json_lists_every_request_newest_first(audit_bot: BotUnderTest) ->
             }
         ],
         "approvals": [],
+        "group": None,
+        "groups": [],
     }
     approved = next(row for row in body["requests"] if row["id"] == "r1-approved")
     assert approved["connect_guid"] == "6f1c2d3e-4a5b-4c6d-8e7f-001122334455"

@@ -95,8 +95,11 @@ KNOWN_BLOCK_TYPES = frozenset(
 # ---------------------------------------------------------------------------------------------
 HOUSE_BLOCK_TYPES = frozenset({"header", "section", "context", "actions", "divider", "input"})
 HOUSE_ELEMENT_TYPES = frozenset({"button", "plain_text_input"})
-# What a modal's input block may hold: text, or a choice of fixed options (a role).
-HOUSE_INPUT_ELEMENT_TYPES = frozenset({"plain_text_input", "static_select"})
+# What a modal's input block may hold: text, a choice of fixed options (a role), or Connect
+# groups whose options the bot gives as the person types (a block_suggestion).
+HOUSE_INPUT_ELEMENT_TYPES = frozenset(
+    {"plain_text_input", "static_select", "multi_external_select"}
+)
 # Slack truncates `text` at 40,000; the bot's fallbacks are one line.
 HOUSE_MAX_FALLBACK_TEXT = 4_000
 # Slack has no whole-payload budget for views; the bot keeps its views under the messages' one.
@@ -209,6 +212,14 @@ def _element_problems(el: Any, path: str) -> list[str]:
                 problems.append(problem("must be one of the options", f"{path}/initial_option"))
         elif "option_groups" not in el:
             problems.append(problem("must provide options or option_groups", path))
+    elif kind in ("external_select", "multi_external_select"):
+        min_query = el.get("min_query_length", 3)
+        if not isinstance(min_query, int) or min_query < 0:
+            problems.append(problem("must be a non-negative integer", f"{path}/min_query_length"))
+        if kind == "multi_external_select" and "max_selected_items" in el:
+            most = el["max_selected_items"]
+            if not isinstance(most, int) or most < 1:
+                problems.append(problem("must be at least 1", f"{path}/max_selected_items"))
     elif kind in ("radio_buttons", "checkboxes"):
         problems += _option_problems(el.get("options"), f"{path}/options", max_items=10)
     elif kind == "overflow":
@@ -525,6 +536,12 @@ def _assert_valid_view(view: dict[str, Any], kind: str) -> None:
 def assert_valid_view(view: dict[str, Any]) -> None:
     """A modal Slack's `views.open` / `views.update` accepts."""
     _assert_valid_view(view, "modal")
+
+
+def assert_valid_options(options: Any) -> None:
+    """An answer to a block_suggestion: at most 100 options, each text ≤ 75, value ≤ 150."""
+    problems = _option_problems(options, "/options", max_items=MAX_OPTIONS)
+    _assert_no_problems("options", problems)
 
 
 def assert_valid_home_view(view: dict[str, Any]) -> None:

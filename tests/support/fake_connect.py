@@ -588,11 +588,30 @@ class FakeConnect:
             self._groups[group.guid] = group
             return group.guid
 
-    def add_directory_group(self, name: str, members: Iterable[str] = ()) -> None:
-        """A group the directory (LDAP) knows (members by username); no Connect group yet."""
-        unique_id = _unique_id("cn", name, "groups")
+    def add_directory_group(
+        self, name: str, members: Iterable[str] = (), *, unit: str = "groups"
+    ) -> None:
+        """A group the directory (LDAP) knows (members by username); no Connect group yet.
+        Directory group names are not unique: the same name in another `unit` (an LDAP
+        organisational unit) is another group."""
+        unique_id = _unique_id("cn", name, unit)
         with self._lock:
             self._directory_groups[unique_id] = _DirectoryGroup(name, unique_id, list(members))
+
+    def bring_in_directory_group(self, name: str, *, unit: str = "groups") -> str:
+        """Make the Connect group of a directory group, as `PUT /v1/groups` would (members from
+        the directory); returns its guid."""
+        unique_id = _unique_id("cn", name, unit)
+        with self._lock:
+            found = self._directory_groups[unique_id]
+            members = {
+                guid
+                for username in found.members
+                if (guid := self._guid_by_username.get(username)) is not None
+            }
+            group = _Group(str(uuid.uuid4()), found.name, None, found.unique_id, members)
+            self._groups[group.guid] = group
+            return group.guid
 
     def get_local_user(self, username: str) -> dict[str, Any] | None:
         """The account's JSON (as Connect would send it), or None if there is none."""

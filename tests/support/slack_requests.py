@@ -23,6 +23,7 @@ __all__ = [
     "API_APP_ID",
     "VERIFICATION_TOKEN",
     "block_actions_body",
+    "block_suggestion_body",
     "event_callback_body",
     "home_block_actions_body",
     "new_trigger_id",
@@ -370,3 +371,41 @@ async def post_signed(
     if body.startswith("{"):
         headers["Content-Type"] = "application/json"
     return await client.post(path, content=body.encode(), headers=headers)
+
+
+def block_suggestion_body(
+    *,
+    action_id: str,
+    block_id: str,
+    value: str,
+    user_id: str,
+    callback_id: str = "",
+    private_metadata: str = "",
+    team_id: str = "T0001",
+    api_app_id: str = API_APP_ID,
+) -> str:
+    """A ``block_suggestion`` (options for an external select in a modal), as ``payload=<json>``:
+    what the person typed so far is ``value``."""
+    payload = {
+        "type": "block_suggestion",
+        "user": _user(user_id, team_id),
+        "container": {"type": "view", "view_id": "V1"},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "view": {
+            "id": "V1",
+            "team_id": team_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "blocks": [],
+            "state": {"values": {}},
+        },
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return _payload_body(payload)

@@ -498,6 +498,10 @@ def test_file_problems_each_get_their_words(problem: FileProblem) -> None:
         FileProblem.ROLE_NOT_REQUESTABLE,
         FileProblem.ROLES_NOT_MANAGED,
         FileProblem.LOCK_UNAVAILABLE,
+        FileProblem.NO_GROUP_SEARCH,
+        FileProblem.GROUPS_NOT_OFFERED,
+        FileProblem.GROUP_NOT_FOUND,
+        FileProblem.NO_GROUPS_CHOSEN,
     ):
         assert "jdoe" in msg["text"]
     texts = {file_problem_message(p, username="jdoe")["text"] for p in FileProblem}

@@ -472,6 +472,8 @@ def test_lock_cards_are_valid_in_every_state(
         for e in b["elements"]
     ]
     if state is RequestState.PENDING:
-        assert labels == (["Lock", "Keep"] if requester == BOT_REQUESTER else ["Approve", "Deny"])
+        # A lock sets no role: Approve decides at once, and a note has its own button.
+        plain_labels = ["Approve", "Approve with note", "Deny"]
+        assert labels == (["Lock", "Keep"] if requester == BOT_REQUESTER else plain_labels)
     if requester == BOT_REQUESTER and state is RequestState.PENDING:
         assert "was deactivated in Slack; their Connect account is still active" in text

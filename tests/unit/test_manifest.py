@@ -111,6 +111,9 @@ def test_manifest_wires_the_command_and_interactivity() -> None:
     assert command["url"].endswith("/slack/events")
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+    # The group select's options (block_suggestion) come to the same route in HTTP mode.
+    options_url = manifest["settings"]["interactivity"]["message_menu_options_url"]
+    assert options_url == manifest["settings"]["interactivity"]["request_url"]
     assert len(manifest["display_information"]["name"]) <= 35
 
 

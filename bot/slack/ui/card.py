@@ -72,9 +72,14 @@ def approval_card(
     `seats`: Connect's licence seats, shown while a new-account request waits (None: no seat
     line; a role change takes no new seat). `approvals`: how many approvals each role needs
     now (APPROVALS_REQUIRED), shown with those given while it waits."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return _group_card(req, connect_url=connect_url, approvals=approvals)
     if req.kind is RequestKind.ROLE_CHANGE:
         title = "Connect role change request"
         asked = f"{mention(req.requester_id)} asks for another Posit Connect role for:"
+    elif req.kind is RequestKind.JOIN_GROUPS:
+        title = "Connect groups request"
+        asked = f"{mention(req.requester_id)} asks for Posit Connect groups for:"
     elif filed_by_bot(req.requester_id):
         title = "Deactivated in Slack"
         name = clip(req.full_name, NAME) or clip(req.username, USERNAME)
@@ -117,6 +122,32 @@ def approval_card(
     return message(fallback, blocks)
 
 
+def _group_card(
+    req: ProvisioningRequest, *, connect_url: str, approvals: ApprovalsRequired | None
+) -> Message:
+    """The card of a request to bring a directory group into Connect (there is no person)."""
+    title = "Connect group request"
+    blocks: list[Block] = [
+        header(title),
+        section_md(
+            f"{mention(req.requester_id)} asks to bring a directory group into Posit Connect:"
+        ),
+        section_plain(role_lines(req)),
+        section_plain(
+            "Justification:\n" + (clip(req.justification, LONG_TEXT, multiline=True) or "(none)")
+        ),
+    ]
+    meta: list[dict[str, Any]] = []
+    if req.created_at:
+        meta.append(md(f"Requested {slack_date(req.created_at)}"))
+    meta.append(plain(f"Request {clip(req.id, GUID)}"))
+    blocks.append(context(*meta))
+    blocks.extend(step_blocks(req))
+    blocks.extend(_state_blocks(req, connect_url, approvals or ApprovalsRequired()))
+    fallback = f"{title} for {fallback_value(req.group_name)}: {status_words(req.state)}"
+    return message(fallback, blocks)
+
+
 def _approved_before(req: ProvisioningRequest) -> list[Block]:
     """Approvals given before a denial ended the request (any denial does)."""
     names = approved_so_far(req)
@@ -129,11 +160,16 @@ def _doing(req: ProvisioningRequest, *, done: bool) -> str:
         return "the account was locked" if done else "Locking the account"
     if req.kind is RequestKind.UNLOCK:
         return "the account was unlocked" if done else "Unlocking the account"
+    if req.kind is RequestKind.NEW_GROUP:
+        return "the group was brought in" if done else "Bringing the group into Connect"
     create = req.step(StepAction.CREATE_ACCOUNT)
     if req.kind is RequestKind.NEW_ACCOUNT and (
         create is None or create.status is not StepStatus.DONE
     ):
         return "the account was created" if done else "Creating the account"
+    role_step = req.step(StepAction.SET_ROLE)
+    if req.membership_steps and (role_step is None or role_step.status is StepStatus.DONE):
+        return "the account was added to its groups" if done else "Adding the account to groups"
     role = role_label(req.role_granted)
     return f"the role was set to {role}" if done else f"Setting the role to {role}"
 
@@ -198,6 +234,10 @@ def _state_blocks(
             done = (
                 f"the role is now {role_label(req.role_granted)}"
                 if req.kind is RequestKind.ROLE_CHANGE
+                else "the group is now in Posit Connect"
+                if req.kind is RequestKind.NEW_GROUP
+                else "the account was added to its groups"
+                if req.kind is RequestKind.JOIN_GROUPS
                 else "the account was created"
                 + (f" with the role {role_label(req.role_granted)}" if req.role_granted else "")
             )
@@ -205,17 +245,22 @@ def _state_blocks(
                 section_md(f":white_check_mark: Approved by {approved_by(req)}; {done}."),
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.ALREADY_EXISTS:
+            there = (
+                f"The group {clip(req.group_name, NAME)} was in Posit Connect already."
+                if req.kind is RequestKind.NEW_GROUP
+                else f"{clip(req.username, USERNAME)} already had an account."
+            )
             return [
-                section_plain(f"{clip(req.username, USERNAME)} already had an account."),
+                section_plain(there),
                 section_md(
                     f":information_source: Approved by {approved_by(req)}; nothing was created."
                 ),
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.DENIED:
             return [
@@ -251,7 +296,7 @@ def _state_blocks(
                 section_md(f":warning: Approved by {approved_by(req)}, but a step failed."),
                 section_plain(clip(req.last_error, ERROR, multiline=True)),
                 retry_actions(req.id, block_id=RETRY_ACTIONS_BLOCK),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.CLOSED:
             return [
@@ -260,7 +305,7 @@ def _state_blocks(
                     f"{mention(req.closed_by)} closed the request as it stood."
                 ),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case _:
             assert_never(state)

@@ -76,6 +76,10 @@ def kind_words(kind: RequestKind) -> str:
             return "locking the account"
         case RequestKind.UNLOCK:
             return "unlocking the account"
+        case RequestKind.NEW_GROUP:
+            return "a directory group in Connect"
+        case RequestKind.JOIN_GROUPS:
+            return "Connect groups"
         case _:
             assert_never(kind)
 
@@ -90,6 +94,10 @@ def kind_title(kind: RequestKind) -> str:
             return "Lock account"
         case RequestKind.UNLOCK:
             return "Unlock account"
+        case RequestKind.NEW_GROUP:
+            return "New group"
+        case RequestKind.JOIN_GROUPS:
+            return "Join groups"
         case _:
             assert_never(kind)
 
@@ -110,6 +118,10 @@ def step_words(action: StepAction, req: ProvisioningRequest) -> str:
             return "Lock the account"
         case StepAction.UNLOCK_ACCOUNT:
             return "Unlock the account"
+        case StepAction.CREATE_GROUP:
+            return "Bring the group into Connect"
+        case StepAction.ADD_TO_GROUP:
+            return "Add the account to a group"
         case _:
             assert_never(action)
 
@@ -147,11 +159,28 @@ def subject_blocks(req: ProvisioningRequest) -> list[Block]:
     ]
 
 
+def group_names(req: ProvisioningRequest) -> str:
+    """The Connect groups an account request adds the account to, as plain text ("" if none)."""
+    return ", ".join(clip(group.name, NAME) for group in req.groups)
+
+
 def role_lines(req: ProvisioningRequest) -> str:
-    """The roles a request is about, as plain text: asked, granted, and before (a change); for
-    a lock or an unlock, the account's role (it keeps it)."""
+    """The roles a request is about, as plain text: asked, granted, and before (a change); and
+    the groups it adds the account to. A group request: the group; a lock or an unlock, the
+    account's role (it keeps it)."""
     if req.kind in LOCK_KINDS:
         return f"Role: {account_role(req.role_before)}"
+    if req.kind is RequestKind.NEW_GROUP:
+        return f"Directory group: {clip(req.group_name, NAME)}"
+    if req.kind is RequestKind.JOIN_GROUPS:
+        return f"Role: {account_role(req.role_before)}\nGroups: {group_names(req)}"
+    lines = _role_lines(req)
+    if req.groups:
+        lines += f"\nGroups: {group_names(req)}"
+    return lines
+
+
+def _role_lines(req: ProvisioningRequest) -> str:
     lines = []
     if req.kind is RequestKind.ROLE_CHANGE:
         label = "Current role" if req.state is RequestState.PENDING else "Role before"
@@ -183,7 +212,10 @@ def step_blocks(req: ProvisioningRequest) -> list[Block]:
         return []
     lines = []
     for step in req.steps:
-        line = f"{_STEP_MARKS[step.status]} {step_words(step.action, req)}: {step.status.value}"
+        words = step_words(step.action, req)
+        if step.action is StepAction.ADD_TO_GROUP:
+            words = f"Add the account to {clip(step.target_name, NAME) or 'a group'}"
+        line = f"{_STEP_MARKS[step.status]} {words}: {step.status.value}"
         detail = step.error or step.note
         if detail:
             line += f" — {clip(detail, ERROR, multiline=True)}"
@@ -225,8 +257,17 @@ def person_fields(full_name: str, username: str, email: str) -> Block:
     }
 
 
+def subject_name(req: ProvisioningRequest) -> str:
+    """What a request is about, in a word: the person's username, or the group's name."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return req.group_name or ""
+    return req.username
+
+
 def who(req: ProvisioningRequest) -> str:
-    """`Full Name (username)`, for plain text."""
+    """`Full Name (username)`, for plain text; a group request: `the group name`."""
+    if req.kind is RequestKind.NEW_GROUP:
+        return f"the group {clip(req.group_name, NAME)}"
     name = clip(req.full_name, NAME)
     user = clip(req.username, USERNAME)
     return f"{name} ({user})" if name else user or "(no username)"
@@ -255,9 +296,10 @@ def approved_by(req: ProvisioningRequest) -> str:
 
 
 # A card shows at most this many notes, each at most this long (the audit page keeps them
-# whole): with five approvals needed and the card's other text, Slack's size would be exceeded.
-CARD_NOTES = 5
-CARD_NOTE: tuple[int, int] = (280, 1200)
+# whole): with several approvals and the card's other text at their longest, Slack's size
+# (about 12,000 characters of blocks) would be exceeded.
+CARD_NOTES = 3
+CARD_NOTE: tuple[int, int] = (200, 400)
 
 
 def approval_notes(approvals: tuple[Approval, ...]) -> list[Block]:
@@ -326,9 +368,12 @@ def approved_so_far(req: ProvisioningRequest) -> str:
     return mentions(names) if names else ""
 
 
-def guid_blocks(guid: str | None, connect_url: str) -> list[Block]:
+def guid_blocks(guid: str | None, connect_url: str, *, person: bool = True) -> list[Block]:
+    """The Connect GUID, and a link to the person in Connect (`person`; a group has none)."""
     if not guid:
         return []
+    if not person:
+        return [context(plain(f"Connect group GUID: {clip(guid, GUID)}"))]
     blocks: list[Block] = [context(plain(f"Connect GUID: {clip(guid, GUID)}"))]
     if SAFE_GUID_RE.fullmatch(guid):
         url = link_url(connect_person_url(connect_url, guid))

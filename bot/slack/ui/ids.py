@@ -28,6 +28,10 @@ ACTION_REQUEST_LOCK = "request_lock"
 # actions block may not repeat an action_id)
 ACTION_SEATS_PAGE = "seats_page"
 ACTION_SEATS_NEXT_PAGE = "seats_page_next"
+# On a directory group in `group search` results; value: the group's name
+ACTION_REQUEST_GROUP = "request_group"
+# On an account in search results (where the bot may add members); value: the account's GUID
+ACTION_JOIN_GROUPS = "join_groups"
 
 # callback_id of each modal
 VIEW_JUSTIFICATION = "justification_modal"
@@ -37,6 +41,8 @@ VIEW_APPROVE = "approve_modal"
 VIEW_BATCH_REQUEST = "batch_request_modal"
 VIEW_DENY_ALL = "deny_all_modal"
 VIEW_LOCK_REQUEST = "lock_request_modal"  # the justification for a lock or an unlock
+VIEW_GROUP_REQUEST = "group_request_modal"
+VIEW_JOIN_GROUPS = "join_groups_modal"
 
 # view_submission: state.values[JUSTIFICATION_BLOCK][JUSTIFICATION_INPUT]["value"]
 JUSTIFICATION_BLOCK = "justification_block"
@@ -68,3 +74,7 @@ CANCEL_ACTIONS_BLOCK = "cancel_actions"
 HOME_DECIDE_BLOCK_PREFIX = "home_decide:"
 # block_id of the seats list's Previous/Next buttons
 SEATS_PAGE_BLOCK = "seats_pages"
+# The Connect groups chosen in a request form (a multi_external_select whose options come from
+# a block_suggestion): state.values[GROUPS_BLOCK][GROUPS_INPUT]["selected_options"]
+GROUPS_BLOCK = "groups_block"
+GROUPS_INPUT = "groups_input"

@@ -21,6 +21,7 @@ from bot.slack.ui.describe import (
     outcome_note,
     permalink_block,
     status_words,
+    subject_name,
     who,
 )
 from bot.slack.ui.ids import CANCEL_ACTIONS_BLOCK
@@ -46,6 +47,8 @@ _USAGE_MD = (
     "• `/connect-user search &lt;prefix&gt;`: find people in the directory whose name, "
     "username or email starts with the prefix, and request a Posit Connect account for them, "
     "or a new role for someone who has one. Example: `/connect-user search jan`\n"
+    "• `/connect-user group search &lt;prefix&gt;`: find directory groups whose name starts "
+    "with the prefix, and request one that is not in Posit Connect yet\n"
     "• `/connect-user request`: ask for your own Posit Connect account (found in the directory by "
     "the email on your Slack profile)\n"
     "• `/connect-user request alice bob carol@example.com`: ask for accounts for several people "
@@ -102,9 +105,9 @@ def usage_message(problem: UsageProblem | None = None, typed: str = "") -> Messa
     """Usage, after what was wrong with the command (plain text: it may quote the user)."""
     blocks: list[Block] = []
     fallback = (
-        "Usage: /connect-user search &lt;prefix&gt;, /connect-user status, "
-        "/connect-user pending, /connect-user seats, /connect-user lock|unlock &lt;username&gt; "
-        "&lt;why&gt;, or /connect-user help"
+        "Usage: /connect-user search &lt;prefix&gt;, /connect-user group search &lt;prefix&gt;, "
+        "/connect-user request, /connect-user status, /connect-user pending, /connect-user seats, "
+        "/connect-user lock|unlock &lt;username&gt; &lt;why&gt;, or /connect-user help"
     )
     reason = usage_problem_text(problem, typed) if problem is not None else None
     if reason:
@@ -131,14 +134,15 @@ def requester_confirmation(req: ProvisioningRequest, *, card_permalink: str | No
             }
         )
     return message(
-        f"Your request for {fallback_value(req.username)} was sent to the approvers", blocks
+        f"Your request for {fallback_value(subject_name(req))} was sent to the approvers", blocks
     )
 
 
 def requester_card_failed(req: ProvisioningRequest) -> Message:
     """The request is stored, but the approver channel could not be reached: say so, plainly."""
     return message(
-        f"Your request for {fallback_value(req.username)} is saved, but approvers were not told",
+        f"Your request for {fallback_value(subject_name(req))} is saved, "
+        "but approvers were not told",
         [
             section_md(
                 ":warning: Your request is saved, but I couldn't post it to the approver channel. "
@@ -154,11 +158,12 @@ def duplicate_request_message(
 ) -> Message:
     status = status_words(existing.state)
     return message(
-        f"There is already a request for {fallback_value(existing.username)} ({status})",
+        f"There is already a request for {fallback_value(subject_name(existing))} ({status})",
         [
             section_md(
                 f":repeat: {mention(existing.requester_id)} already asked for "
-                f"{kind_words(existing.kind)} for this person; that request is {status}:"
+                f"{kind_words(existing.kind)} for this "
+                f"{'group' if existing.about_group else 'person'}; that request is {status}:"
             ),
             section_plain(who(existing)),
             *permalink_block(card_permalink),
@@ -168,7 +173,7 @@ def duplicate_request_message(
 
 def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> Message:
     """The DM telling the requester what became of their request."""
-    user = fallback_value(req.username)
+    user = fallback_value(subject_name(req))
     state = req.state
     extra: list[Block] = []
     match state:
@@ -186,7 +191,36 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
                 f":white_check_mark: Your request was approved by {approved_by(req)}. The role is "
                 f"now {role_label(req.role_granted)}:"
             )
+            extra = [
+                *granted_notes(req),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
+            ]
+        case RequestState.APPROVED if req.kind is RequestKind.JOIN_GROUPS:
+            fallback = f"Your request for {user} to join groups was approved"
+            line = (
+                f":white_check_mark: Your request was approved by {approved_by(req)}. The "
+                "account was added to its groups:"
+            )
             extra = [*granted_notes(req), *guid_blocks(req.connect_guid, connect_url)]
+        case RequestState.APPROVED if req.kind is RequestKind.NEW_GROUP:
+            fallback = f"Your request for the group {user} was approved"
+            line = (
+                f":white_check_mark: Your request was approved by {approved_by(req)}. The group "
+                "is now in Posit Connect:"
+            )
+            extra = [
+                *granted_notes(req),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url, person=False),
+            ]
+        case RequestState.ALREADY_EXISTS if req.kind is RequestKind.NEW_GROUP:
+            fallback = f"The group {user} was in Posit Connect already"
+            line = ":information_source: This group was in Posit Connect already:"
+            extra = [
+                *granted_notes(req),
+                *outcome_note(req),
+                *guid_blocks(req.connect_guid, connect_url, person=False),
+            ]
         case RequestState.APPROVED:
             fallback = f"Your request for {user} was approved"
             role = f" with the role {role_label(req.role_granted)}" if req.role_granted else ""
@@ -197,7 +231,7 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             extra = [
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.ALREADY_EXISTS:
             fallback = f"{user} already had a Posit Connect account"
@@ -205,7 +239,7 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             extra = [
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.DENIED:
             fallback = f"Your request for {user} was denied"
@@ -228,7 +262,7 @@ def requester_outcome_message(req: ProvisioningRequest, *, connect_url: str) -> 
             extra = [
                 *granted_notes(req),
                 *outcome_note(req),
-                *guid_blocks(req.connect_guid, connect_url),
+                *guid_blocks(req.connect_guid, connect_url, person=not req.about_group),
             ]
         case RequestState.INCOMPLETE:
             fallback = f"Your request for {user} is incomplete"
@@ -304,7 +338,7 @@ def approver_reminder(req: ProvisioningRequest, *, now: datetime) -> Message:
         "Approvers: please approve or deny it with the buttons on the card above."
     )
     return message(
-        f"Reminder: the request for {fallback_value(req.username)} is still waiting{waited}",
+        f"Reminder: the request for {fallback_value(subject_name(req))} is still waiting{waited}",
         [section_md(text)],
     )
 
@@ -321,7 +355,7 @@ def escalation_message(
         f"{mention(req.requester_id)} asked for it:"
     )
     return message(
-        f"Escalated: the request for {fallback_value(req.username)} has waited{waited}",
+        f"Escalated: the request for {fallback_value(subject_name(req))} has waited{waited}",
         [
             section_md(text),
             section_plain(f"{who(req)}\n{access_summary(req)}"),
@@ -333,7 +367,7 @@ def escalation_message(
 def cancelled_message(req: ProvisioningRequest) -> Message:
     """The answer to the requester's own Cancel click."""
     return message(
-        f"You cancelled your request for {fallback_value(req.username)}",
+        f"You cancelled your request for {fallback_value(subject_name(req))}",
         [
             section_md(
                 ":heavy_multiplication_x: You cancelled your request; the approvers' card says so."
@@ -346,7 +380,7 @@ def cancelled_message(req: ProvisioningRequest) -> Message:
 def decision_notice(req: ProvisioningRequest) -> Message:
     """Shown on the approver's Home tab after their click there decided a request."""
     return message(
-        f"Your decision on the request for {fallback_value(req.username)} was recorded",
+        f"Your decision on the request for {fallback_value(subject_name(req))} was recorded",
         [
             section_md(":ballot_box_with_check: Your decision was recorded:"),
             section_plain(f"{who(req)}: {status_words(req.state)}\n{access_summary(req)}"),
@@ -359,7 +393,7 @@ def role_raised_message(req: ProvisioningRequest) -> Message:
     now asks for that role and waits for an approval (another click, theirs or another's)."""
     role = role_label(req.role_asked)
     return message(
-        f"The request for {fallback_value(req.username)} now asks for {role}",
+        f"The request for {fallback_value(subject_name(req))} now asks for {role}",
         [
             section_md(
                 f":arrow_up: You chose {role}, above the role asked for. That is a new question, "
@@ -378,7 +412,7 @@ def approval_counted_message(req: ProvisioningRequest, *, needed: int, role: str
     left = max(0, needed - len(names))
     more = "one more approver" if left == 1 else f"{left} more approvers"
     return message(
-        f"Your approval of the request for {fallback_value(req.username)} was recorded",
+        f"Your approval of the request for {fallback_value(subject_name(req))} was recorded",
         [
             section_md(
                 f":ballot_box_with_check: Your approval was recorded: {len(names)} of {needed} "

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, assert_never
 
 from bot.slack.ui.describe import account_role, account_standing, person_text, role_lines, who
+from bot.slack.ui.groups import group_blocks
 from bot.slack.ui.ids import (
     APPROVAL_NOTE_BLOCK,
     APPROVAL_NOTE_INPUT,
@@ -28,7 +29,7 @@ from bot.slack.ui.limits import MAX_PRIVATE_METADATA
 from bot.slack.ui.text import USERNAME, clip
 from bot.slack.ui.values import PersonValue
 from bot.workflow.models import ProvisioningRequest, RequestKind, StepAction
-from bot.workflow.outcomes import RoleForm, RoleFormProblem
+from bot.workflow.outcomes import GroupChoice, RoleForm, RoleFormProblem
 from bot.workflow.roles import DEFAULT_ROLE_LABEL, outranks, role_label
 
 JUSTIFICATION_MIN_LENGTH = 3
@@ -102,10 +103,15 @@ def request_role_blocks(roles: Sequence[str] | None) -> list[Block]:
 
 
 def justification_modal(
-    *, person: PersonValue, private_metadata: str, roles: Sequence[str] | None = ()
+    *,
+    person: PersonValue,
+    private_metadata: str,
+    roles: Sequence[str] | None = (),
+    groups: GroupChoice | None = None,
 ) -> View:
     """Ask the requester why, and which of `roles` (the roles offered; empty: Connect's default
-    role; None: not known in time); raises ValueError if private_metadata is over 3,000 chars."""
+    role; None: not known in time), and which Connect groups (`groups`: offered, or why not);
+    raises ValueError if private_metadata is over 3,000 chars."""
     _check_metadata(private_metadata)
     return {
         "type": "modal",
@@ -131,6 +137,7 @@ def justification_modal(
                 },
             },
             *request_role_blocks(roles),
+            *group_blocks(groups),
             context(md("The approvers see this with your name before they decide.")),
         ],
     }
@@ -147,7 +154,9 @@ def role_change_loading_view() -> View:
     }
 
 
-def role_change_modal(*, form: RoleForm, private_metadata: str) -> View:
+def role_change_modal(
+    *, form: RoleForm, private_metadata: str, groups: GroupChoice | None = None
+) -> View:
     """Ask the requester which role the account should have and why; the roles offered are the
     form's (never the current one), none preselected. Raises ValueError if private_metadata is
     over 3,000 chars."""
@@ -169,6 +178,7 @@ def role_change_modal(*, form: RoleForm, private_metadata: str) -> View:
             ),
             # Nothing preselected: the requester chooses.
             role_select(form.roles, label="New role", initial=None, hint=_role_hint(form.roles)),
+            *group_blocks(groups),
             {
                 "type": "input",
                 "block_id": JUSTIFICATION_BLOCK,
@@ -283,6 +293,10 @@ def approve_modal(
         # Giving the account the role it has is no change.
         roles = [role for role in roles if role != req.role_before]
         question = f"Approve the role change for {who(req)}?"
+    elif req.kind is RequestKind.NEW_GROUP:
+        question = f"Approve bringing {who(req)} into Posit Connect?"
+    elif req.kind is RequestKind.JOIN_GROUPS:
+        question = f"Approve adding {who(req)} to these Connect groups?"
     else:
         question = f"Approve the account request for {who(req)}?"
     asked = role_label(req.role_asked)

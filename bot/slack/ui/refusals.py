@@ -245,6 +245,11 @@ LOCK_UNAVAILABLE = (
     "administrator's, and only an administrator's key may lock or unlock accounts. "
     "The bot's check command (connect-user-bot check) says what the key can do."
 )
+# Where directory groups cannot be searched (any provider but one with remote group search).
+GROUPS_FROM_PROVIDER = (
+    "Groups cannot be brought in from the directory on this Posit Connect server: its groups "
+    "come from the login provider (or groups are switched off). Ask a Connect administrator."
+)
 
 
 def file_problem_message(problem: FileProblem, *, username: str) -> Message:
@@ -279,6 +284,29 @@ def file_problem_message(problem: FileProblem, *, username: str) -> Message:
             text = f"{who}'s Connect account is locked already."
         case FileProblem.NOT_LOCKED:
             text = f"{who}'s Connect account is not locked."
+        case FileProblem.GROUP_IN_CONNECT:
+            text = f"The group {who} is in Posit Connect already: nothing to request."
+        case FileProblem.GROUP_NOT_IN_DIRECTORY:
+            text = f"No directory group is named {who} any more. Search again."
+        case FileProblem.GROUP_NAME_AMBIGUOUS:
+            text = (
+                f"Several directory groups are named {who}, so the approvers could not tell "
+                "which one you mean. Ask a Connect administrator to bring the right one in."
+            )
+        case FileProblem.NO_GROUP_SEARCH:
+            text = GROUPS_FROM_PROVIDER
+        case FileProblem.GROUPS_NOT_OFFERED:
+            text = (
+                "The bot cannot add people to Connect groups on this server, so nothing was "
+                "filed. Send the form again without groups."
+            )
+        case FileProblem.GROUP_NOT_FOUND:
+            text = (
+                "One of the groups you chose is no longer in Posit Connect, so nothing was "
+                "filed. Open the form again and choose from the groups offered."
+            )
+        case FileProblem.NO_GROUPS_CHOSEN:
+            text = "Please choose at least one group."
         case _:
             assert_never(problem)
     return refusal_message(text)

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import assert_never
 
 from bot.slack.ui.describe import account_standing, person_text
-from bot.slack.ui.ids import ACTION_CHANGE_ROLE, ACTION_REQUEST_ACCOUNT, ACTION_REQUEST_UNLOCK
+from bot.slack.ui.ids import (
+    ACTION_CHANGE_ROLE,
+    ACTION_JOIN_GROUPS,
+    ACTION_REQUEST_ACCOUNT,
+    ACTION_REQUEST_UNLOCK,
+)
 from bot.slack.ui.kit import (
     Block,
     Message,
@@ -26,6 +31,7 @@ from bot.slack.ui.kit import (
     section_plain,
 )
 from bot.slack.ui.limits import BLOCKS_JSON_BUDGET, MAX_MESSAGE_BLOCKS
+from bot.slack.ui.refusals import GROUPS_FROM_PROVIDER
 from bot.slack.ui.text import GUID, PREFIX, clip, fallback_value
 from bot.slack.ui.values import encode_person_value, is_account_guid, person_value_too_long
 from bot.workflow.models import DirectoryEntry, DirectoryPage
@@ -93,6 +99,16 @@ def _result_row(
     return row
 
 
+def _join_groups_actions(guid: str, index: int) -> Block:
+    """Join groups for an account: the button carries the GUID only (the form reads the
+    account from Connect again)."""
+    return {
+        "type": "actions",
+        "block_id": f"join_groups:{index}",
+        "elements": [button("Join groups", action_id=ACTION_JOIN_GROUPS, value=guid)],
+    }
+
+
 def _results_footer(shown: int, total: int) -> Block:
     if total > shown:
         more = total - shown
@@ -113,12 +129,15 @@ def search_results_message(
     correlation_id: str | None = None,
     accounts_only: bool = False,
     role_changes: bool = False,
+    group_joins: bool = False,
 ) -> Message:
     """Header, a row per person while the limits allow, then how many more matched.
 
     `accounts_only`: the entries are existing Connect accounts (the login provider has no
     directory search), and the message says new accounts are made at first login.
     `role_changes`: Connect manages roles, so accounts get a Change role button.
+    `group_joins`: the bot may add members to Connect groups, so accounts get a Join groups
+    button (in an actions block under the row: the row's accessory may be Change role).
     `connect_url` is not used yet (rows do not link to Connect); it is part of the signature so
     callers need not change when they do.
     """
@@ -137,20 +156,24 @@ def search_results_message(
         top = [header(f"Directory matches for “{shown_prefix}”")]
     rows: list[Block] = []
     measured = sum(blocks_json_len([block]) - 2 for block in top)  # their own JSON lengths
-    for user in people:
-        if len(top) + len(rows) + 1 >= MAX_MESSAGE_BLOCKS:  # top + rows + footer
+    shown = 0
+    for index, user in enumerate(people):
+        row_blocks = [_result_row(user, correlation_id, role_changes=role_changes)]
+        if group_joins and user.has_account and is_account_guid(user.guid):
+            row_blocks.append(_join_groups_actions(str(user.guid), index))
+        if len(top) + len(rows) + len(row_blocks) >= MAX_MESSAGE_BLOCKS:  # + footer
             break
-        row = _result_row(user, correlation_id, role_changes=role_changes)
-        row_len = blocks_json_len([row]) - 2
-        footer_len = blocks_json_len([_results_footer(len(rows) + 1, total)]) - 2
-        count = len(top) + len(rows) + 2
+        row_len = blocks_json_len(row_blocks) - 2
+        footer_len = blocks_json_len([_results_footer(shown + 1, total)]) - 2
+        count = len(top) + len(rows) + len(row_blocks) + 1
         if list_json_len(measured + row_len + footer_len, count) > BLOCKS_JSON_BUDGET:
             break
-        rows.append(row)
+        rows.extend(row_blocks)
         measured += row_len
-    blocks = [*top, *rows, _results_footer(len(rows), total)]
+        shown += 1
+    blocks = [*top, *rows, _results_footer(shown, total)]
     what = "Posit Connect accounts matching" if accounts_only else "Directory matches for"
-    fallback = f"{what} {fallback_value(prefix)}: {len(rows)} of {total}"
+    fallback = f"{what} {fallback_value(prefix)}: {shown} of {total}"
     return message(fallback, blocks)
 
 
@@ -188,6 +211,9 @@ def search_failure_message(problem: SearchProblem, prefix: str) -> Message:
                 "this server lists Connect's accounts, and a shorter prefix would list nearly "
                 "everyone."
             )
+        case SearchProblem.NO_GROUP_SEARCH:
+            fallback = "Groups come from the login provider"
+            text = f":no_entry: {GROUPS_FROM_PROVIDER}"
         case SearchProblem.CONFIGURATION:
             fallback = "The bot is not set up correctly"
             text = (

@@ -222,3 +222,41 @@ def decode_lock_metadata(metadata: str) -> tuple[LockTarget | None, str | None]:
     if not is_account_guid(guid) or not isinstance(lock, bool):
         return None, None
     return LockTarget(guid=guid, lock=lock), response_url if isinstance(response_url, str) else None
+
+
+# -- groups ------------------------------------------------------------------------------------
+
+
+def group_name_fits(name: str) -> bool:
+    """Whether a directory group's name fits a Request group button's value (it is the value)."""
+    return 0 < len(name) <= MAX_BUTTON_VALUE
+
+
+def decode_group_value(value: object) -> str | None:
+    """The group name a Request group button carried (only ever looked up again)."""
+    if not isinstance(value, str) or not group_name_fits(value) or not value.strip():
+        return None
+    return value
+
+
+def encode_group_metadata(name: str, response_url: str | None) -> str:
+    """The group request form's private_metadata: the group's name and the click's
+    response_url (left out when both would not fit: the answer then goes by DM)."""
+    metadata = json.dumps({"g": name, "r": response_url}, separators=(",", ":"))
+    if len(metadata) > MAX_PRIVATE_METADATA:
+        metadata = json.dumps({"g": name}, separators=(",", ":"))
+    return metadata
+
+
+def decode_group_metadata(metadata: str) -> tuple[str | None, str | None]:
+    """The group name and the response_url a group request form carried; (None, None) for a
+    form this version of the bot did not make. Never raises."""
+    try:
+        data = json.loads(metadata)
+        name, response_url = data["g"], data.get("r")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None, None
+    name = decode_group_value(name)
+    if name is None:
+        return None, None
+    return name, response_url if isinstance(response_url, str) else None

@@ -20,10 +20,12 @@ from bot.slack.listeners.actions import (
     close,
     decide_all,
     deny,
+    join_groups,
     keep,
     options,
     request_account,
     request_batch,
+    request_group,
     request_lock,
     request_mine,
     retry,
@@ -53,6 +55,8 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     page = seats_page.listener(deps)
     app.action(ids.ACTION_SEATS_PAGE)(page)
     app.action(ids.ACTION_SEATS_NEXT_PAGE)(page)
+    app.action(ids.ACTION_REQUEST_GROUP)(request_group.listener(deps))
+    app.action(ids.ACTION_JOIN_GROUPS)(join_groups.listener(deps))
     # Registered last: Bolt runs the first listener that matches, and this one matches anything.
     app.action(re.compile(r".*"))(unknown.listener(deps))
     app.options(re.compile(r".*"))(options.listener(deps))

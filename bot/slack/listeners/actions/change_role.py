@@ -124,7 +124,8 @@ async def fill_role_form(
     outcome = await deps.requests.role_form(guid)
     if isinstance(outcome, RoleForm):
         metadata = encode_role_change_metadata(guid, outcome.account.username, click.response_url)
-        view = role_change_modal(form=outcome, private_metadata=metadata)
+        groups = await deps.requests.group_choice()
+        view = role_change_modal(form=outcome, private_metadata=metadata, groups=groups)
     else:
         role = outcome.account.user_role if outcome.account is not None else None
         view = role_form_problem_view(outcome.problem, role=role)

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import respond
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.ui.describe import subject_name
 from bot.slack.ui.modals import deny_modal
 from bot.slack.ui.refusals import approval_refusal, decision_refusal, refusal_message
 from bot.slack.ui.values import is_request_id
@@ -73,7 +74,7 @@ async def open_deny_form(
     try:
         await client.views_open(
             trigger_id=trigger_id,
-            view=deny_modal(request_id=value, username=checked.username if checked else ""),
+            view=deny_modal(request_id=value, username=subject_name(checked) if checked else ""),
         )
     except SlackApiError as exc:
         log.warning("views.open failed for a denial: %s", exc.response.get("error"))

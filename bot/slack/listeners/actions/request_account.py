@@ -17,6 +17,7 @@ from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui.modals import justification_modal
 from bot.slack.ui.refusals import outdated_button_message, refusal_message
 from bot.slack.ui.values import decode_person_value, encode_justification_metadata
+from bot.workflow.outcomes import GroupChoice, GroupChoiceProblem
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +65,26 @@ async def open_request_form(
         return
     # Nothing slow before the modal opens: the trigger_id is valid for 3 seconds only.
     roles: tuple[str, ...] | None
+    roles_task = asyncio.ensure_future(deps.requests.roles_offered())
+    groups_task = asyncio.ensure_future(deps.requests.group_choice())
     try:
-        roles = await asyncio.wait_for(deps.requests.roles_offered(), ROLES_PRECHECK_SECONDS)
+        roles = await asyncio.wait_for(roles_task, ROLES_PRECHECK_SECONDS)
     except TimeoutError:
         log.warning("could not tell in time which roles a request may ask for")
         roles = None  # the form says so; filing checks the role again
+    # Asked side by side with the roles, within the same budget (usually from what is kept).
+    groups: GroupChoice
+    try:
+        groups = await asyncio.wait_for(groups_task, 0.1 if roles is None else 0.5)
+    except TimeoutError:
+        groups = GroupChoice(GroupChoiceProblem.CANNOT_READ)  # filing checks them again
     metadata = encode_justification_metadata(value, response_url)
     try:
         await client.views_open(
             trigger_id=trigger_id,
-            view=justification_modal(person=person, private_metadata=metadata, roles=roles),
+            view=justification_modal(
+                person=person, private_metadata=metadata, roles=roles, groups=groups
+            ),
         )
     except SlackApiError as exc:
         log.warning("views.open failed for a request: %s", exc.response.get("error"))

@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck
 from bot.logs import request_id_var
 from bot.slack import respond
 from bot.slack.command import (
+    GroupSearch,
     Help,
     Lock,
     Pending,
@@ -24,6 +25,7 @@ from bot.slack.interactions import Click
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.own_request import open_own_request
 from bot.slack.ui.batch_request import resolution_message
+from bot.slack.ui.groups import group_results_message
 from bot.slack.ui.kit import Message
 from bot.slack.ui.lists import (
     PENDING_LIST_LIMIT,
@@ -65,7 +67,7 @@ def listener(deps: ListenerDeps) -> Listener:
             )
             await open_own_request(deps.own_request, click, command.get("trigger_id"), deps.client)
             return
-        if isinstance(parsed, Search):
+        if isinstance(parsed, Search | GroupSearch):
             failure = search_error_message("")
         else:
             failure = refusal_message(
@@ -105,6 +107,8 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
         return await status_reply(deps, command["user_id"])
     if isinstance(parsed, Seats):
         return await seats_reply(deps, command["user_id"])
+    if isinstance(parsed, GroupSearch):
+        return await group_search_reply(deps, command["user_id"], parsed.prefix)
     if isinstance(parsed, RequestMany):
         return await request_many_reply(deps, command["user_id"], parsed.entries)
     if isinstance(parsed, Lock):
@@ -124,6 +128,7 @@ async def command_reply(deps: ListenerDeps, command: dict[str, Any]) -> Message:
             correlation_id=request_id_var.get(),
             accounts_only=outcome.accounts_only,
             role_changes=outcome.role_changes,
+            group_joins=outcome.group_joins,
         )
     return no_results_message(parsed.prefix, accounts_only=outcome.accounts_only)
 
@@ -155,6 +160,18 @@ async def lock_reply(deps: ListenerDeps, user_id: str, parsed: Lock) -> Message:
         permalink = await deps.notifier.card_permalink(outcome.existing)
         return duplicate_request_message(outcome.existing, card_permalink=permalink)
     return file_problem_message(outcome.problem, username=parsed.username)
+
+
+async def group_search_reply(deps: ListenerDeps, user_id: str, prefix: str) -> Message:
+    # Directory groups are directory data: the same gate as a search for people.
+    refusal = await deps.people.search_refusal(user_id)
+    if refusal is not None:
+        return refusal_message(refusal)
+    outcome = await deps.requests.group_search(prefix)
+    if outcome.problem is not None:
+        return search_failure_message(outcome.problem, prefix)
+    assert outcome.page is not None
+    return group_results_message(prefix, outcome.page)
 
 
 async def pending_reply(deps: ListenerDeps, user_id: str) -> Message:

@@ -14,6 +14,8 @@ from bot.slack.listeners.views import (
     batch_request,
     deny_all,
     deny_reason,
+    group_request,
+    join_groups,
     justification,
     lock_request,
     role_change,
@@ -30,5 +32,7 @@ def register(app: AsyncApp, deps: ListenerDeps) -> None:
     app.view(ids.VIEW_BATCH_REQUEST)(batch_request.listener(deps))
     app.view(ids.VIEW_DENY_ALL)(deny_all.listener(deps))
     app.view(ids.VIEW_LOCK_REQUEST)(lock_request.listener(deps))
+    app.view(ids.VIEW_GROUP_REQUEST)(group_request.listener(deps))
+    app.view(ids.VIEW_JOIN_GROUPS)(join_groups.listener(deps))
     # Registered last: it matches any callback_id.
     app.view(re.compile(r".*"))(unknown.listener(deps))

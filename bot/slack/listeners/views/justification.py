@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.interactions import view_input, view_selected
+from bot.slack.interactions import view_input, view_selected, view_selected_many
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
@@ -71,6 +71,7 @@ def listener(deps: ListenerDeps) -> Listener:
         if problem is not None:
             await ack(response_action="errors", errors={ids.ROLE_BLOCK: problem})
             return
+        group_guids = view_selected_many(view, ids.GROUPS_BLOCK, ids.GROUPS_INPUT)
         await ack()
         user_id = body["user"]["id"]
         username = person_value.username
@@ -86,7 +87,15 @@ def listener(deps: ListenerDeps) -> Listener:
             )
 
         deps.supervisor.spawn(
-            file_request(deps, user_id, username, justification, response_url, role=role),
+            file_request(
+                deps,
+                user_id,
+                username,
+                justification,
+                response_url,
+                role=role,
+                group_guids=group_guids,
+            ),
             name="file-request",
             on_error=report_failure,
         )
@@ -102,6 +111,7 @@ async def file_request(
     response_url: str | None,
     *,
     role: str | None = None,
+    group_guids: list[str] | None = None,
 ) -> None:
     # Filing shows the person's details to the approvers: the same gate as a search, checked
     # again now (the form may have been opened by someone who may no longer search, or forged).
@@ -113,6 +123,7 @@ async def file_request(
         justification=justification,
         role=role,
         response_url=response_url,
+        group_guids=group_guids or (),
     )
     if isinstance(outcome, Filed):
         # From here on the request's own id is the one its logs carry; this line links the two.

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.logs import request_id_var
 from bot.slack import respond
-from bot.slack.interactions import view_input, view_selected
+from bot.slack.interactions import view_input, view_selected, view_selected_many
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
@@ -45,6 +45,7 @@ def listener(deps: ListenerDeps) -> Listener:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
+        group_guids = view_selected_many(view, ids.GROUPS_BLOCK, ids.GROUPS_INPUT)
         await ack()
         user_id = body["user"]["id"]
 
@@ -59,7 +60,7 @@ def listener(deps: ListenerDeps) -> Listener:
             )
 
         deps.supervisor.spawn(
-            file_role_change(deps, user_id, target, role, justification, response_url),
+            file_role_change(deps, user_id, target, role, justification, response_url, group_guids),
             name="file-role-change",
             on_error=report_failure,
         )
@@ -74,6 +75,7 @@ async def file_role_change(
     role: str,
     justification: str,
     response_url: str | None,
+    group_guids: list[str] | None = None,
 ) -> None:
     # Filing shows the person's details to the approvers: the same gate as a search, checked
     # again now (the form may have been opened by someone who may no longer search, or forged).
@@ -85,6 +87,7 @@ async def file_role_change(
         role=role,
         justification=justification,
         response_url=response_url,
+        group_guids=group_guids or (),
     )
     if isinstance(outcome, Filed):
         log.info(
