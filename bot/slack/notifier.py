@@ -505,6 +505,8 @@ class SlackNotifier:
             return  # decided between the timer's claim and now
         if not self.escalation_channel:
             raise GiveUp("no SLACK_ESCALATION_CHANNEL to escalate to")
+        if request.batch_id is not None and not await self._first_waiting(request):
+            return  # one announcement per card: the first person still waiting on it makes it
         message = escalation_message(
             request, card_permalink=await self.card_permalink(request), now=self.clock()
         )

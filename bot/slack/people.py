@@ -371,6 +371,17 @@ class SlackPeople:
             return None
         return str(user["id"])
 
+    async def is_active_member(self, user_id: str) -> bool:
+        """Whether Slack says now (no remembered answer) that the member is not deactivated;
+        False when Slack cannot say (a lock question then stays for the approvers)."""
+        try:
+            response = await self.client.users_info(user=user_id)
+        except Exception as exc:
+            log.warning("users.info failed: %s", type(exc).__name__)
+            return False
+        user = response.get("user") or {}
+        return user.get("deleted") is False
+
     async def identity(self, user_id: str) -> SlackIdentity | None:
         """The email and name on the profile (users.info, read now: a person asking for their
         own account is matched by it, so an old answer could match someone's former email)."""

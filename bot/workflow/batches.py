@@ -184,6 +184,10 @@ class Batches:
                 requester_id, username, justification, role
             )
             if isinstance(prepared, NewRequest):
+                if prepared.person.username.casefold() in {
+                    new.person.username.casefold() for new in news
+                }:
+                    continue  # two names for one person: asked for once
                 subject_id, link = await requests.link_subject(prepared.person.email)
                 news.append(dataclasses.replace(prepared, subject_id=subject_id, subject_link=link))
             else:
@@ -237,6 +241,11 @@ class Batches:
         skipped: list[tuple[ProvisioningRequest, Refusal]] = []
         for member in members:
             if member.state is not RequestState.PENDING:
+                continue
+            if reason is None and member.raised_by:
+                # An approver asked for a higher role than the card's: that is a question of
+                # its own, answered on its own confirmation, never by Approve all.
+                skipped.append((member, Refusal.ROLE_CHANGED))
                 continue
             if reason is None:
                 outcome = await self.requests.approve(member.id, approver_id)

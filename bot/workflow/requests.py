@@ -18,6 +18,7 @@ from bot.workflow.approvers import approver_refusal
 from bot.workflow.clock import Clock, utcnow
 from bot.workflow.finding import FindProblem, OwnEntry, queries_for, same_email, shortlist
 from bot.workflow.models import (
+    LOCK_KINDS,
     DirectoryCapabilities,
     DirectoryEntry,
     DirectoryGroupPage,
@@ -781,8 +782,7 @@ class Requests:
         if request.subject_id is not None and user_id == request.subject_id:
             # Nobody approves their own access, even when someone else asked for it.
             return Refused(Refusal.SUBJECT, request)
-        # The role the decision grants: the one approved (a retry, a close) or the one asked.
-        grants = request.role_granted or request.role_asked
+        grants = _role_at_stake(request)
         refused = await approver_refusal(self.approvers, user_id, grants=grants)
         if refused is not None:
             return Refused(refused, request)
@@ -826,7 +826,11 @@ class Requests:
             return Refused(Refusal.ROLE_NOT_REQUESTABLE, allowed)
         if granted is not None and outranks(granted, allowed.role_asked):
             return await self._raise_role(allowed, approver_id, granted)
-        needed = self.approvals_required.needed(granted)
+        # A lock or an unlock grants no role but touches the account's own: an administrator's
+        # needs administrator approvers, as many as granting Administrator would.
+        needed = self.approvals_required.needed(
+            allowed.role_before if allowed.kind in LOCK_KINDS else granted
+        )
         now = self.clock()
         recorded = await self.store.record_approval(
             request_id,
@@ -1065,6 +1069,15 @@ class Requests:
         if isinstance(waiting, Refused):
             return HomeContent(mine=mine, waiting=None, waiting_refusal=waiting.reason)
         return HomeContent(mine=mine, waiting=waiting)
+
+
+def _role_at_stake(request: ProvisioningRequest) -> str | None:
+    """The role a decision on `request` is about, for who may make it: the role approved (a
+    retry, a close) or asked; for a lock or an unlock, the account's own role (unlocking an
+    administrator gives an administrator back their access)."""
+    if request.kind in LOCK_KINDS:
+        return request.role_before
+    return request.role_granted or request.role_asked
 
 
 def _search_problem(exc: DirectoryError, what: str) -> SearchProblem:

@@ -92,6 +92,9 @@ class WorkflowRuns:
             requester_id, own.entry.username, justification, role
         )
         if isinstance(prepared, Duplicate):
+            if prepared.existing.workflow_execution_id == execution_id:
+                # The same run delivered twice, the first filing committed since the look-up.
+                return StepStarted(request=prepared.existing)
             return StepStarted(problem=StepProblem.ALREADY_WAITING, request=prepared.existing)
         if isinstance(prepared, NotFiled):
             if prepared.problem is FileProblem.ALREADY_HAS_ACCOUNT:

@@ -9,6 +9,7 @@ import json
 from bot.slack.ui import ids
 from bot.workflow.batches import PART_SIZE
 from bot.workflow.states import RequestState
+from tests.e2e.test_lifecycle_requests import Clock, lifecycle_settings
 from tests.support.blockkit import assert_valid_message, assert_valid_view, buttons
 from tests.support.bot_under_test import (
     APPROVER,
@@ -17,7 +18,10 @@ from tests.support.bot_under_test import (
     REQUESTER,
     BotUnderTest,
     response_text,
+    start_bot,
 )
+from tests.support.fake_connect import FakeConnect
+from tests.support.fake_slack import FakeSlack
 from tests.support.flows import PUT, command, role_state
 
 
@@ -204,3 +208,58 @@ async def test_the_list_is_capped_and_mentions_are_refused(bot: BotUnderTest) ->
     assert "at most 50 people" in response_text(await command(bot, f"request {many}", REQUESTER))
     said = response_text(await command(bot, "request <@U0123ABC>", REQUESTER))
     assert "not a Slack mention" in said
+
+
+async def test_approve_all_leaves_a_raised_role_to_its_own_confirmation(
+    bot: BotUnderTest,
+) -> None:
+    names = people(bot, 2)
+    filed = await file_batch(bot, " ".join(names))
+    raised_id = filed[0]
+    # Another approver would grant Publisher to the first: a question of its own.
+    await bot.click(ids.ACTION_APPROVE, raised_id, user_id=APPROVER_2)
+    await bot.settle()
+    view = bot.slack.calls_to("views.open")[-1].args["view"]
+    await bot.submit(
+        ids.VIEW_APPROVE,
+        {ids.ROLE_BLOCK: {ids.ROLE_INPUT: role_state("publisher")}},
+        view["private_metadata"],
+        user_id=APPROVER_2,
+    )
+    await bot.settle()
+    assert (await bot.runtime.store.get(raised_id)).role_asked == "publisher"
+    batch_id = (await bot.runtime.store.get(raised_id)).batch_id
+    _, response_url = await bot.click(ids.ACTION_APPROVE_ALL, f"{batch_id}:0", user_id=APPROVER)
+    await bot.settle()
+    answer = response_text((await bot.slack.wait_for_response(response_url))[-1])
+    assert "Approved: 1 requests" in answer and "Skipped 1" in answer
+    assert (await bot.runtime.store.get(raised_id)).state is RequestState.PENDING
+    assert bot.connect.count(**PUT) == 1
+
+
+async def test_a_batch_card_is_reminded_and_escalated_once(
+    fake_slack: FakeSlack, fake_connect: FakeConnect, database_url: str
+) -> None:
+    """Each person's request has its own timers, but the approvers are nudged once per card:
+    one reminder in its thread, one announcement in the escalation channel."""
+    clock = Clock()
+    fake_slack.add_channel("CESCALATE", is_private=True, members=["U0BOT"])
+    settings = lifecycle_settings(
+        fake_slack,
+        fake_connect,
+        database_url,
+        escalate_after_hours=30,
+        slack_escalation_channel="CESCALATE",
+    )
+    bot = await start_bot(settings, fake_slack, fake_connect, clock=clock)
+    try:
+        filed = await file_batch(bot, " ".join(people(bot, 3)))
+        assert len(filed) == 3
+        clock.advance(hours=31)
+        await bot.runtime.timers.run()
+        await bot.settle()
+        posts = [c.args for c in bot.slack.calls_to("chat.postMessage") if c.ok]
+        assert len([p for p in posts if p["channel"] == "CESCALATE"]) == 1
+        assert len([p for p in posts if p.get("thread_ts")]) == 1
+    finally:
+        await bot.stop()

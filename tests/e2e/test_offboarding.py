@@ -271,3 +271,17 @@ async def test_the_home_tab_offers_lock_and_keep_for_the_bots_question(
     await home_click(bot, ids.ACTION_KEEP, request_id, APPROVER)
     assert (await bot.runtime.store.get(request_id)).state is RequestState.DENIED
     assert "Kept by" in response_text(latest_card(bot))
+
+
+async def test_a_reactivation_handled_first_still_closes_the_question(
+    bot: BotUnderTest, ana: str
+) -> None:
+    """Slack does not order events: the reactivation was handled while the deactivation was
+    still looking the account up. Slack says she is active when the question is filed: it is
+    closed at once."""
+    deleted = slack_user(bot, ana, deleted=True)
+    slack_user(bot, ana, deleted=False)  # what users.info answers now
+    await user_change(bot, deleted)
+    request = await bot.runtime.store.get(await deactivation_request(bot))
+    assert request.state is RequestState.CANCELLED
+    assert bot.connect.count("POST", "v1/users/*/lock") == 0

@@ -342,3 +342,39 @@ async def test_an_account_already_there_keeps_every_approver_and_note(
     card = card_text(bot)
     assert f"Approved by <@{APPROVER}> and <@{APPROVER_3}>" in card
     assert "First note." in card and "Second note." in card
+
+
+async def test_unlocking_an_administrator_needs_the_administrators_approvers(
+    two_for_admin: BotUnderTest,
+) -> None:
+    """A lock or an unlock grants no role, but unlocking an administrator gives administrator
+    access back: Administrator's approvers and count apply."""
+    bot = two_for_admin
+    bot.connect.add_local_user(
+        "boss", "Big", "Boss", "boss@example.com", user_role="administrator", locked=True
+    )
+    posted = bot.slack.count("chat.postMessage")
+    response, _ = await bot.command("unlock boss Back from leave", user_id=REQUESTER)
+    assert response.status_code == 200
+    await bot.settle()
+    [card] = [
+        c.args
+        for c in bot.slack.calls_to("chat.postMessage")[posted:]
+        if c.args["channel"] == APPROVER_CHANNEL
+    ]
+    request_id = next(
+        e["value"]
+        for b in card["blocks"]
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ids.ACTION_APPROVE
+    )
+    refused = await approve(bot, request_id, APPROVER_2)  # not an administrator approver
+    assert "Administrator" in await last_answer(bot, refused)
+    await approve(bot, request_id, APPROVER)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.PENDING
+    assert bot.connect.count("POST", "v1/users/*/lock") == 0, "one approval of two"
+    await approve(bot, request_id, APPROVER_3)
+    assert (await bot.runtime.store.get(request_id)).state is RequestState.APPROVED
+    assert bot.connect.count("POST", "v1/users/*/lock") == 1
+    assert bot.connect.get_local_user("boss")["locked"] is False

@@ -131,3 +131,33 @@ async def test_a_run_gone_before_the_decision_is_a_normal_outcome(bot: BotUnderT
     # Delivered, not retried: nothing left owed for it.
     await bot.settle()
     assert len(completions(bot)) == 1
+
+
+async def test_a_retry_racing_the_first_delivery_does_not_end_the_step(
+    bot: BotUnderTest, monkeypatch: object
+) -> None:
+    """The retried event looked for the run's request before the first delivery had filed it,
+    and finds it only as "waiting already": it is the same run's, so the step keeps running."""
+    bot.slack.add_user(ANA, email="ana.lima@example.com", real_name="Ana Lima")
+    bot.connect.add_directory_user("ana.lima", "Ana", "Lima", "ana.lima@example.com")
+    execution = await run_step(bot)
+    store = bot.runtime.store
+
+    async def not_yet(execution_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "find_by_workflow", not_yet)  # type: ignore[attr-defined]
+    await run_step(bot, execution_id=execution)
+    assert completions(bot) == [], "the step is still running"
+    assert bot.slack.executions[execution] == "running"
+
+
+async def test_the_card_says_a_workflow_step_named_who_asked(bot: BotUnderTest) -> None:
+    bot.slack.add_user(ANA, email="ana.lima@example.com", real_name="Ana Lima")
+    bot.connect.add_directory_user("ana.lima", "Ana", "Lima", "ana.lima@example.com")
+    await run_step(bot)
+    card = [
+        c.args for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == "CAPPROVERS"
+    ][-1]
+    text = json.dumps(card["blocks"])
+    assert "Workflow Builder step" in text and f"<@{REQUESTER}>" in text

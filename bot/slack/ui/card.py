@@ -93,6 +93,13 @@ def approval_card(
     elif req.kind is RequestKind.UNLOCK:
         title = "Connect account unlock request"
         asked = f"{mention(req.requester_id)} asks to unlock the Posit Connect account of:"
+    elif req.workflow_execution_id:
+        # The step's inputs name who asked; Slack does not say who ran the workflow.
+        title = "Connect account request"
+        asked = (
+            "A Workflow Builder step asks for a Posit Connect account for the person below; "
+            f"the workflow names {mention(req.requester_id)} as who asked:"
+        )
     else:
         title = "Connect account request"
         asked = f"{mention(req.requester_id)} asks for a Posit Connect account for:"

@@ -77,6 +77,7 @@ def deny_all(deps: ListenerDeps) -> Listener:
                 1
                 for b in ((body.get("message") or {}).get("blocks") or [])
                 if str(b.get("block_id", "")).startswith("batch_decide:")
+                and any(e.get("action_id") == "deny_request" for e in b.get("elements") or [])
             )
             await client.views_open(
                 trigger_id=trigger_id, view=deny_all_modal(value=click.value, count=pending)

@@ -35,9 +35,7 @@ def listener(deps: ListenerDeps) -> Listener:
             return
         if user.get("deleted") is True:
             deps.supervisor.spawn(
-                deps.deactivations.deactivated(slack_person(user_id, user)),
-                name="deactivated",
-                on_error=_log_failure,
+                deactivated(deps, user_id, user), name="deactivated", on_error=_log_failure
             )
         elif user.get("deleted") is False:
             deps.supervisor.spawn(
@@ -45,6 +43,15 @@ def listener(deps: ListenerDeps) -> Listener:
             )
 
     return user_changed
+
+
+async def deactivated(deps: ListenerDeps, user_id: str, user: dict[str, Any]) -> None:
+    assert deps.deactivations is not None
+    filed = await deps.deactivations.deactivated(slack_person(user_id, user))
+    # Slack does not order events: a reactivation handled while this one looked the account up
+    # found nothing to close. Asked again now, Slack's answer wins over the event's.
+    if filed is not None and await deps.people.is_active_member(user_id):
+        await deps.deactivations.reactivated(user_id)
 
 
 def slack_person(user_id: str, user: dict[str, Any]) -> SlackPerson:
