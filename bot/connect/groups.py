@@ -29,6 +29,14 @@ class ConnectGroups:
 
     async def find_directory_groups(self, name: str) -> tuple[DirectoryGroup, ...]:
         result = await translated(lambda: self.client.search_remote_groups(name, limit=MAX_LIMIT))
+        if result.total > len(result.results):
+            # A second group of that name may be on a page not read: "one group of that name"
+            # cannot be told, so it is not claimed (the caller refuses or waits).
+            raise DirectoryRefused(
+                DirectoryProblem.TOO_MANY_RESULTS,
+                f"more than {len(result.results)} directory groups start with that name",
+                "Too many directory groups start with this name to tell them apart.",
+            )
         return tuple(_directory_group(found) for found in result.results if found.name == name)
 
     async def create_group(self, temp_ticket: str) -> GroupRef:

@@ -123,6 +123,8 @@ class FileProblem(StrEnum):
     GROUPS_NOT_OFFERED = "groups_not_offered"  # the bot cannot add members here
     GROUP_NOT_FOUND = "group_not_found"  # a group chosen is not (any more) in Connect
     NO_GROUPS_CHOSEN = "no_groups_chosen"  # Join groups without a group
+    TOO_MANY_GROUPS = "too_many_groups"  # more groups than one request may add
+    GROUP_NAME_TAKEN = "group_name_taken"  # another Connect group has the directory group's name
 
 
 @dataclass(frozen=True, slots=True)

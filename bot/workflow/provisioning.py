@@ -1118,13 +1118,32 @@ class Provisioner:
         )
         return group.temp_ticket if updated is not None else await self._reload(request)
 
+    async def _in_connect(self, request: ProvisioningRequest) -> GroupRef | None:
+        """The Connect group this request's directory group became, as the directory says (its
+        remote search gives the GUID of a directory group that is in Connect). Never a look-up
+        by name among Connect's groups: another group may have the same name. None when it is
+        not in Connect, or when the directory cannot tell one group of that name."""
+        name = request.group_name or ""
+        found = await self._group_port().find_directory_groups(name)
+        if len(found) != 1 or not found[0].guid:
+            return None
+        return GroupRef(guid=found[0].guid, name=name)
+
     async def _group_there(self, request: ProvisioningRequest) -> ProvisioningRequest:
-        """Connect says the group is in already (131, 15): this request's if an earlier PUT of
-        it went unanswered, else it was brought in by someone else meanwhile."""
+        """Connect says the group is in already (131), or its name is taken (15): this
+        request's if an earlier PUT of it went unanswered, else it was brought in by someone
+        else meanwhile — or another Connect group has the name, which the directory tells."""
         try:
-            group = await self._group_port().find_group(request.group_name or "")
+            group = await self._in_connect(request)
         except DirectoryError as exc:
             return await self._keep_unsettled(request, exc.problem)
+        if group is None:
+            return await self._back_to_pending(
+                request,
+                f"Connect has a group named {request.group_name} already, but the directory "
+                "does not show it as this directory group, so the bot did not bring it in. "
+                "A Connect administrator can tell the two apart; deny this request meanwhile.",
+            )
         if request.unknown_put_at is not None:
             note = (
                 "Brought in during this approval: Connect did not confirm an earlier request in "
@@ -1157,7 +1176,7 @@ class Provisioner:
         for delay in delays or (0.0,):
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
             try:
-                group = await self._group_port().find_group(request.group_name or "")
+                group = await self._in_connect(request)
             except DirectoryRefused as exc:
                 log.error("request %s: Connect refused the look-up: %s", request.id, exc.problem)
                 return await self._keep_unsettled(request, problem, because=exc.explanation)
@@ -1180,7 +1199,7 @@ class Provisioner:
     ) -> ProvisioningRequest:
         if taken.put_sent_at is None:
             try:
-                group = await self._group_port().find_group(taken.group_name or "")
+                group = await self._in_connect(taken)
             except DirectoryError as exc:
                 return await self._keep_unsettled(taken, exc.problem)
             if group is not None:

@@ -591,7 +591,7 @@ class Requests:
         if not wanted:
             return ()
         if len(wanted) > MAX_GROUPS:
-            return FileProblem.GROUPS_NOT_OFFERED
+            return FileProblem.TOO_MANY_GROUPS
         if self.groups is None or not (await self.group_choice()).offered:
             return FileProblem.GROUPS_NOT_OFFERED
         found: list[GroupRef] = []
@@ -743,6 +743,15 @@ class Requests:
             return NotFiled(FileProblem.GROUP_IN_CONNECT, guid=group.guid)
         if not group.temp_ticket:
             return NotFiled(FileProblem.GROUP_NOT_IN_DIRECTORY)
+        try:
+            taken = await self.groups.find_group(name)
+        except DirectoryError as exc:
+            log.warning("could not look for a Connect group of that name: %s", exc.problem)
+            return NotFiled(FileProblem.CANNOT_VERIFY)
+        if taken is not None:
+            # Another Connect group has the name (Connect would answer code 15): approving
+            # could not bring this one in.
+            return NotFiled(FileProblem.GROUP_NAME_TAKEN, guid=taken.guid)
         outbox = [OutboxItem(OutboxKind.POST_CARD)]
         if response_url:
             outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))

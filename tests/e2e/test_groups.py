@@ -273,3 +273,28 @@ async def test_a_dead_process_before_its_put_sends_the_request_back(bot: BotUnde
     done = await bot.runtime.store.get(request_id)
     assert done is not None and done.state is RequestState.APPROVED
     assert bot.connect.count("PUT", GROUPS) == 1
+
+
+async def test_a_connect_group_of_the_same_name_is_never_taken_for_this_one(
+    bot: BotUnderTest,
+) -> None:
+    """Connect has an unrelated group named "analysts": filing says so. If it appears after
+    filing, Connect's "name in use" (15) or an unanswered PUT is settled by what the directory
+    says about this directory group, never by the name alone."""
+    bot.connect.add_directory_group("analysts")
+    bot.connect.add_group("analysts")  # another group, not the directory's
+    message = await command(bot, "group search analysts", REQUESTER)
+    view, response_url = await open_group_form(bot, "analysts")
+    await submit_group_form(bot, view, "The analysts share their dashboards with it.")
+    told = response_text(await answer_to(bot, response_url))
+    assert "has a group named analysts already, which is not this directory group" in told
+    assert message and bot.connect.count("PUT", GROUPS) == 0
+
+    bot.connect.add_directory_group("planners")
+    request_id = await file_group(bot, "planners")
+    other = bot.connect.add_group("planners")  # appears between filing and approval
+    bot.connect.write_mode("PUT v1/groups", "fail_500")  # nothing done, no answer
+    await approve(bot, request_id)
+    done = await bot.runtime.store.get(request_id)
+    assert done is not None and done.state is not RequestState.APPROVED
+    assert done.connect_guid != other

@@ -501,6 +501,7 @@ def test_file_problems_each_get_their_words(problem: FileProblem) -> None:
         FileProblem.NO_GROUP_SEARCH,
         FileProblem.GROUPS_NOT_OFFERED,
         FileProblem.GROUP_NOT_FOUND,
+        FileProblem.TOO_MANY_GROUPS,
         FileProblem.NO_GROUPS_CHOSEN,
     ):
         assert "jdoe" in msg["text"]

@@ -12,6 +12,7 @@ from bot.slack.ui.kit import Block, Message, message, section_md, section_plain
 from bot.slack.ui.limits import MAX_TEXT
 from bot.slack.ui.text import ERROR, channel_mention, clip, escape_mrkdwn
 from bot.workflow.outcomes import FileProblem, Refusal, Refused
+from bot.workflow.requests import MAX_GROUPS
 from bot.workflow.states import RequestState
 
 _GENERIC = "That action could not be completed."
@@ -307,6 +308,16 @@ def file_problem_message(problem: FileProblem, *, username: str) -> Message:
             )
         case FileProblem.NO_GROUPS_CHOSEN:
             text = "Please choose at least one group."
+        case FileProblem.TOO_MANY_GROUPS:
+            text = (
+                f"One request may add an account to at most {MAX_GROUPS} groups, so nothing was "
+                "filed. Choose fewer, and ask for the rest in another request."
+            )
+        case FileProblem.GROUP_NAME_TAKEN:
+            text = (
+                f"Posit Connect has a group named {who} already, which is not this directory "
+                "group, so it could not be brought in. Ask a Connect administrator."
+            )
         case _:
             assert_never(problem)
     return refusal_message(text)
