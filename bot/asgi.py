@@ -38,6 +38,14 @@ def build_hosted_app() -> ASGIApp:
             "SLACK_SIGNING_SECRET is not set: hosted in HTTP mode, the bot needs it to verify "
             "Slack's requests."
         )
+    if settings.metrics_enabled and settings.metrics_token is None:
+        # Slack reaches the content only when its access is "Anyone - no login required", so
+        # an open /metrics would be open to the whole internet.
+        raise ConfigurationError(
+            "METRICS_TOKEN is not set but METRICS_ENABLED is true: hosted on Posit Connect, "
+            "/metrics would answer anyone on the internet. Set METRICS_TOKEN (at least 16 "
+            "characters) or METRICS_ENABLED=false."
+        )
     configure_logging(settings.log_level, settings.log_format)
     if removed:
         log.warning("ignoring %s: this bot is configured for one workspace", ", ".join(removed))

@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 
 from bot.workflow.clock import Clock, utcnow
+from bot.workflow.models import OutboxKind
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,13 @@ OutboxBacklog = tuple[int, datetime | None]
 
 # What a label may hold when it comes from outside (a Slack method or error code, a name):
 # anything else is counted as "other", so an odd value can never carry data into a label.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_SAFE_TEMPLATE = re.compile(r"^(/(\{guid\}|[a-z][a-z0-9_]{0,31}))+$")
+# (Matched whole: `$` alone would let a trailing newline through.)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_SAFE_TEMPLATE = re.compile(r"(/(\{guid\}|[a-z][a-z0-9_]{0,31}))+")
+# Connect's error codes are small numbers; the body could hold any integer, so a label gets one
+# of at most 10,000 values.
+_CONNECT_CODE = re.compile(r"[0-9]{1,4}")
+_OUTBOX_KINDS = frozenset(kind.value for kind in OutboxKind)
 _GUID = re.compile(
     r"(?<=/)[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?=/|$)"
 )
@@ -60,7 +66,15 @@ _CONNECT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 
 
 def safe_label(value: str) -> str:
-    return value if _SAFE_NAME.match(value) else "other"
+    return value if _SAFE_NAME.fullmatch(value) else "other"
+
+
+def connect_code_label(code: str) -> str:
+    """Connect's error code as a label: "" when there is none, "other" when it is not 1-4
+    digits."""
+    if not code:
+        return ""
+    return code if _CONNECT_CODE.fullmatch(code) else "other"
 
 
 def endpoint_template(path: str) -> str:
@@ -68,7 +82,7 @@ def endpoint_template(path: str) -> str:
     should a real GUID slip through anyway it becomes `{guid}`, and any other odd shape "other"."""
     path = "/" + path.split("?", 1)[0].lstrip("/")
     path = _GUID.sub("{guid}", path)
-    return path if _SAFE_TEMPLATE.match(path) else "other"
+    return path if _SAFE_TEMPLATE.fullmatch(path) else "other"
 
 
 class PrometheusMetrics:
@@ -158,6 +172,17 @@ class PrometheusMetrics:
             "Age of the oldest undelivered message (0 when there is none).",
             registry=r,
         )
+        self.messages_given_up = Counter(
+            f"{PREFIX}_outbox_given_up",
+            "Owed messages given up (Slack refused them for good, or every attempt failed), "
+            "by kind.",
+            ["kind"],
+            registry=r,
+        )
+        # Every kind shown from the start at 0: a series that first appears at 1 has no
+        # increase() to alert on.
+        for kind in sorted(_OUTBOX_KINDS):
+            self.messages_given_up.labels(kind)
         self.outbox_read_failures = Counter(
             f"{PREFIX}_outbox_read_failures",
             "Scrapes that could not read the outbox's numbers (the last ones were served).",
@@ -186,7 +211,7 @@ class PrometheusMetrics:
     ) -> None:
         method, endpoint = safe_label(method), endpoint_template(endpoint)
         self.connect_requests.labels(
-            method, endpoint, safe_label(outcome), code if code.isdigit() else ""
+            method, endpoint, safe_label(outcome), connect_code_label(code)
         ).inc()
         self.connect_seconds.labels(method, endpoint).observe(seconds)
 
@@ -198,6 +223,9 @@ class PrometheusMetrics:
 
     def cache_lookup(self, cache: str, result: str) -> None:
         self.cache_lookups.labels(safe_label(cache), safe_label(result)).inc()
+
+    def outbox_given_up(self, kind: str) -> None:
+        self.messages_given_up.labels(kind if kind in _OUTBOX_KINDS else "other").inc()
 
     # -- the scrape -------------------------------------------------------------------------
 

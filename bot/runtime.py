@@ -282,6 +282,7 @@ def build_runtime(
         seats=seats,
         escalation_channel=settings.slack_escalation_channel,
         approvals_required=approvals_required,
+        metrics=metrics,
     )
     directory = CachedDirectory(
         ConnectDirectory(connect, key_role_from=connect_seats.key_role),
@@ -367,7 +368,11 @@ def build_runtime(
             approver_channel=settings.slack_approver_channel,
             connect_url=settings.connect_server,
             deactivations=Deactivations(
-                store=store, directory=directory, clock=clock, on_outbox=notifier.wake
+                store=store,
+                directory=directory,
+                clock=clock,
+                on_outbox=notifier.wake,
+                metrics=metrics,
             ),
         ),
     )

@@ -37,6 +37,10 @@ _API_KEY = re.compile(r"^[\x21-\x7e]+$")
 # Values that only show where something goes: the examples .env.example used to ship (`xoxb-...`)
 # and anything still holding an ellipsis. A copied .env that keeps one is not configured yet.
 _PLACEHOLDER = re.compile(r"\.\.\.|…")
+# A scrape token sent in a header: long enough not to be guessed, and only characters every
+# HTTP client and proxy passes unchanged.
+METRICS_TOKEN_MIN_LENGTH = 16
+_METRICS_TOKEN = re.compile(r"[\x21-\x7e]+")
 _REQUIRED = ("slack_bot_token", "slack_approver_channel", "connect_server", "connect_api_key")
 _OPTIONAL_SECRETS = ("slack_signing_secret", "slack_app_token", "metrics_token")
 # LEASE_SECONDS must be at least twice CONNECT_TIMEOUT plus this.
@@ -177,6 +181,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 "is not a Connect API key: it must be printable characters without spaces"
             )
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < METRICS_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"is too short: use at least {METRICS_TOKEN_MIN_LENGTH} characters (e.g. the "
+                "output of `openssl rand -hex 32`)"
+            )
+        if not _METRICS_TOKEN.fullmatch(token):
+            raise ValueError("must be printable ASCII characters without spaces")
         return value
 
     @field_validator("audit_users", "audit_groups", mode="before")

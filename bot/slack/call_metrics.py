@@ -7,6 +7,8 @@ list, sees every call the bot makes, its listeners' included, without wrapping a
 
 from __future__ import annotations
 
+import re
+
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -14,6 +16,10 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.workflow.ports import Metrics
+
+# `chat.postMessage`, `users.profile.get`, `oauth.v2.access`: a lower-case family, then dotted
+# parts (bounded, so a label never holds a long value).
+_SLACK_METHOD = re.compile(r"[a-z]{1,32}(\.[A-Za-z0-9]{1,40}){1,4}")
 
 
 class SlackCallCounter(AsyncRetryHandler):
@@ -47,8 +53,10 @@ class SlackCallCounter(AsyncRetryHandler):
 
 
 def api_method(url: str) -> str:
-    """`https://slack.com/api/chat.postMessage` → `chat.postMessage`."""
-    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    """`https://slack.com/api/chat.postMessage` → `chat.postMessage`; "other" for anything not
+    shaped like a Slack method name, so an odd URL's last segment never becomes a label."""
+    last = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return last if _SLACK_METHOD.fullmatch(last) else "other"
 
 
 def count_calls(client: AsyncWebClient, metrics: Metrics) -> None:

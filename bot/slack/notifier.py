@@ -47,7 +47,7 @@ from bot.workflow.models import (
     SeatCount,
     filed_by_bot,
 )
-from bot.workflow.ports import RequestStore, Seats
+from bot.workflow.ports import NO_METRICS, Metrics, RequestStore, Seats
 from bot.workflow.seats import read_seats
 from bot.workflow.states import RequestState
 
@@ -131,8 +131,10 @@ class SlackNotifier:
         seats: Seats | None = None,
         escalation_channel: str | None = None,
         approvals_required: ApprovalsRequired | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.approvals_required = approvals_required or ApprovalsRequired()
         self.escalation_channel = escalation_channel
         self.client = client
@@ -242,7 +244,7 @@ class SlackNotifier:
                 message.request_id,
                 exc,
             )
-            await self.store.outbox_give_up(message.id, now=self.clock(), error=str(exc))
+            await self._give_up(message, str(exc))
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
             if error in PERMANENT_ERRORS:
@@ -253,7 +255,7 @@ class SlackNotifier:
                     message.request_id,
                     error,
                 )
-                await self.store.outbox_give_up(message.id, now=self.clock(), error=error)
+                await self._give_up(message, error)
             else:
                 await self._retry_or_give_up(message, error)
         except Exception as exc:
@@ -303,6 +305,11 @@ class SlackNotifier:
         ):
             raise DeliveryLeaseLost
 
+    async def _give_up(self, message: OutboxMessage, error: str) -> None:
+        await self.store.outbox_give_up(message.id, now=self.clock(), error=error)
+        # Counted: a message given up leaves the backlog, so its age never raises an alert.
+        self.metrics.outbox_given_up(message.kind.value)
+
     async def _retry_or_give_up(self, message: OutboxMessage, error: str) -> None:
         if message.attempts >= self.max_attempts:
             log.error(
@@ -313,7 +320,7 @@ class SlackNotifier:
                 message.attempts,
                 error,
             )
-            await self.store.outbox_give_up(message.id, now=self.clock(), error=error)
+            await self._give_up(message, error)
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, message.attempts - 1))
         log.warning(

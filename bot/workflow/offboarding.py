@@ -26,7 +26,14 @@ from bot.workflow.models import (
     RequestKind,
     SubjectLink,
 )
-from bot.workflow.ports import Directory, DirectoryError, DuplicateRequestError, RequestStore
+from bot.workflow.ports import (
+    NO_METRICS,
+    Directory,
+    DirectoryError,
+    DuplicateRequestError,
+    Metrics,
+    RequestStore,
+)
 from bot.workflow.requests import MIN_ACCOUNT_PREFIX, new_request_id
 from bot.workflow.states import RequestState
 
@@ -63,12 +70,16 @@ class Deactivations:
         clock: Clock = utcnow,
         id_factory: Callable[[], str] = new_request_id,
         on_outbox: Callable[[], None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
         self.directory = directory
         self.clock = clock
         self.id_factory = id_factory
         self._on_outbox = on_outbox or (lambda: None)
+        # Counted as Requests counts what people file and cancel, so the bot's own lock
+        # requests show in the same series.
+        self.metrics = metrics
 
     async def deactivated(self, person: SlackPerson) -> ProvisioningRequest | None:
         """File (or find) the lock request for the Connect account of someone Slack
@@ -128,6 +139,7 @@ class Deactivations:
         except DuplicateRequestError as exc:
             return exc.existing
         log.info("request %s: asked to lock the account of a deactivated member", request.id)
+        self.metrics.request_filed(request.kind.value)
         self._on_outbox()
         return request
 
@@ -153,6 +165,12 @@ class Deactivations:
             )
             if moved is not None:
                 log.info("request %s closed: the member was reactivated in Slack", request.id)
+                waited = (
+                    (moved.decided_at - moved.created_at).total_seconds()
+                    if moved.decided_at and moved.created_at
+                    else None
+                )
+                self.metrics.request_decided(moved.kind.value, "cancelled", waited)
                 closed.append(moved)
         if closed:
             self._on_outbox()

@@ -442,6 +442,10 @@ class Metrics(Protocol):
     def cache_lookup(self, cache: str, result: str) -> None:
         """A shared-cache read: `hit`, `miss`, or `shared` (joined a look-up in flight)."""
 
+    def outbox_given_up(self, kind: str) -> None:
+        """An owed message of this kind (an OutboxKind value) will never be delivered: Slack
+        refused it for good, or it failed every attempt."""
+
 
 class NoMetrics:
     """Counts nothing: the default, and what runs with METRICS_ENABLED off."""
@@ -470,6 +474,9 @@ class NoMetrics:
         pass
 
     def cache_lookup(self, cache: str, result: str) -> None:
+        pass
+
+    def outbox_given_up(self, kind: str) -> None:
         pass
 
 

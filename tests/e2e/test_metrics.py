@@ -27,10 +27,18 @@ from tests.support.bot_under_test import (
     make_settings,
     start_bot,
 )
-from tests.support.entrypoints import set_bot_environment
+from tests.support.entrypoints import lifespan_startup, set_bot_environment
 from tests.support.fake_connect import FakeConnect
 from tests.support.fake_slack import FakeSlack
-from tests.support.flows import approve, command, file_request, request_button
+from tests.support.flows import (
+    approve,
+    command,
+    file_request,
+    open_request_form,
+    request_button,
+    submit_request,
+)
+from tests.support.slack_requests import event_callback_body
 
 TOKEN = "metrics-scrape-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -214,6 +222,73 @@ async def test_denials_and_expiries_are_counted_with_their_waiting_time(
         assert value(samples, f"{seconds}_bucket", le="2.592e+06", **expired) == 1
     finally:
         await bot.stop()
+
+
+async def test_lock_requests_the_bot_files_and_closes_itself_are_counted(
+    fake_slack, fake_connect, database_url
+) -> None:
+    """Slack deactivates Ana: the bot files a lock request of its own; she is reactivated an
+    hour later, before anyone decided: the request is cancelled. Both count like a person's."""
+    now = [datetime.now(UTC)]
+    fake_connect.add_local_user("alima", "Ana", "Lima", "ana.lima@example.com")
+    bot = await start_metrics_bot(fake_slack, fake_connect, database_url, clock=lambda: now[0])
+
+    async def user_change(deleted: bool) -> None:
+        user = fake_slack.add_user(
+            "UANALIMA1", deleted=deleted, email="ana.lima@example.com", real_name="Ana Lima"
+        )
+        response = await bot.post(event_callback_body({"type": "user_change", "user": user}))
+        assert response.status_code == 200
+        await bot.settle()
+
+    try:
+        await user_change(deleted=True)
+        filed = await scrape(bot)
+        assert value(filed, f"{P}_requests_filed_total", kind="lock") == 1
+        assert value(filed, f"{P}_requests_decided_total") == 0
+
+        now[0] += timedelta(hours=1)
+        await user_change(deleted=False)
+        samples = await scrape(bot)
+        cancelled = {"kind": "lock", "outcome": "cancelled"}
+        assert value(samples, f"{P}_requests_decided_total", **cancelled) == 1
+        assert value(samples, f"{P}_request_decision_seconds_count", **cancelled) == 1
+        assert value(samples, f"{P}_request_decision_seconds_sum", **cancelled) == pytest.approx(
+            3600
+        )
+        assert value(samples, f"{P}_requests_filed_total") == 1
+    finally:
+        await bot.stop()
+
+
+async def test_messages_given_up_are_counted_by_kind(metrics_bot: BotUnderTest) -> None:
+    """A message given up leaves the outbox's backlog, so its age never shows it: the counter
+    does, from a permanent refusal at once and from a message that failed every attempt."""
+    bot = metrics_bot
+    given_up = f"{P}_outbox_given_up_total"
+    before = await scrape(bot)
+    assert value(before, given_up, kind="post_card") == 0  # there at 0, for increase()
+    assert value(before, given_up) == 0
+
+    view, _ = await open_request_form(bot, "julie2")
+    bot.slack.fail("chat.postMessage", error="channel_not_found")  # permanent: given up at once
+    await submit_request(bot, view, "Needs to publish the quarterly report.")
+    await bot.settle()
+    samples = await scrape(bot)
+    assert value(samples, given_up, kind="post_card") == 1
+    assert value(samples, given_up) == 1
+    assert value(samples, f"{P}_outbox_messages") == 0
+
+    # An error worth retrying, on the last attempt the notifier allows.
+    bot.runtime.notifier.max_attempts = 1
+    bot.connect.add_directory_user("bob1", "Bob", "Builder", "bob1@example.com")
+    view, _ = await open_request_form(bot, "bob1")
+    bot.slack.fail("chat.postMessage", error="fatal_error")
+    await submit_request(bot, view, "Needs to publish the quarterly report.")
+    await bot.settle()
+    samples = await scrape(bot)
+    assert value(samples, given_up, kind="post_card") == 2
+    assert value(samples, given_up) == 2
 
 
 async def test_a_recovered_lease_is_counted(metrics_bot: BotUnderTest) -> None:
@@ -413,6 +488,23 @@ async def test_socket_mode_says_it_serves_no_metrics(
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
+
+
+async def test_hosted_on_connect_metrics_need_a_token(
+    clean_environment, monkeypatch, fake_slack: FakeSlack, fake_connect: FakeConnect, tmp_path
+) -> None:
+    """Hosted, the content is open to anyone (Slack must reach it): metrics without a token
+    would be too, so the app refuses to start and names the variable."""
+    set_bot_environment(monkeypatch, fake_slack, fake_connect, f"sqlite:///{tmp_path / 'h.db'}")
+    monkeypatch.setenv("METRICS_ENABLED", "true")
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    app = LazyApp()
+    answer = await lifespan_startup(app)
+    assert answer["type"] == "lifespan.startup.failed"
+    assert "METRICS_TOKEN is not set" in answer["message"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as client:
+        assert (await client.get("/metrics")).status_code == 503
 
 
 async def test_hosted_on_connect_metrics_answer_under_its_prefix_with_the_header(

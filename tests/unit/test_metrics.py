@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -17,6 +17,7 @@ from bot.cache.backend import build_backend
 from bot.cache.keyed import KeyedCache, cache_name
 from bot.metrics import OutboxBacklog, PrometheusMetrics, endpoint_template, safe_label
 from bot.slack.call_metrics import SlackCallCounter, api_method
+from bot.workflow.models import OutboxKind
 
 GUID = "6f300623-1e0c-48e6-a473-ddf630c0c0c3"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -45,8 +46,36 @@ def test_odd_label_values_become_other() -> None:
     assert safe_label("channel_not_found") == "channel_not_found"
     assert safe_label("chat.postMessage") == "chat.postMessage"
     assert safe_label("200") == "200"
-    for odd in ("julie@example.com", "has space", "", "x" * 100, "<script>"):
+    for odd in ("julie@example.com", "has space", "", "x" * 100, "<script>", "ok\n"):
         assert safe_label(odd) == "other", odd
+    assert endpoint_template("v1/users\n") == "other"
+
+
+def test_connect_error_codes_are_small_numbers_or_other() -> None:
+    metrics = PrometheusMetrics()
+    for code in ("23", "1234", "", "12345", "99999999999999999999", "-1", "²", "4\n"):
+        metrics.connect_call("PUT", "v1/users/{guid}", "403", code, 0.1)
+    codes = {
+        labels[3]: counter._value.get()
+        for labels, counter in metrics.connect_requests._metrics.items()
+    }
+    assert codes == {"23": 1, "1234": 1, "": 1, "other": 5}
+
+
+def test_given_up_messages_are_counted_by_outbox_kind_from_zero() -> None:
+    metrics = PrometheusMetrics()
+    given_up = samples(generate_latest(metrics.registry))
+    name = "connect_user_bot_outbox_given_up_total"
+    # Every kind is there at 0 before anything is given up, so increase() sees the first.
+    assert {labels for (n, labels) in given_up if n == name} == {
+        (("kind", kind.value),) for kind in OutboxKind
+    }
+    metrics.outbox_given_up("post_card")
+    metrics.outbox_given_up("julie@example.com")
+    after = samples(generate_latest(metrics.registry))
+    assert after[(name, (("kind", "post_card"),))] == 1
+    assert after[(name, (("kind", "other"),))] == 1
+    assert after[(name, (("kind", "welcome"),))] == 0
 
 
 def test_each_app_has_a_registry_of_its_own() -> None:
@@ -155,6 +184,15 @@ async def test_slack_counter_counts_and_never_retries() -> None:
         ("https://slack.com/api/chat.postMessage", "chat.postMessage"),
         ("http://127.0.0.1:9/api/views.open/", "views.open"),
         ("https://slack.com/api/users.info?user=U1", "users.info"),
+        ("https://slack.com/api/users.profile.get", "users.profile.get"),
+        ("https://slack.com/api/oauth.v2.access", "oauth.v2.access"),
+        # Not a Slack method's shape: never a label.
+        ("https://slack.com/api/julie@example.com", "other"),
+        ("https://slack.com/api/", "other"),
+        ("https://slack.com/api/postMessage", "other"),
+        ("https://slack.com/api/chat.post-message", "other"),
+        ("https://slack.com/api/Chat.postMessage", "other"),
+        (f"https://slack.com/api/files.{'x' * 100}", "other"),
     ],
 )
 def test_api_method_is_read_from_the_url(url: str, method: str) -> None:

@@ -135,6 +135,32 @@ def test_metrics_are_off_by_default_and_the_token_is_a_secret(env: pytest.Monkey
         Settings.from_env()
 
 
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("short-token", "METRICS_TOKEN: is too short: use at least 16 characters"),
+        ("fifteen-chars15", "METRICS_TOKEN: is too short"),
+        ("a token with spaces inside", "METRICS_TOKEN: must be printable ASCII"),
+        ("jeton-très-secret-4242", "METRICS_TOKEN: must be printable ASCII"),
+        ("tab\tseparated-token-4242", "METRICS_TOKEN: must be printable ASCII"),
+    ],
+)
+def test_a_weak_or_odd_metrics_token_is_refused_by_name(
+    env: pytest.MonkeyPatch, token: str, problem: str
+) -> None:
+    env.setenv("METRICS_TOKEN", token)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env()
+    assert problem in str(refused.value)
+    assert token not in str(refused.value)
+
+
+def test_a_sixteen_character_metrics_token_is_enough(env: pytest.MonkeyPatch) -> None:
+    env.setenv("METRICS_TOKEN", "0123456789abcdef")
+    token = Settings.from_env().metrics_token
+    assert token is not None and token.get_secret_value() == "0123456789abcdef"
+
+
 def test_the_metrics_token_leaves_the_environment_once_read() -> None:
     environ = {"METRICS_TOKEN": "scrape-token-4242", "PATH": "/bin"}
     assert isolate_from_bolt_environment(environ) == []
