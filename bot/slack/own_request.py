@@ -10,13 +10,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import respond
 from bot.slack.home import HomeTab
 from bot.slack.interactions import Click
+from bot.slack.modals import SLACK_ERRORS, replace_modal, slack_error
 from bot.slack.people import SlackPeople
 from bot.slack.ui.kit import View
 from bot.slack.ui.modals import justification_modal, refusal_view
@@ -36,7 +35,6 @@ FAILURE = (
     "Something went wrong on my side while looking for you in the directory. "
     "Please try again in a moment."
 )
-_SLACK_ERRORS = (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError)
 
 # Supervised work after a click: (click, work, name, failure message) — ListenerDeps.after_click.
 AfterClick = Callable[[Click, Coroutine[Any, Any, None], str, str], None]
@@ -64,8 +62,8 @@ async def open_own_request(
         try:
             opened = await client.views_open(trigger_id=trigger_id, view=own_account_loading_view())
             view_id = str((opened.get("view") or {}).get("id") or "")
-        except _SLACK_ERRORS as exc:
-            log.warning("views.open failed for an own request: %s", _slack_error(exc))
+        except SLACK_ERRORS as exc:
+            log.warning("views.open failed for an own request: %s", slack_error(exc))
     else:
         log.warning("an own request came without a trigger_id")
     if not view_id:
@@ -82,7 +80,15 @@ async def fill_own_request(
     # Filing checks this again; asked first so that a guest is not shown a directory entry.
     refused = await deps.people.search_refusal(click.user_id)
     if refused is not None:
-        await _update(deps, click, client, view_id, refusal_view(TITLE, refused))
+        await replace_modal(
+            client,
+            view_id,
+            refusal_view(TITLE, refused),
+            click=click,
+            home=deps.home,
+            what="an own request",
+            not_opened=FORM_NOT_OPENED,
+        )
         return
     own = await deps.requests.own_entry(click.user_id)
     view: View
@@ -99,25 +105,12 @@ async def fill_own_request(
     else:
         role_changes = own.entry is not None and bool(await deps.requests.roles_offered())
         view = own_account_view(own, connect_url=deps.connect_url, role_changes=role_changes)
-    await _update(deps, click, client, view_id, view)
-
-
-async def _update(
-    deps: OwnRequestDeps, click: Click, client: AsyncWebClient, view_id: str, view: View
-) -> None:
-    try:
-        await client.views_update(view_id=view_id, view=view)
-    except _SLACK_ERRORS as exc:
-        error = _slack_error(exc)
-        log.warning("views.update failed for an own request: %s", error)
-        if error == "not_found":  # they closed the modal meanwhile: nothing to tell them
-            return
-        await respond.to_clicker(
-            deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
-        )
-
-
-def _slack_error(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error"))
-    return type(exc).__name__
+    await replace_modal(
+        client,
+        view_id,
+        view,
+        click=click,
+        home=deps.home,
+        what="an own request",
+        not_opened=FORM_NOT_OPENED,
+    )

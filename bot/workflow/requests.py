@@ -19,6 +19,7 @@ from bot.workflow.clock import Clock, utcnow
 from bot.workflow.finding import FindProblem, OwnEntry, queries_for, same_email, shortlist
 from bot.workflow.models import (
     LOCK_KINDS,
+    Account,
     DirectoryCapabilities,
     DirectoryEntry,
     DirectoryGroupPage,
@@ -300,9 +301,7 @@ class Requests:
         )
         if not isinstance(new, NewRequest):
             return new
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        outbox = _filed_outbox(response_url)
         return await self._create(new, outbox)
 
     async def checked_form(
@@ -400,18 +399,11 @@ class Requests:
         chosen = await self._chosen_groups(group_guids)
         if isinstance(chosen, FileProblem):
             return NotFiled(chosen)
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        outbox = _filed_outbox(response_url)
         new = NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
-            person=Person(
-                username=account.username,
-                full_name=account.full_name,
-                email=account.email,
-                temp_ticket="",
-            ),
+            person=_account_person(account),
             justification=justification,
             created_at=self.clock(),
             kind=RequestKind.ROLE_CHANGE,
@@ -470,18 +462,11 @@ class Requests:
         existing = await self.store.find_active(account.username)
         if existing is not None:
             return Duplicate(existing)
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        outbox = _filed_outbox(response_url)
         new = NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
-            person=Person(
-                username=account.username,
-                full_name=account.full_name,
-                email=account.email,
-                temp_ticket="",
-            ),
+            person=_account_person(account),
             justification=justification,
             created_at=self.clock(),
             kind=RequestKind.LOCK if lock else RequestKind.UNLOCK,
@@ -651,18 +636,11 @@ class Requests:
         chosen = await self._chosen_groups(group_guids)
         if isinstance(chosen, FileProblem):
             return NotFiled(chosen)
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        outbox = _filed_outbox(response_url)
         new = NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
-            person=Person(
-                username=account.username,
-                full_name=account.full_name,
-                email=account.email,
-                temp_ticket="",
-            ),
+            person=_account_person(account),
             justification=justification,
             created_at=self.clock(),
             kind=RequestKind.JOIN_GROUPS,
@@ -752,9 +730,7 @@ class Requests:
             # Another Connect group has the name (Connect would answer code 15): approving
             # could not bring this one in.
             return NotFiled(FileProblem.GROUP_NAME_TAKEN, guid=taken.guid)
-        outbox = [OutboxItem(OutboxKind.POST_CARD)]
-        if response_url:
-            outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+        outbox = _filed_outbox(response_url)
         new = NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
@@ -1087,6 +1063,25 @@ def _role_at_stake(request: ProvisioningRequest) -> str | None:
     if request.kind in LOCK_KINDS:
         return request.role_before
     return request.role_granted or request.role_asked
+
+
+def _filed_outbox(response_url: str | None) -> list[OutboxItem]:
+    """What filing a request owes: its card, and the requester's confirmation where they can
+    be answered (their click's response_url)."""
+    outbox = [OutboxItem(OutboxKind.POST_CARD)]
+    if response_url:
+        outbox.append(OutboxItem(OutboxKind.CONFIRM_REQUESTER, {"response_url": response_url}))
+    return outbox
+
+
+def _account_person(account: Account) -> Person:
+    """The person a request about an existing account is for (no ticket: it is made)."""
+    return Person(
+        username=account.username,
+        full_name=account.full_name,
+        email=account.email,
+        temp_ticket="",
+    )
 
 
 def _search_problem(exc: DirectoryError, what: str) -> SearchProblem:

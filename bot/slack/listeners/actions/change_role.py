@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncAck
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import respond
 from bot.slack.interactions import Click, read_click
 from bot.slack.listeners.deps import Listener, ListenerDeps
+from bot.slack.modals import SLACK_ERRORS, replace_modal, slack_error
 from bot.slack.ui.kit import View
 from bot.slack.ui.modals import (
     refusal_view,
@@ -38,7 +37,6 @@ FAILURE = (
     "Something went wrong on my side, so the role change form did not open. "
     "Please press the button again in a moment."
 )
-_SLACK_ERRORS = (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError)
 
 
 def listener(deps: ListenerDeps) -> Listener:
@@ -75,8 +73,8 @@ async def open_role_form(
     if in_modal:
         try:
             await client.views_update(view_id=in_modal, view=role_change_loading_view())
-        except _SLACK_ERRORS as exc:
-            log.warning("views.update failed for a role change: %s", _slack_error(exc))
+        except SLACK_ERRORS as exc:
+            log.warning("views.update failed for a role change: %s", slack_error(exc))
             return  # the modal they clicked in stays as it was
         deps.after_click(
             click, fill_role_form(deps, click, in_modal, client), name="role-form", failure=FAILURE
@@ -91,8 +89,8 @@ async def open_role_form(
     try:
         opened = await client.views_open(trigger_id=trigger_id, view=role_change_loading_view())
         view_id = str((opened.get("view") or {}).get("id") or "")
-    except _SLACK_ERRORS as exc:
-        log.warning("views.open failed for a role change: %s", _slack_error(exc))
+    except SLACK_ERRORS as exc:
+        log.warning("views.open failed for a role change: %s", slack_error(exc))
         view_id = ""
     if not view_id:
         await respond.to_clicker(
@@ -119,7 +117,7 @@ async def fill_role_form(
     # comes from search results, but anyone can send a click).
     refused = await deps.people.search_refusal(click.user_id)
     if refused is not None:
-        await _update(deps, click, client, view_id, refusal_view("Change role", refused))
+        await _update(deps, click, view_id, refusal_view("Change role", refused))
         return
     outcome = await deps.requests.role_form(guid)
     if isinstance(outcome, RoleForm):
@@ -129,26 +127,16 @@ async def fill_role_form(
     else:
         role = outcome.account.user_role if outcome.account is not None else None
         view = role_form_problem_view(outcome.problem, role=role)
-    await _update(deps, click, client, view_id, view)
+    await _update(deps, click, view_id, view)
 
 
-async def _update(
-    deps: ListenerDeps, click: Click, client: AsyncWebClient, view_id: str, view: View
-) -> None:
-    try:
-        await client.views_update(view_id=view_id, view=view)
-    except _SLACK_ERRORS as exc:
-        error = _slack_error(exc)
-        log.warning("views.update failed for a role change: %s", error)
-        if error == "not_found":  # they closed the form meanwhile: nothing to tell them
-            return
-        # Otherwise the modal says "Reading…" forever: say so where they clicked.
-        await respond.to_clicker(
-            deps.client, click, refusal_message(FORM_NOT_OPENED), home=deps.home
-        )
-
-
-def _slack_error(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error"))
-    return type(exc).__name__
+async def _update(deps: ListenerDeps, click: Click, view_id: str, view: View) -> None:
+    await replace_modal(
+        deps.client,
+        view_id,
+        view,
+        click=click,
+        home=deps.home,
+        what="a role change",
+        not_opened=FORM_NOT_OPENED,
+    )
