@@ -246,7 +246,12 @@ def build_runtime(
     )
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     cache = KeyedCache(
-        build_backend(redis_url, namespace=settings.cache_namespace), metrics=metrics
+        build_backend(
+            redis_url,
+            namespace=settings.cache_namespace,
+            max_entries=settings.cache_max_entries,
+        ),
+        metrics=metrics,
     )
     slack_client = build_slack_client(settings, metrics)
     # No cache argument: who may decide is answered in this process only, never from Redis.

@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     lease_seconds: Annotated[float, Field(ge=1, le=3600, validate_default=True)] = 120.0
     recovery_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     cache_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")] = "connect-user-bot"
+    # The in-process cache's entries at most (without REDIS_URL): its memory stays bounded.
+    cache_max_entries: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
 
     # -- request lifecycle (expiry, reminders) ---------------------------------------------------
     request_expiry_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 7 * 24.0

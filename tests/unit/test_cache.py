@@ -116,3 +116,20 @@ def test_cached_search_pages_keep_roles_and_locks_but_no_tickets() -> None:
     loaded = load_page(json.loads(json.dumps(stored)))
     assert loaded.entries[0] == page.entries[0]
     assert loaded.entries[1].temp_ticket == "" and not loaded.entries[1].locked
+
+
+async def test_the_in_process_cache_keeps_at_most_its_cap() -> None:
+    """Without Redis the cache lives in the bot's memory: however many keys traffic makes, it
+    holds at most CACHE_MAX_ENTRIES, dropping the oldest (and its expiry timer) first."""
+    from bot.cache.backend import CappedMemoryCache, build_backend
+
+    cache = build_backend(None, max_entries=3)
+    assert isinstance(cache, CappedMemoryCache)
+    for n in range(10):
+        await cache.set(f"k{n}", {"n": n}, ttl=60)
+    assert len(cache._cache) == 3 and len(cache._handlers) == 3
+    assert await cache.get("k0") is None
+    assert [await cache.get(f"k{n}") for n in (7, 8, 9)] == [{"n": 7}, {"n": 8}, {"n": 9}]
+    # Setting a key it holds replaces it without dropping another.
+    await cache.set("k9", {"n": 99}, ttl=60)
+    assert await cache.get("k7") == {"n": 7} and await cache.get("k9") == {"n": 99}
