@@ -75,3 +75,24 @@ def test_an_expired_request_with_some_approvals_says_who_approved() -> None:
     assert "nobody approved" not in text
     told = json.dumps(requester_outcome_message(req, connect_url=CONNECT)["blocks"])
     assert "did not get every approval it needed" in told
+
+
+def test_a_request_granting_no_role_counts_its_approvals_for_itself() -> None:
+    from bot.workflow.models import RequestKind
+
+    req = make_request(kind=RequestKind.NEW_GROUP, group_name="analysts", username="")
+    card = approval_card(req, connect_url=CONNECT, approvals=ApprovalsRequired({"viewer": 2}))
+    assert_valid_message(card)
+    text = json.dumps(card["blocks"])
+    assert "Needs 2 approvals (this request)" in text
+    assert "default role" not in text
+    done = approval_card(
+        make_request(
+            kind=RequestKind.NEW_GROUP,
+            group_name="analysts",
+            username="",
+            state=RequestState.ALREADY_EXISTS,
+        ),
+        connect_url=CONNECT,
+    )
+    assert done["text"].endswith("was in Connect already")

@@ -151,7 +151,12 @@ def _group_card(
     blocks.append(context(*meta))
     blocks.extend(step_blocks(req))
     blocks.extend(_state_blocks(req, connect_url, approvals or ApprovalsRequired()))
-    fallback = f"{title} for {fallback_value(req.group_name)}: {status_words(req.state)}"
+    status = (
+        "was in Connect already"
+        if req.state is RequestState.ALREADY_EXISTS
+        else status_words(req.state)
+    )
+    fallback = f"{title} for {fallback_value(req.group_name)}: {status}"
     return message(fallback, blocks)
 
 

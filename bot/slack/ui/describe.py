@@ -326,7 +326,7 @@ def approval_count_blocks(req: ProvisioningRequest, required: ApprovalsRequired)
     names = approvers_of(given)
     needed = required.needed(req.role_asked)
     blocks: list[Block] = []
-    role = role_label(req.role_asked)
+    role = approval_subject(req)
     if names:
         blocks.append(
             section_md(
@@ -359,6 +359,14 @@ def approval_count_blocks(req: ProvisioningRequest, required: ApprovalsRequired)
         room -= len(more)
         blocks.extend(more)
     return blocks
+
+
+def approval_subject(req: ProvisioningRequest) -> str:
+    """What the approvals of a request are counted for: the role it asks for, or, for one that
+    grants none (a group, a lock), the request itself."""
+    if req.kind in (RequestKind.NEW_ACCOUNT, RequestKind.ROLE_CHANGE):
+        return role_label(req.role_asked)
+    return "this request"
 
 
 def approved_so_far(req: ProvisioningRequest) -> str:

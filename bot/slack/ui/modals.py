@@ -7,7 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, assert_never
 
-from bot.slack.ui.describe import account_role, account_standing, person_text, role_lines, who
+from bot.slack.ui.describe import (
+    account_role,
+    account_standing,
+    approval_subject,
+    person_text,
+    role_lines,
+    who,
+)
 from bot.slack.ui.groups import group_blocks
 from bot.slack.ui.ids import (
     APPROVAL_NOTE_BLOCK,
@@ -316,7 +323,8 @@ def approve_modal(
         blocks.append(
             context(
                 plain(
-                    f"{asked} needs {approvals_needed} approvals from different approvers: "
+                    f"{approval_subject(req).capitalize()} needs {approvals_needed} approvals "
+                    "from different approvers: "
                     "yours is counted, and Connect is changed when the last one is given."
                 )
             )
