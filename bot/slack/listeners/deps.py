@@ -58,6 +58,28 @@ class ListenerDeps:
 
         self.supervisor.spawn(work, name=name, on_error=report_failure)
 
+    def after_submit(
+        self,
+        user_id: str,
+        response_url: str | None,
+        work: Coroutine[Any, Any, None],
+        *,
+        name: str,
+        failure: str,
+    ) -> None:
+        """Run a form's work after ack() under supervision; if it fails, tell the person who
+        sent it `failure` (through the response_url the form carried, else ephemeral or DM)."""
+
+        async def report_failure(_: BaseException) -> None:
+            await respond.privately(
+                self.client,
+                user_id=user_id,
+                message=refusal_message(failure),
+                response_url=response_url,
+            )
+
+        self.supervisor.spawn(work, name=name, on_error=report_failure)
+
     @property
     def own_request(self) -> OwnRequestDeps:
         def after_click(

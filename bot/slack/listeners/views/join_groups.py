@@ -14,7 +14,7 @@ from bot.slack.interactions import view_input, view_selected_many
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
-from bot.slack.ui.refusals import file_problem_message, refusal_message
+from bot.slack.ui.refusals import file_problem_message
 from bot.slack.ui.values import RoleChangeTarget, decode_role_change_metadata
 from bot.workflow.outcomes import Duplicate, Filed
 
@@ -46,20 +46,12 @@ def listener(deps: ListenerDeps) -> Listener:
         await ack()
         user_id = body["user"]["id"]
 
-        async def report_failure(_: BaseException) -> None:
-            await respond.privately(
-                deps.client,
-                user_id=user_id,
-                message=refusal_message(
-                    "Something went wrong while filing your request. Please try again."
-                ),
-                response_url=response_url,
-            )
-
-        deps.supervisor.spawn(
+        deps.after_submit(
+            user_id,
+            response_url,
             file_join_groups(deps, user_id, target, group_guids, justification, response_url),
             name="file-join-groups",
-            on_error=report_failure,
+            failure="Something went wrong while filing your request. Please try again.",
         )
 
     return join_groups_submitted

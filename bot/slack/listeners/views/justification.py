@@ -15,7 +15,7 @@ from bot.slack.interactions import view_input, view_selected, view_selected_many
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
-from bot.slack.ui.refusals import file_problem_message, refusal_message
+from bot.slack.ui.refusals import file_problem_message
 from bot.slack.ui.values import decode_justification_metadata
 from bot.workflow.outcomes import Duplicate, Filed
 
@@ -76,17 +76,9 @@ def listener(deps: ListenerDeps) -> Listener:
         user_id = body["user"]["id"]
         username = person_value.username
 
-        async def report_failure(_: BaseException) -> None:
-            await respond.privately(
-                deps.client,
-                user_id=user_id,
-                message=refusal_message(
-                    "Something went wrong while filing your request. Please try again."
-                ),
-                response_url=response_url,
-            )
-
-        deps.supervisor.spawn(
+        deps.after_submit(
+            user_id,
+            response_url,
             file_request(
                 deps,
                 user_id,
@@ -97,7 +89,7 @@ def listener(deps: ListenerDeps) -> Listener:
                 group_guids=group_guids,
             ),
             name="file-request",
-            on_error=report_failure,
+            failure="Something went wrong while filing your request. Please try again.",
         )
 
     return justification_submitted

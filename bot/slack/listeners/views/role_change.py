@@ -16,7 +16,7 @@ from bot.slack.interactions import view_input, view_selected, view_selected_many
 from bot.slack.listeners.deps import Listener, ListenerDeps
 from bot.slack.ui import ids
 from bot.slack.ui.messages import duplicate_request_message
-from bot.slack.ui.refusals import file_problem_message, refusal_message
+from bot.slack.ui.refusals import file_problem_message
 from bot.slack.ui.values import RoleChangeTarget, decode_role_change_metadata
 from bot.workflow.outcomes import Duplicate, Filed
 
@@ -49,20 +49,12 @@ def listener(deps: ListenerDeps) -> Listener:
         await ack()
         user_id = body["user"]["id"]
 
-        async def report_failure(_: BaseException) -> None:
-            await respond.privately(
-                deps.client,
-                user_id=user_id,
-                message=refusal_message(
-                    "Something went wrong while filing your role change. Please try again."
-                ),
-                response_url=response_url,
-            )
-
-        deps.supervisor.spawn(
+        deps.after_submit(
+            user_id,
+            response_url,
             file_role_change(deps, user_id, target, role, justification, response_url, group_guids),
             name="file-role-change",
-            on_error=report_failure,
+            failure="Something went wrong while filing your role change. Please try again.",
         )
 
     return role_change_submitted
