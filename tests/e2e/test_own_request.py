@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bot.slack.ui import ids
 from bot.workflow.models import SubjectLink
 from tests.support.blockkit import assert_valid_view
@@ -159,3 +161,20 @@ async def test_the_home_tab_offers_it_to_people_without_an_account(bot: BotUnder
         if b.get("type") == "actions"
         for e in b["elements"]
     )
+
+
+async def test_a_form_whose_filing_fails_tells_its_sender(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the form is acknowledged nothing else would answer: a failure while filing is told
+    to the person who sent it, where they clicked."""
+    from tests.support.flows import open_request_form, submit_request
+
+    async def broken(**_: object) -> None:
+        raise RuntimeError("the store is gone")
+
+    monkeypatch.setattr(bot.runtime.requests, "file_request", broken)
+    view, response_url = await open_request_form(bot, "julie2")
+    await submit_request(bot, view, "Joins the team.")
+    told = [json.dumps(message) for message in await bot.slack.wait_for_response(response_url)]
+    assert any("Something went wrong while filing your request" in text for text in told)
