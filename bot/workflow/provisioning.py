@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.workflow.clock import Clock, utcnow
@@ -563,24 +563,14 @@ class Provisioner:
             known_role = found.user_role
         if known_role == role:
             return await self._complete(request, note=f"The account had the role {role} already.")
-        # Only the holder of a live lease sends: one whose lease ran out may be replaced by now.
-        held = await self.store.renew_lease(
-            request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
+        return await self._change_account(
+            request,
+            lambda: self.directory.set_role(guid, role),
+            what="the role change",
+            refused=self._role_failed,
+            unknown=self._settle_role,
+            done=self._complete,
         )
-        if not held:
-            log.warning("request %s: the lease ran out before the role was set", request.id)
-            return await self._reload(request)
-        try:
-            await self.directory.set_role(guid, role)
-        except DirectoryRefused as exc:
-            log.warning("request %s: Connect refused the role: %s", request.id, exc.problem)
-            return await self._role_failed(request, exc.explanation)
-        except DirectoryError as exc:
-            log.warning(
-                "request %s: outcome of the role change unknown: %s", request.id, exc.problem
-            )
-            return await self._settle_role(request, exc.problem)
-        return await self._complete(request)
 
     # -- the lock step -------------------------------------------------------------------------
 
@@ -608,21 +598,43 @@ class Provisioner:
             if found.locked is want:
                 state = "locked" if want else "unlocked"
                 return await self._lock_done(request, note=f"The account was {state} already.")
+        return await self._change_account(
+            request,
+            lambda: self.directory.set_locked(guid, want),
+            what="the lock call",
+            refused=self._lock_failed,
+            unknown=self._settle_lock,
+            done=self._lock_done,
+        )
+
+    async def _change_account(
+        self,
+        request: ProvisioningRequest,
+        send: Callable[[], Awaitable[object]],
+        *,
+        what: str,
+        refused: Callable[[ProvisioningRequest, str], Awaitable[ProvisioningRequest]],
+        unknown: Callable[[ProvisioningRequest, str], Awaitable[ProvisioningRequest]],
+        done: Callable[[ProvisioningRequest], Awaitable[ProvisioningRequest]],
+    ) -> ProvisioningRequest:
+        """Send one change to an existing account (a role, a lock), only while this process
+        holds a live lease (one whose lease ran out may be replaced by now); a refusal, an
+        unknown outcome and success each go where the step says."""
         held = await self.store.renew_lease(
             request.id, owner=self.instance_id, lease_seconds=self.lease.total_seconds()
         )
         if not held:
-            log.warning("request %s: the lease ran out before the account was locked", request.id)
+            log.warning("request %s: the lease ran out before %s was sent", request.id, what)
             return await self._reload(request)
         try:
-            await self.directory.set_locked(guid, want)
+            await send()
         except DirectoryRefused as exc:
-            log.warning("request %s: Connect refused the lock call: %s", request.id, exc.problem)
-            return await self._lock_failed(request, exc.explanation)
+            log.warning("request %s: Connect refused %s: %s", request.id, what, exc.problem)
+            return await refused(request, exc.explanation)
         except DirectoryError as exc:
-            log.warning("request %s: outcome of the lock call unknown: %s", request.id, exc.problem)
-            return await self._settle_lock(request, exc.problem)
-        return await self._lock_done(request)
+            log.warning("request %s: outcome of %s unknown: %s", request.id, what, exc.problem)
+            return await unknown(request, exc.problem)
+        return await done(request)
 
     async def _settle_lock(self, request: ProvisioningRequest, problem: str) -> ProvisioningRequest:
         """The lock call went unanswered: look at the account over the settle delays (Connect

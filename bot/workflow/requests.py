@@ -393,26 +393,15 @@ class Requests:
             return NotFiled(FileProblem.SAME_ROLE, guid=guid)
         if isinstance(form, NoRoleForm) or role not in form.roles:
             return NotFiled(FileProblem.ROLE_NOT_REQUESTABLE)
-        existing = await self.store.find_active(account.username)
-        if existing is not None:
-            return Duplicate(existing)
-        chosen = await self._chosen_groups(group_guids)
-        if isinstance(chosen, FileProblem):
-            return NotFiled(chosen)
-        outbox = _filed_outbox(response_url)
-        new = NewRequest(
-            request_id=self.id_factory(),
-            requester_id=requester_id,
-            person=_account_person(account),
-            justification=justification,
-            created_at=self.clock(),
-            kind=RequestKind.ROLE_CHANGE,
+        return await self._file_for_account(
+            requester_id,
+            account,
+            justification,
+            RequestKind.ROLE_CHANGE,
+            response_url=response_url,
+            group_guids=group_guids,
             role_asked=role,
-            role_before=account.user_role,
-            connect_guid=account.guid,
-            groups=chosen,
         )
-        return await self._create(new, outbox)
 
     # -- lock and unlock -------------------------------------------------------------------------
 
@@ -459,21 +448,43 @@ class Requests:
         if account.locked is lock:
             problem = FileProblem.ALREADY_LOCKED if lock else FileProblem.NOT_LOCKED
             return NotFiled(problem, guid=account.guid)
+        kind = RequestKind.LOCK if lock else RequestKind.UNLOCK
+        return await self._file_for_account(
+            requester_id, account, justification, kind, response_url=response_url
+        )
+
+    async def _file_for_account(
+        self,
+        requester_id: str,
+        account: Account,
+        justification: str,
+        kind: RequestKind,
+        *,
+        response_url: str | None,
+        group_guids: Sequence[str] = (),
+        role_asked: str | None = None,
+    ) -> FileOutcome:
+        """File a request of `kind` about the existing `account` (read from Connect by the
+        caller): one active request per account, the groups chosen checked against Connect."""
         existing = await self.store.find_active(account.username)
         if existing is not None:
             return Duplicate(existing)
-        outbox = _filed_outbox(response_url)
+        chosen = await self._chosen_groups(group_guids)
+        if isinstance(chosen, FileProblem):
+            return NotFiled(chosen)
         new = NewRequest(
             request_id=self.id_factory(),
             requester_id=requester_id,
             person=_account_person(account),
             justification=justification,
             created_at=self.clock(),
-            kind=RequestKind.LOCK if lock else RequestKind.UNLOCK,
+            kind=kind,
+            role_asked=role_asked,
             role_before=account.user_role,
             connect_guid=account.guid,
+            groups=chosen,
         )
-        return await self._create(new, outbox)
+        return await self._create(new, _filed_outbox(response_url))
 
     async def link_subject(self, email: str) -> tuple[str | None, SubjectLink | None]:
         """The Slack account of the person a request is for, matched by the directory's email,
@@ -630,25 +641,14 @@ class Requests:
                 return NotFiled(FileProblem.GROUPS_NOT_OFFERED)
             return NotFiled(_FORM_PROBLEMS[form.account_problem or RoleFormProblem.CANNOT_READ])
         account = form.account
-        existing = await self.store.find_active(account.username)
-        if existing is not None:
-            return Duplicate(existing)
-        chosen = await self._chosen_groups(group_guids)
-        if isinstance(chosen, FileProblem):
-            return NotFiled(chosen)
-        outbox = _filed_outbox(response_url)
-        new = NewRequest(
-            request_id=self.id_factory(),
-            requester_id=requester_id,
-            person=_account_person(account),
-            justification=justification,
-            created_at=self.clock(),
-            kind=RequestKind.JOIN_GROUPS,
-            role_before=account.user_role,
-            connect_guid=account.guid,
-            groups=chosen,
+        return await self._file_for_account(
+            requester_id,
+            account,
+            justification,
+            RequestKind.JOIN_GROUPS,
+            response_url=response_url,
+            group_guids=group_guids,
         )
-        return await self._create(new, outbox)
 
     # -- directory groups ----------------------------------------------------------------------
 
